@@ -1,0 +1,47 @@
+# tailnet-operator. `make help` lists the targets. Everything runs on the project's own Node.js
+# LTS (node_modules/.bin/node, from the npm package `node`), not the machine's.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+NODE := $(CURDIR)/node_modules/.bin/node
+LAUNCH := $(NODE) src/sandbox/launch.ts --
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+deps: ## Install Debian packages and npm packages (with the project's Node.js LTS)
+	@bash scripts/install-deps.sh
+
+bins: ## Build the pinned sandbox binaries into the cache (skips what is built)
+	@bash scripts/build-bins.sh
+
+typecheck: deps ## Type-check everything
+	tsc --noEmit -p tsconfig.json
+
+lint: deps ## Lint everything
+	eslint --max-warnings 0 .
+
+test-unit: deps ## Unit tests (no root, no network)
+	$(NODE) --test --test-reporter=spec 'src/**/*.test.ts'
+
+test-sandbox: deps bins ## Tests against the real sandbox (root; builds binaries if missing)
+	$(LAUNCH) $(NODE) --test --test-reporter=spec --test-concurrency=1 \
+	  --test-global-setup=test/global-setup.ts 'test/sandbox/**/*.test.ts'
+
+check: typecheck lint test-unit ## Typecheck, lint and unit tests
+
+test: deps bins ## Everything CI runs: typecheck, lint, unit and sandbox tests
+	$(MAKE) --no-print-directory typecheck lint test-unit test-sandbox
+
+demo: deps bins ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
+	$(LAUNCH) $(NODE) src/demo/main.ts $(ARGS)
+
+bench: deps bins ## Print sandbox figures (cold build times, warm start-up, peak memory)
+	$(LAUNCH) $(NODE) bench/sandbox-startup.ts
+
+clean-sandbox: deps ## Remove sandboxes left by crashed runs
+	$(LAUNCH) true
+
+.PHONY: help deps bins typecheck lint test-unit test-sandbox check test demo bench clean-sandbox

@@ -1,0 +1,186 @@
+// A real Headscale control server for the sandbox: MagicDNS on, the embedded DERP served over
+// plain HTTP (usable offline), and a policy in which the operator's tag owns the proxies' tag.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import type { CommandRunner } from "../shared/exec.ts";
+import type { ManagedProcess } from "../shared/process.ts";
+import { startAndAwait } from "./started-process.ts";
+import { httpGet } from "./https-probe.ts";
+
+export interface HeadscaleOptions {
+  readonly runner: CommandRunner;
+  readonly binary: string;
+  readonly dir: string;
+  /** Hub bridge address that devices reach the server on; must be a private address. */
+  readonly address: string;
+  readonly baseDomain: string;
+}
+
+export interface HeadscaleAccess {
+  readonly url: string;
+  readonly baseDomain: string;
+  readonly configFile: string;
+}
+
+export const HEADSCALE_PORT = 8080;
+
+/** The policy tailnet-operator expects: tag:k8s-operator owns tag:k8s, everything may talk. */
+export const SANDBOX_POLICY = {
+  tagOwners: {
+    "tag:k8s-operator": ["operator@"],
+    "tag:k8s": ["tag:k8s-operator"],
+    "tag:test": ["tag:k8s-operator"],
+  },
+  acls: [{ action: "accept", src: ["*"], dst: ["*:*"] }],
+};
+
+export interface PreAuthKeyOptions {
+  readonly user?: number;
+  readonly tags?: readonly string[];
+  readonly reusable?: boolean;
+  readonly ephemeral?: boolean;
+}
+
+export class HeadscaleServer {
+  readonly access: HeadscaleAccess;
+  private readonly proc: ManagedProcess;
+  private readonly admin: HeadscaleAdmin;
+
+  private constructor(access: HeadscaleAccess, proc: ManagedProcess, admin: HeadscaleAdmin) {
+    this.access = access;
+    this.proc = proc;
+    this.admin = admin;
+  }
+
+  static async start(options: HeadscaleOptions): Promise<HeadscaleServer> {
+    await mkdir(options.dir, { recursive: true });
+    const url = `http://${options.address}:${HEADSCALE_PORT}`;
+    const configFile = join(options.dir, "config.yaml");
+    await writeFile(configFile, stringify(headscaleConfig(options, url)));
+    const proc = await startAndAwait(
+      {
+        name: "headscale",
+        logFile: join(options.dir, "headscale.log"),
+        argv: [options.binary, "-c", configFile, "serve"],
+      },
+      async () => (await httpGet(`${url}/health`)).status === 200,
+      30_000,
+    );
+    const access = { url, baseDomain: options.baseDomain, configFile };
+    const admin = new HeadscaleAdmin(options.runner, options.binary, configFile);
+    try {
+      await writeFile(join(options.dir, "policy.json"), JSON.stringify(SANDBOX_POLICY, null, 2));
+      await admin.cli(["policy", "set", "-f", join(options.dir, "policy.json")]);
+    } catch (error) {
+      await proc.stop();
+      throw error;
+    }
+    return new HeadscaleServer(access, proc, admin);
+  }
+
+  get cli(): HeadscaleAdmin {
+    return this.admin;
+  }
+
+  async stop(): Promise<void> {
+    await this.proc.stop();
+  }
+}
+
+/** Administration through the headscale CLI over its unix socket (no network involved). */
+export class HeadscaleAdmin {
+  private readonly runner: CommandRunner;
+  private readonly binary: string;
+  private readonly configFile: string;
+
+  constructor(runner: CommandRunner, binary: string, configFile: string) {
+    this.runner = runner;
+    this.binary = binary;
+    this.configFile = configFile;
+  }
+
+  async cli(args: readonly string[]): Promise<string> {
+    const { stdout } = await this.runner.run([this.binary, "-c", this.configFile, ...args], { timeoutMs: 30_000 });
+    return stdout;
+  }
+
+  private async json<T>(args: readonly string[]): Promise<T> {
+    return JSON.parse(await this.cli([...args, "-o", "json"])) as T;
+  }
+
+  /** Creates a user (or returns the existing one) and gives back its numeric id. */
+  async ensureUser(name: string): Promise<number> {
+    const users = await this.json<{ id: number | string; name: string }[]>(["users", "list"]);
+    const existing = users.find((user) => user.name === name);
+    if (existing) return Number(existing.id);
+    const created = await this.json<{ id: number | string }>(["users", "create", name]);
+    return Number(created.id);
+  }
+
+  async createApiKey(expiration = "24h"): Promise<string> {
+    return (await this.cli(["apikeys", "create", "--expiration", expiration])).trim();
+  }
+
+  async createPreAuthKey(options: PreAuthKeyOptions): Promise<string> {
+    const args = ["preauthkeys", "create", "--expiration", "24h"];
+    if (options.user !== undefined) args.push("--user", String(options.user));
+    if (options.tags?.length) args.push("--tags", options.tags.join(","));
+    if (options.reusable) args.push("--reusable");
+    if (options.ephemeral) args.push("--ephemeral");
+    const key = await this.json<{ key: string }>(args);
+    return key.key;
+  }
+
+  async listNodes(): Promise<HeadscaleNode[]> {
+    return this.json<HeadscaleNode[]>(["nodes", "list"]);
+  }
+}
+
+export interface HeadscaleNode {
+  readonly id: number | string;
+  readonly name: string;
+  readonly given_name?: string;
+  readonly ip_addresses?: string[];
+  readonly tags?: string[];
+  readonly online?: boolean;
+}
+
+function headscaleConfig(options: HeadscaleOptions, url: string): Record<string, unknown> {
+  const state = options.dir;
+  return {
+    server_url: url,
+    listen_addr: `${options.address}:${HEADSCALE_PORT}`,
+    metrics_listen_addr: "127.0.0.1:9090",
+    grpc_listen_addr: "127.0.0.1:50443",
+    grpc_allow_insecure: false,
+    noise: { private_key_path: join(state, "noise_private.key") },
+    prefixes: { v4: "100.64.0.0/10", v6: "fd7a:115c:a1e0::/48", allocation: "sequential" },
+    derp: {
+      server: {
+        enabled: true,
+        region_id: 999,
+        region_code: "sandbox",
+        region_name: "Sandbox embedded DERP",
+        verify_clients: true,
+        stun_listen_addr: `${options.address}:3478`,
+        private_key_path: join(state, "derp_server_private.key"),
+        automatically_add_embedded_derp_region: true,
+        ipv4: options.address,
+      },
+      // Any URL here is fetched at start-up and a failure is fatal: offline, there are none.
+      urls: [],
+      paths: [],
+      auto_update_enabled: false,
+    },
+    disable_check_updates: true,
+    node: { expiry: 0, ephemeral: { inactivity_timeout: "2m" } },
+    database: { type: "sqlite", sqlite: { path: join(state, "db.sqlite"), write_ahead_log: true } },
+    log: { level: "info", format: "text" },
+    policy: { mode: "database" },
+    dns: { magic_dns: true, base_domain: options.baseDomain, override_local_dns: false, nameservers: { global: [] } },
+    unix_socket: join(state, "headscale.sock"),
+    unix_socket_permission: "0770",
+    logtail: { enabled: false },
+  };
+}

@@ -1,0 +1,145 @@
+// etcd + kube-apiserver for the sandbox, configured like controller-runtime's envtest (RBAC on,
+// service-account signing so TokenRequest works) and serving on the hub bridge address so pods
+// in other sandbox namespaces reach it as their in-cluster API server.
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import type { CommandRunner } from "../shared/exec.ts";
+import type { ManagedProcess } from "../shared/process.ts";
+import { createApiserverPki } from "./pki.ts";
+import { startAndAwait } from "./started-process.ts";
+import { httpGet } from "./https-probe.ts";
+
+export interface KubeControlPlaneOptions {
+  readonly runner: CommandRunner;
+  readonly dir: string;
+  readonly etcdBinary: string;
+  readonly apiserverBinary: string;
+  /** Address on the hub bridge that pods use to reach the API server. */
+  readonly advertiseAddress: string;
+  readonly serviceClusterIpRange: string;
+}
+
+/** Facts a client needs to talk to the sandbox API server; written to the run dir as JSON. */
+export interface KubeAccess {
+  readonly server: string;
+  readonly caFile: string;
+  readonly adminToken: string;
+  /** A valid identity with no RBAC bindings at all. */
+  readonly unprivilegedToken: string;
+  readonly adminKubeconfig: string;
+}
+
+export const APISERVER_PORT = 6443;
+
+export class KubeControlPlane {
+  readonly access: KubeAccess;
+  private readonly processes: ManagedProcess[];
+
+  private constructor(access: KubeAccess, processes: ManagedProcess[]) {
+    this.access = access;
+    this.processes = processes;
+  }
+
+  static async start(options: KubeControlPlaneOptions): Promise<KubeControlPlane> {
+    const dir = options.dir;
+    await mkdir(join(dir, "pki"), { recursive: true });
+    const pki = await createApiserverPki(options.runner, join(dir, "pki"), {
+      ips: ["127.0.0.1", options.advertiseAddress, firstServiceIp(options.serviceClusterIpRange)],
+      dns: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
+    });
+    const adminToken = randomBytes(24).toString("hex");
+    const unprivilegedToken = randomBytes(24).toString("hex");
+    await writeFile(
+      join(dir, "tokens.csv"),
+      `${adminToken},sandbox-admin,uid-admin,"system:masters"\n${unprivilegedToken},sandbox-nobody,uid-nobody\n`,
+      { mode: 0o600 },
+    );
+
+    const processes: ManagedProcess[] = [];
+    try {
+      processes.push(
+        await startAndAwait(
+          {
+            name: "etcd",
+            logFile: join(dir, "etcd.log"),
+            argv: [
+              options.etcdBinary,
+              `--data-dir=${join(dir, "etcd")}`,
+              "--listen-client-urls=http://127.0.0.1:2379",
+              "--advertise-client-urls=http://127.0.0.1:2379",
+              "--listen-peer-urls=http://127.0.0.1:2380",
+              "--unsafe-no-fsync=true",
+              "--log-level=warn",
+            ],
+          },
+          async () => (await httpGet("http://127.0.0.1:2379/health")).status === 200,
+          30_000,
+        ),
+      );
+      const server = `https://${options.advertiseAddress}:${APISERVER_PORT}`;
+      const ca = await readFile(pki.caCert, "utf8");
+      processes.push(
+        await startAndAwait(
+          {
+            name: "kube-apiserver",
+            logFile: join(dir, "kube-apiserver.log"),
+            argv: [
+              options.apiserverBinary,
+              "--etcd-servers=http://127.0.0.1:2379",
+              "--bind-address=0.0.0.0",
+              `--secure-port=${APISERVER_PORT}`,
+              `--advertise-address=${options.advertiseAddress}`,
+              `--tls-cert-file=${pki.servingCert}`,
+              `--tls-private-key-file=${pki.servingKey}`,
+              `--token-auth-file=${join(dir, "tokens.csv")}`,
+              "--authorization-mode=RBAC",
+              "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+              `--service-account-key-file=${pki.serviceAccountPub}`,
+              `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+              `--service-cluster-ip-range=${options.serviceClusterIpRange}`,
+              // No controller-manager creates default ServiceAccounts, so this plugin would
+              // reject every Pod; the pod runner mints tokens itself.
+              "--disable-admission-plugins=ServiceAccount",
+              "--allow-privileged=true",
+              "--enable-priority-and-fairness=false",
+              "-v=1",
+            ],
+          },
+          async () => (await httpGet(`${server}/readyz`, { ca, token: adminToken })).status === 200,
+          90_000,
+        ),
+      );
+      const adminKubeconfig = join(dir, "admin.kubeconfig");
+      await writeFile(adminKubeconfig, kubeconfig(server, pki.caCert, adminToken), { mode: 0o600 });
+      return new KubeControlPlane({ server, caFile: pki.caCert, adminToken, unprivilegedToken, adminKubeconfig }, processes);
+    } catch (error) {
+      for (const proc of processes.reverse()) await proc.stop();
+      throw error;
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const proc of [...this.processes].reverse()) await proc.stop(10_000);
+  }
+}
+
+/** A kubeconfig for a bearer token; the same shape kubectl writes. */
+export function kubeconfig(server: string, caFile: string, token: string, namespace = "default"): string {
+  return stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "sandbox", cluster: { server, "certificate-authority": caFile } }],
+    users: [{ name: "sandbox-user", user: { token } }],
+    contexts: [{ name: "sandbox", context: { cluster: "sandbox", user: "sandbox-user", namespace } }],
+    "current-context": "sandbox",
+  });
+}
+
+function firstServiceIp(cidr: string): string {
+  const [base] = cidr.split("/");
+  const octets = (base ?? "").split(".").map(Number);
+  octets[3] = (octets[3] ?? 0) + 1;
+  return octets.join(".");
+}

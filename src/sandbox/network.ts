@@ -1,0 +1,110 @@
+// The sandbox network: a bridge in the hub namespace and hosts (network namespaces) attached to
+// it by veth pairs. The hub routes Service ClusterIPs to the backend hosts that own them, the
+// way kube-proxy would make them reachable. No namespace gets a default route, and nothing is
+// linked to the host's root namespace, so sandbox traffic cannot leave the sandbox.
+import { mkdir, open, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import type { CommandRunner } from "../shared/exec.ts";
+import { NetworkNamespace } from "./netns.ts";
+import { namespacePrefix, type RunInfo } from "./runs.ts";
+
+export const BRIDGE = "br0";
+export const HUB_ADDRESS = "10.77.0.1";
+const SANDBOX_PREFIX_LENGTH = 16;
+export const SERVICE_CIDR = "10.96.0.0/16";
+const MAX_HOSTS = 250 * 250;
+
+/** A sandbox host: its own network namespace with one interface on the bridge. */
+export interface SandboxHost {
+  readonly namespace: NetworkNamespace;
+  readonly address: string;
+  readonly index: number;
+}
+
+export class SandboxNetwork {
+  private readonly runner: CommandRunner;
+  private readonly run: RunInfo;
+
+  constructor(runner: CommandRunner, run: RunInfo) {
+    this.runner = runner;
+    this.run = run;
+  }
+
+  /** Creates the bridge in the hub (the namespace this process runs in). */
+  async createBridge(): Promise<void> {
+    const ip = (...args: string[]): Promise<unknown> => this.runner.run(["ip", ...args]);
+    await ip("link", "add", BRIDGE, "type", "bridge");
+    await ip("addr", "add", `${HUB_ADDRESS}/${SANDBOX_PREFIX_LENGTH}`, "dev", BRIDGE);
+    await ip("link", "set", BRIDGE, "up");
+    // The hub forwards between hosts on the bridge when it routes a ClusterIP to its backend.
+    await this.runner.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    // Hosts share one subnet, so the hub would otherwise answer routed packets with redirects.
+    await this.runner.run(["sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0", `net.ipv4.conf.${BRIDGE}.send_redirects=0`]);
+  }
+
+  /** Creates a host namespace named tno-<run>-<role><n> with an address on the bridge. */
+  async addHost(role: string): Promise<SandboxHost> {
+    const index = await this.allocateIndex();
+    const address = hostAddress(index);
+    const hubSide = `vh${index}`;
+    let namespace: NetworkNamespace | undefined;
+    try {
+      const ns = await NetworkNamespace.create(this.runner, `${namespacePrefix(this.run.id)}${role}${index}`);
+      namespace = ns;
+      const inNs = (...args: string[]): Promise<unknown> => this.runner.run(ns.exec(["ip", ...args]));
+      await this.runner.run(["ip", "link", "add", hubSide, "type", "veth", "peer", "name", "eth0", "netns", ns.name]);
+      await this.runner.run(["ip", "link", "set", hubSide, "master", BRIDGE, "up"]);
+      await inNs("addr", "add", `${address}/${SANDBOX_PREFIX_LENGTH}`, "dev", "eth0");
+      await inNs("link", "set", "eth0", "up");
+      // Service ClusterIPs are routed by the hub; there is deliberately no default route.
+      await inNs("route", "add", SERVICE_CIDR, "via", HUB_ADDRESS);
+      return { namespace: ns, address, index };
+    } catch (error) {
+      await namespace?.delete();
+      await this.releaseIndex(index);
+      throw error;
+    }
+  }
+
+  /** Deletes the host's namespace (its veth goes with it) and frees its address. */
+  async removeHost(host: SandboxHost): Promise<void> {
+    await host.namespace.delete();
+    await this.releaseIndex(host.index);
+  }
+
+  /** Makes the hub send traffic for ip (a ClusterIP) to the host that owns it. */
+  async routeToHost(ip: string, host: SandboxHost): Promise<void> {
+    await this.runner.run(["ip", "route", "replace", `${ip}/32`, "via", host.address]);
+  }
+
+  async removeRoute(ip: string): Promise<void> {
+    await this.runner.run(["ip", "route", "del", `${ip}/32`]).catch(() => undefined);
+  }
+
+  /**
+   * Host indexes are claimed by creating a marker file exclusively, so several processes of
+   * one run (test files, the pod runner) never hand out the same address.
+   */
+  private async allocateIndex(): Promise<number> {
+    const dir = join(this.run.dir, "hosts");
+    await mkdir(dir, { recursive: true });
+    for (let index = 1; index < MAX_HOSTS; index++) {
+      try {
+        await (await open(join(dir, String(index)), "wx")).close();
+        return index;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      }
+    }
+    throw new Error("sandbox network: no free host addresses");
+  }
+
+  private async releaseIndex(index: number): Promise<void> {
+    await unlink(join(this.run.dir, "hosts", String(index))).catch(() => undefined);
+  }
+}
+
+/** 10.77.<n / 250>.<n % 250 + 2>: index 0 would collide with the hub's 10.77.0.1. */
+export function hostAddress(index: number): string {
+  return `10.77.${Math.floor(index / 250)}.${(index % 250) + 2}`;
+}

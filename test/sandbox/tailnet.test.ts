@@ -1,0 +1,76 @@
+// Real tailscaled devices join the sandbox's real Headscale and talk to each other.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { attachSandbox, fetchFromDevice, resolveFromDevice } from "../helpers/sandbox.ts";
+import { TAILNET_DOMAIN } from "../../src/sandbox/sandbox.ts";
+import { nodeToolArgv } from "../../src/sandbox/tools.ts";
+import { ManagedProcess } from "../../src/shared/process.ts";
+import { waitFor } from "../../src/shared/clock.ts";
+
+const sandbox = await attachSandbox();
+
+describe("tailnet devices on Headscale", () => {
+  it("join with a tagged pre-auth key, resolve each other by MagicDNS and exchange data directly", async () => {
+    const [alpha, beta] = await Promise.all([
+      sandbox.addDevice("alpha", { tags: ["tag:k8s"] }),
+      sandbox.addDevice("beta", { tags: ["tag:k8s"] }),
+    ]);
+    const [a, b] = await Promise.all([alpha.status(), beta.status()]);
+    assert.equal(a.backendState, "Running");
+    assert.match(a.tailscaleIps[0] ?? "", /^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\./);
+    assert.notEqual(a.tailscaleIps[0], b.tailscaleIps[0]);
+    assert.equal(b.dnsName, `beta.${TAILNET_DOMAIN}.`);
+
+    const nodes = await sandbox.headscaleAdmin.listNodes();
+    const betaNode = nodes.find((node) => node.given_name === "beta");
+    assert.deepEqual(betaNode?.tags, ["tag:k8s"]);
+    assert.equal(String(betaNode.id), b.id, "the device's stable ID is Headscale's node id");
+
+    assert.deepEqual(await resolveFromDevice(sandbox, alpha, `beta.${TAILNET_DOMAIN}`), [b.tailscaleIps[0]]);
+    assert.deepEqual(await resolveFromDevice(sandbox, beta, `alpha.${TAILNET_DOMAIN}`), [a.tailscaleIps[0]]);
+
+    const pong = await alpha.cli(["ping", "--c", "5", b.tailscaleIps[0] ?? ""]);
+    assert.match(pong, new RegExp(`via ${beta.host.address.replaceAll(".", "\\.")}:41641`), "a direct path, not DERP");
+
+    const server = ManagedProcess.start({
+      name: "beta http",
+      logFile: join(sandbox.run.dir, "beta-http.log"),
+      argv: beta.exec(nodeToolArgv("http-server.ts", ["--name", "beta", "--listen", `${b.tailscaleIps[0] ?? ""}:8000`])),
+    });
+    try {
+      const body = await waitFor("beta's server over the tailnet", () => fetchFromDevice(sandbox, alpha, `http://beta.${TAILNET_DOMAIN}:8000/data`).catch(() => undefined), {
+        timeoutMs: 15_000,
+      });
+      assert.match(body, /^HTTP\/1\.1 200 /);
+      assert.match(body, /hello from beta\npath=\/data\nremote=([^\n]+)/);
+      assert.equal(/remote=([^\n]+)/.exec(body)?.[1], a.tailscaleIps[0], "the request came over the tailnet from alpha");
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("refuses to join with a key Headscale never issued", async () => {
+    const host = await sandbox.network.addHost("dev");
+    try {
+      const { TailnetDevice } = await import("../../src/sandbox/tailnet-device.ts");
+      await assert.rejects(
+        TailnetDevice.start({
+          runner: sandbox.runner,
+          host,
+          dir: join(sandbox.run.dir, "devices", "bad-key"),
+          tailscaled: sandbox.bins.tailscaled,
+          tailscale: sandbox.bins.tailscale,
+          loginServer: sandbox.headscale.url,
+          authKey: "hskey-auth-not-a-real-key",
+          hostname: "intruder",
+        }),
+        /intruder did not join/,
+      );
+      const nodes = await sandbox.headscaleAdmin.listNodes();
+      assert.ok(!nodes.some((node) => node.given_name === "intruder"));
+    } finally {
+      await sandbox.network.removeHost(host);
+    }
+  });
+});
