@@ -32,8 +32,10 @@ fail() { printf '[build-bins] ERROR: %s\n' "$*" >&2; exit 1; }
 # Each component lands in $BIN_DIR/<name>-<version>/ and is complete only once the
 # directory's .done marker exists, so an interrupted build is redone, never half-used.
 built() { [[ -f "$BIN_DIR/$1/.done" ]]; }
-finish() { touch "$BIN_DIR/$1/.done"; }
-timed() { local start=$SECONDS; "$@"; log "  took $((SECONDS - start)) s"; }
+# The cold build time is kept beside the binaries for `make bench` to report.
+BUILD_START=$SECONDS
+finish() { echo $((SECONDS - BUILD_START)) >"$BIN_DIR/$1/.build-seconds"; touch "$BIN_DIR/$1/.done"; }
+timed() { BUILD_START=$SECONDS; "$@"; log "  took $((SECONDS - BUILD_START)) s"; }
 
 build_k8s() {
   local dir="kubernetes-$K8S_VERSION" work

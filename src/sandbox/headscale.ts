@@ -111,7 +111,8 @@ export class HeadscaleAdmin {
 
   /** Creates a user (or returns the existing one) and gives back its numeric id. */
   async ensureUser(name: string): Promise<number> {
-    const users = await this.json<{ id: number | string; name: string }[]>(["users", "list"]);
+    // The CLI prints null, not [], when there are no users yet.
+    const users = (await this.json<{ id: number | string; name: string }[] | null>(["users", "list"])) ?? [];
     const existing = users.find((user) => user.name === name);
     if (existing) return Number(existing.id);
     const created = await this.json<{ id: number | string }>(["users", "create", name]);
@@ -144,6 +145,7 @@ export interface HeadscaleNode {
   readonly ip_addresses?: string[];
   readonly tags?: string[];
   readonly online?: boolean;
+  readonly user?: { readonly name?: string };
 }
 
 function headscaleConfig(options: HeadscaleOptions, url: string): Record<string, unknown> {

@@ -2,11 +2,15 @@
 // really is inside the run's hub namespace (never the host's), done before anything binds.
 import { statSync } from "node:fs";
 import { runInfo, type RunInfo } from "./runs.ts";
+import { HOST_MOUNT_NAMESPACE_ENV } from "./netns.ts";
 
 const ENV_ID = "TNO_SANDBOX_ID";
 
 export function hubEnvironment(run: RunInfo): Record<string, string> {
-  return { [ENV_ID]: run.id, TNO_SANDBOX_DIR: run.dir };
+  // A launcher started inside another sandbox (the teardown tests do this) keeps the outermost
+  // launcher's mount namespace: only there do registrations propagate to every hub.
+  const hostMount = process.env[HOST_MOUNT_NAMESPACE_ENV] ?? `/proc/${process.pid}/ns/mnt`;
+  return { [ENV_ID]: run.id, TNO_SANDBOX_DIR: run.dir, [HOST_MOUNT_NAMESPACE_ENV]: hostMount };
 }
 
 /** The run this process was launched into; throws a clear error outside a sandbox hub. */

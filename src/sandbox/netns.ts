@@ -6,6 +6,20 @@ import type { CommandRunner } from "../shared/exec.ts";
 /** Where `ip netns exec` finds per-namespace overrides of /etc files. */
 const ETC_NETNS = "/etc/netns";
 
+/** Set by the launcher: the mount namespace that named namespaces must be registered in. */
+export const HOST_MOUNT_NAMESPACE_ENV = "TNO_SANDBOX_HOST_MNT";
+
+/**
+ * Runs `ip netns add|del` in the launcher's mount namespace. The hub runs under `ip netns exec`,
+ * which gives it a mount namespace that is a slave of the launcher's: a namespace registered
+ * from inside the hub would be invisible to the launcher (so its cleanup could not find it),
+ * while one registered in the launcher's propagates into the hub as well.
+ */
+function inHostMountNamespace(argv: readonly string[]): string[] {
+  const mnt = process.env[HOST_MOUNT_NAMESPACE_ENV];
+  return mnt ? ["nsenter", `--mount=${mnt}`, "--", ...argv] : [...argv];
+}
+
 /** A network namespace created by this sandbox, with no route out of the sandbox. */
 export class NetworkNamespace {
   readonly name: string;
@@ -26,7 +40,7 @@ export class NetworkNamespace {
     await mkdir(etc, { recursive: true });
     await writeFile(`${etc}/resolv.conf`, "# sandbox namespace: no resolver\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n");
     await writeFile(`${etc}/hosts`, "127.0.0.1 localhost\n::1 localhost\n");
-    await runner.run(["ip", "netns", "add", name]);
+    await runner.run(inHostMountNamespace(["ip", "netns", "add", name]));
     const ns = new NetworkNamespace(runner, name);
     await runner.run(ns.exec(["ip", "link", "set", "lo", "up"]));
     return ns;
@@ -72,7 +86,7 @@ export async function removeNamespace(runner: CommandRunner, name: string): Prom
     }
   }
   try {
-    await runner.run(["ip", "netns", "del", name]);
+    await runner.run(inHostMountNamespace(["ip", "netns", "del", name]));
   } catch {
     // Not there (deleted before, or never created).
   }

@@ -24,7 +24,7 @@ export const TAILNET_DOMAIN = "tailnet.test";
 const STATE_FILE = "sandbox.json";
 
 interface Stoppable {
-  stop(): Promise<void>;
+  stop(): Promise<unknown>;
 }
 
 export class Sandbox {

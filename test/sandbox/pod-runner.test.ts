@@ -14,7 +14,7 @@ const core = kc.makeApiClient(CoreV1Api);
 const apps = kc.makeApiClient(AppsV1Api);
 const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
 const namespace = `pods-${Date.now()}`;
-const runner = new PodRunner(sandbox, { images: projectImageMap({ "sandbox.test/pod-probe": "test/fixtures/pod-probe.ts" }), intervalMs: 200 });
+const runner = new PodRunner(sandbox, { images: projectImageMap({ "tailnet-operator-test/pod-probe": "test/fixtures/pod-probe.ts" }), intervalMs: 200, log: (message) => process.stderr.write(`${message}\n`) });
 
 function probeStatefulSet(name: string, image: string, greetingEnv = "GREETING"): V1StatefulSet {
   return {
@@ -87,7 +87,7 @@ after(async () => {
 
 describe("pod runner", () => {
   it("runs a StatefulSet's pod with its env, Secret volume and its own service-account token", async () => {
-    await apps.createNamespacedStatefulSet({ namespace, body: probeStatefulSet("probe", "sandbox.test/pod-probe:v1") });
+    await apps.createNamespacedStatefulSet({ namespace, body: probeStatefulSet("probe", "tailnet-operator-test/pod-probe:v1") });
     const report = await probeReport("probe-0");
     const pod = await core.readNamespacedPod({ name: "probe-0", namespace });
     assert.equal(pod.status?.phase, "Running");
@@ -110,7 +110,7 @@ describe("pod runner", () => {
   it("restarts the pod when the template changes, and stops it when the StatefulSet goes", async () => {
     const before = runner.pod(namespace, "probe-0");
     assert.ok(before);
-    await apps.replaceNamespacedStatefulSet({ name: "probe", namespace, body: { ...(await apps.readNamespacedStatefulSet({ name: "probe", namespace })), spec: probeStatefulSet("probe", "sandbox.test/pod-probe:v2", "GREETING2").spec! } });
+    await apps.replaceNamespacedStatefulSet({ name: "probe", namespace, body: { ...(await apps.readNamespacedStatefulSet({ name: "probe", namespace })), spec: probeStatefulSet("probe", "tailnet-operator-test/pod-probe:v2", "GREETING2").spec! } });
     const report = await probeReport("probe-0", before.uid);
     assert.equal((report["env"] as Record<string, string>)["COMBINED"], "probe-0/hello-from-secret");
     const restarted = runner.pod(namespace, "probe-0");

@@ -50,6 +50,15 @@ describe("tailnet devices on Headscale", () => {
     }
   });
 
+  it("joins a personal device as its user, untagged", async () => {
+    const laptop = await sandbox.addDevice("laptop", { user: "alice" });
+    const status = await laptop.status();
+    const node = (await sandbox.headscaleAdmin.listNodes()).find((n) => String(n.id) === status.id);
+    assert.equal(node?.given_name, "laptop");
+    assert.deepEqual(node.tags ?? [], []);
+    assert.equal(node.user?.name, "alice");
+  });
+
   it("refuses to join with a key Headscale never issued", async () => {
     const host = await sandbox.network.addHost("dev");
     try {

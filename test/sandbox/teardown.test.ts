@@ -2,7 +2,7 @@
 // next run sweeps it). Runs nested launchers from inside this run's hub.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { spawn } from "node:child_process";
 import { ProcessRunner } from "../../src/shared/exec.ts";
@@ -13,10 +13,11 @@ const runner = new ProcessRunner();
 const launcher = fileURLToPath(new URL("../../src/sandbox/launch.ts", import.meta.url));
 const fixture = fileURLToPath(new URL("../fixtures/partial-sandbox.ts", import.meta.url));
 
+/** Running, not a zombie: a killed orphan may wait a while for init to reap it. */
 function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
