@@ -3,24 +3,32 @@
 import { ManagedProcess, type SpawnOptions } from "../shared/process.ts";
 import { waitFor } from "../shared/clock.ts";
 
+export class ExitedEarlyError extends Error {
+  override readonly name = "ExitedEarlyError";
+  constructor(name: string, code: number | null, logTail: string) {
+    super(`${name} exited early (code ${code ?? "signal"}); last log lines:\n${logTail}`);
+  }
+}
+
 export async function startAndAwait(
   options: SpawnOptions & { readonly logFile: string },
   ready: () => Promise<boolean>,
   timeoutMs: number,
 ): Promise<ManagedProcess> {
   const proc = ManagedProcess.start(options);
+  const done = new AbortController();
+  const exitedEarly = proc.exited.then((status) => {
+    if (!done.signal.aborted) throw new ExitedEarlyError(options.name, status.code, proc.logTail());
+  });
   try {
-    await waitFor(
-      `${options.name} to become ready`,
-      async () => {
-        if (!proc.running) {
-          const status = await proc.exited;
-          throw new ExitedEarlyError(options.name, status.code, proc.logTail());
-        }
-        return (await ready().catch(() => false)) ? true : undefined;
-      },
-      { timeoutMs, intervalMs: 100 },
-    );
+    await Promise.race([
+      waitFor(`${options.name} to become ready`, async () => ((await ready().catch(() => false)) ? true : undefined), {
+        timeoutMs,
+        intervalMs: 100,
+        signal: done.signal,
+      }),
+      exitedEarly,
+    ]);
     return proc;
   } catch (error) {
     await proc.stop(1_000);
@@ -28,12 +36,9 @@ export async function startAndAwait(
     throw new Error(`${options.name} did not become ready in ${timeoutMs} ms; log ${options.logFile}:\n${proc.logTail()}`, {
       cause: error,
     });
-  }
-}
-
-export class ExitedEarlyError extends Error {
-  override readonly name = "ExitedEarlyError";
-  constructor(name: string, code: number | null, logTail: string) {
-    super(`${name} exited early (code ${code ?? "signal"}); last log lines:\n${logTail}`);
+  } finally {
+    // From here on an exit is the caller's business, not a start-up failure.
+    done.abort();
+    exitedEarly.catch(() => undefined);
   }
 }

@@ -28,12 +28,13 @@ export const systemClock: Clock = {
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined> | T | undefined,
-  options: { timeoutMs: number; intervalMs?: number; clock?: Clock },
+  options: { timeoutMs: number; intervalMs?: number; clock?: Clock; signal?: AbortSignal },
 ): Promise<T> {
   const clock = options.clock ?? systemClock;
   const deadline = clock.now() + options.timeoutMs;
   let lastError: unknown;
   for (;;) {
+    options.signal?.throwIfAborted();
     try {
       const value = await check();
       if (value !== undefined) return value;
@@ -44,6 +45,6 @@ export async function waitFor<T>(
       const reason = lastError instanceof Error ? `: ${lastError.message}` : "";
       throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${what}${reason}`, { cause: lastError });
     }
-    await clock.sleep(options.intervalMs ?? 200);
+    await clock.sleep(options.intervalMs ?? 200, options.signal);
   }
 }
