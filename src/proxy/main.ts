@@ -1,15 +1,91 @@
-// tailnet-proxy: composition root of the proxy program that runs beside tailscaled. The proxy
-// itself lands with the Service-exposure issue; until then it only answers --help/--version.
-import { answerInfoFlags, projectVersion } from "../shared/cli-info.ts";
+// tailnet-proxy: runs tailscaled (kernel TUN) beside the proxy logic, logs in once, forwards
+// traffic for the device's tailnet IPs to the Service's ClusterIP(s), reports the device in the
+// state Secret, and on SIGTERM removes its rules and stops tailscaled.
+import { answerInfoFlags } from "../shared/cli-info.ts";
+import { createLogger } from "../shared/log.ts";
+import { ProcessRunner } from "../shared/exec.ts";
+import { systemClock } from "../shared/clock.ts";
+import { loadProxyConfig, proxyHelp, type ProxyConfig } from "./config.ts";
+import { Tailscaled, type DeviceInfo } from "./tailscaled.ts";
+import { KubeStateSecret, STATE_KEYS } from "./state-secret.ts";
+import { HealthServer } from "./health.ts";
+import { chooseFirewall } from "./firewall/select.ts";
+import { familyOf, type ForwardingRules, type IpFamily } from "./firewall/rules.ts";
 
-const HELP = `tailnet-proxy: runs tailscaled in a proxy pod, programs the firewall, reports the device
+const log = createLogger({ name: "tailnet-proxy" });
 
-Usage: tailnet-proxy [--help] [--version]
+function forwardingRules(config: ProxyConfig, device: DeviceInfo): ForwardingRules {
+  // Each tailnet IP forwards to the destination of its own family (IPv4 to IPv4, IPv6 to IPv6).
+  const ingress = device.ips.flatMap((tailnetIp) =>
+    config.TS_DEST_IP.filter((dest) => familyOf(dest) === familyOf(tailnetIp)).map((destination) => ({ tailnetIp, destination })),
+  );
+  return { tunInterface: config.TS_TUN, ingress };
+}
 
-The proxy is not part of this build yet; see README.md for the state of the project.
-`;
+async function run(config: ProxyConfig): Promise<void> {
+  const runner = new ProcessRunner();
+  const health = new HealthServer();
+  await health.listen(config.TS_LOCAL_ADDR_PORT);
+  const secret = new KubeStateSecret(config.TS_KUBE_SECRET);
+  const tailscaled = new Tailscaled(runner, config);
+  const families = [...new Set(config.TS_DEST_IP.map(familyOf))] as IpFamily[];
+  const { firewall, reason } = await chooseFirewall(runner, config.TS_DEBUG_FIREWALL_MODE, families);
+  log.info({ mode: firewall.mode, reason }, "firewall backend chosen");
 
-if (!answerInfoFlags(process.argv.slice(2), HELP)) {
-  process.stderr.write(`tailnet-proxy ${projectVersion()}: nothing to run yet (see --help)\n`);
-  process.exitCode = 2;
+  const stopping = new AbortController();
+  const isStopping = (): boolean => stopping.signal.aborted;
+  const shutdown = (signal: string): void => {
+    log.info({ signal }, "shutting down");
+    stopping.abort();
+  };
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
+
+  await tailscaled.start();
+  try {
+    const login = await tailscaled.ensureLoggedIn();
+    let device = await tailscaled.device();
+    log.info({ login, id: device.id, fqdn: device.fqdn, ips: device.ips }, "device running");
+    // Same order as the Tailscale operator: the ID first, the address only once traffic can flow.
+    await secret.write({ [STATE_KEYS.deviceId]: device.id });
+    await firewall.apply(forwardingRules(config, device));
+    await secret.write({
+      [STATE_KEYS.deviceFqdn]: device.fqdn,
+      [STATE_KEYS.deviceIps]: JSON.stringify(device.ips),
+      [STATE_KEYS.firewallMode]: `${firewall.mode}: ${reason}`,
+    });
+    health.setHealthy(true);
+
+    // Follow address changes until asked to stop or tailscaled dies (then the pod restarts).
+    const daemonGone = tailscaled.exited.then(() => {
+      if (!stopping.signal.aborted) throw new Error("tailscaled exited");
+    });
+    while (!isStopping()) {
+      await Promise.race([systemClock.sleep(5_000, stopping.signal).catch(() => undefined), daemonGone]);
+      if (isStopping()) break;
+      const current = await tailscaled.device().catch(() => device);
+      if (JSON.stringify(current) !== JSON.stringify(device)) {
+        log.info({ ips: current.ips }, "device changed; re-applying rules");
+        device = current;
+        await firewall.apply(forwardingRules(config, device));
+        await secret.write({ [STATE_KEYS.deviceFqdn]: device.fqdn, [STATE_KEYS.deviceIps]: JSON.stringify(device.ips) });
+      }
+    }
+  } finally {
+    health.setHealthy(false);
+    await firewall.clear().catch((error: unknown) => {
+      log.error({ err: error }, "removing firewall rules failed");
+    });
+    await tailscaled.stop();
+    await health.close();
+  }
+}
+
+if (!answerInfoFlags(process.argv.slice(2), proxyHelp())) {
+  try {
+    await run(loadProxyConfig(process.env));
+  } catch (error) {
+    log.error({ err: error }, "proxy failed");
+    process.exitCode = 1;
+  }
 }

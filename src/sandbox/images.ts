@@ -1,7 +1,9 @@
 // Which program stands in for which container image. There is no container runtime in the
 // sandbox, so a pod can only run an image whose program is this project's own.
 import { fileURLToPath } from "node:url";
+import { dirname } from "node:path";
 import type { ImageMap } from "./pod-spec.ts";
+import { resolveBinaries } from "./binaries.ts";
 
 const programPath = (relative: string): string => fileURLToPath(new URL(`../../${relative}`, import.meta.url));
 
@@ -27,6 +29,9 @@ export function projectImageMap(extra: Readonly<Record<string, string>> = {}): I
   const programs = { ...PROJECT_IMAGES, ...extra };
   return (image) => {
     const program = programs[imageRepository(image)];
-    return program === undefined ? undefined : [process.execPath, programPath(program)];
+    if (program === undefined) return undefined;
+    // The proxy image ships tailscaled and tailscale; the sandbox's pinned builds stand in.
+    const path = imageRepository(image) === "tailnet-operator/proxy" ? [dirname(resolveBinaries().tailscaled)] : [];
+    return { entrypoint: [process.execPath, programPath(program)], path };
   };
 }

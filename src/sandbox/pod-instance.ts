@@ -160,7 +160,7 @@ export class PodInstance {
       name: container.name,
       argv: this.host.namespace.exec(["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", script, ...argv]),
       env: {
-        PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+        PATH: [...(this.env.images(container.image ?? "")?.path ?? []), process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":"),
         HOSTNAME: this.pod.metadata?.name ?? "",
         KUBERNETES_SERVICE_HOST: this.env.apiserverHost,
         KUBERNETES_SERVICE_PORT: String(this.env.apiserverPort),

@@ -7,8 +7,14 @@ export class UnsupportedPodError extends Error {
   override readonly name = "UnsupportedPodError";
 }
 
-/** Maps a container image to the entrypoint that stands in for it; undefined if unknown. */
-export type ImageMap = (image: string) => readonly string[] | undefined;
+/** What stands in for an image: its entrypoint, and directories of programs it contains. */
+export interface ImageStandIn {
+  readonly entrypoint: readonly string[];
+  readonly path: readonly string[];
+}
+
+/** Maps a container image to its stand-in; undefined if the sandbox cannot run it. */
+export type ImageMap = (image: string) => ImageStandIn | undefined;
 
 /** Looks up Secrets and ConfigMaps in the Pod's namespace. */
 export interface PodDataSource {
@@ -19,7 +25,7 @@ export interface PodDataSource {
 /** The argv of a container: the image's entrypoint (or `command`, by name) followed by args. */
 export function containerArgv(container: V1Container, images: ImageMap): string[] {
   const image = container.image ?? "";
-  const entrypoint = images(image);
+  const entrypoint = images(image)?.entrypoint;
   if (!entrypoint) {
     throw new UnsupportedPodError(
       `container ${container.name}: image "${image}" has no stand-in in the sandbox (there is no container runtime); ` +

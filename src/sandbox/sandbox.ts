@@ -104,13 +104,9 @@ export class Sandbox {
     return kc;
   }
 
-  /** Joins a new device to the tailnet with a fresh pre-auth key (tagged, or a user's). */
-  async addDevice(hostname: string, options: { tags?: readonly string[]; user?: string } = {}): Promise<TailnetDevice> {
-    const user = options.tags?.length ? undefined : await this.headscaleAdmin.ensureUser(options.user ?? "tester");
-    const authKey = await this.headscaleAdmin.createPreAuthKey({
-      ...(user === undefined ? {} : { user }),
-      ...(options.tags ? { tags: options.tags } : {}),
-    });
+  /** Joins a new device to the tailnet with the given key, or a fresh one (tagged, or a user's). */
+  async addDevice(hostname: string, options: { tags?: readonly string[]; user?: string; authKey?: string } = {}): Promise<TailnetDevice> {
+    const authKey = options.authKey ?? (await this.freshKey(options));
     const host = await this.network.addHost("dev");
     try {
       const device = await TailnetDevice.start({
@@ -134,6 +130,14 @@ export class Sandbox {
       await this.network.removeHost(host);
       throw error;
     }
+  }
+
+  private async freshKey(options: { tags?: readonly string[]; user?: string }): Promise<string> {
+    const user = options.tags?.length ? undefined : await this.headscaleAdmin.ensureUser(options.user ?? "tester");
+    return this.headscaleAdmin.createPreAuthKey({
+      ...(user === undefined ? {} : { user }),
+      ...(options.tags ? { tags: options.tags } : {}),
+    });
   }
 
   /** A host that owns the given IPs (e.g. a ClusterIP) and serves HTTP on them. */

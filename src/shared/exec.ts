@@ -18,6 +18,13 @@ export interface CommandRunner {
   run(argv: readonly string[], options?: RunOptions): Promise<CommandResult>;
 }
 
+/** Flags whose values are credentials; their values never reach an error message or a log. */
+const SECRET_FLAGS = /^(--?(auth-?key|authkey|client-secret|token|password|api-key)=)(.*)$/i;
+
+export function redactArgv(argv: readonly string[]): string[] {
+  return argv.map((arg) => arg.replace(SECRET_FLAGS, "$1[redacted]"));
+}
+
 /** A command that exited non-zero, timed out or could not start; carries what it printed. */
 export class CommandError extends Error {
   override readonly name = "CommandError";
@@ -27,9 +34,11 @@ export class CommandError extends Error {
   readonly stdout: string;
 
   constructor(argv: readonly string[], exitCode: number | null, stdout: string, stderr: string, cause?: unknown) {
-    const detail = stderr.trim() || stdout.trim() || (cause instanceof Error ? cause.message : "");
-    super(`command failed (exit ${exitCode ?? "none"}): ${argv.join(" ")}${detail ? `: ${detail}` : ""}`, { cause });
-    this.argv = argv;
+    const shown = redactArgv(argv);
+    const detail = stderr.trim() || stdout.trim() || (cause instanceof Error ? cause.message.replaceAll(argv.join(" "), shown.join(" ")) : "");
+    // The cause (Node's own error) repeats the full command line, so it is not kept.
+    super(`command failed (exit ${exitCode ?? "none"}): ${shown.join(" ")}${detail ? `: ${detail}` : ""}`);
+    this.argv = shown;
     this.exitCode = exitCode;
     this.stdout = stdout;
     this.stderr = stderr;

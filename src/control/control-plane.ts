@@ -1,0 +1,40 @@
+// The operator's view of a tailnet control plane, sized to what it needs: tagged single-use
+// auth keys for new proxies, and device lookup and deletion for cleanup.
+
+export interface AuthKeyRequest {
+  readonly tags: readonly string[];
+  readonly reusable?: boolean;
+  readonly ephemeral?: boolean;
+  readonly expirySeconds?: number;
+}
+
+export interface Device {
+  readonly id: string;
+  readonly hostname: string;
+  readonly addresses: readonly string[];
+  readonly tags: readonly string[];
+}
+
+export interface ControlPlane {
+  /** What tailscaled's --login-server should be; undefined means Tailscale's default. */
+  readonly loginServer: string | undefined;
+  createAuthKey(request: AuthKeyRequest): Promise<string>;
+  /** The device, or undefined if the control plane does not know it. */
+  getDevice(id: string): Promise<Device | undefined>;
+  /** Deletes the device; a device that is already gone is not an error. */
+  deleteDevice(id: string): Promise<void>;
+}
+
+/** A failed control-plane call, classified by HTTP status so callers can decide on retries. */
+export class ControlPlaneError extends Error {
+  override readonly name = "ControlPlaneError";
+  readonly status: number;
+  readonly retryable: boolean;
+
+  constructor(message: string, status: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.status = status;
+    // Network failures (status 0), throttling and server errors may pass; the rest will not.
+    this.retryable = status === 0 || status === 429 || status >= 500;
+  }
+}

@@ -1,0 +1,81 @@
+// Tailscale's hosted API (v2) with OAuth client credentials, as the Tailscale operator uses it:
+// tagged pre-authorized keys for proxies, device lookup and deletion. The tailnet is "-" (the
+// credential's own).
+import type { AuthKeyRequest, ControlPlane, Device } from "./control-plane.ts";
+import { JsonHttpClient } from "./http.ts";
+
+interface TailscaleDevice {
+  id?: string;
+  nodeId?: string;
+  hostname?: string;
+  name?: string;
+  addresses?: string[];
+  tags?: string[];
+}
+
+/** Refresh the access token this long before it expires. */
+const TOKEN_MARGIN_MS = 60_000;
+
+export class TailscaleApi implements ControlPlane {
+  /** tailscaled's default control server is Tailscale's; a custom one is passed through. */
+  readonly loginServer: string | undefined;
+  private readonly http: JsonHttpClient;
+  private readonly tokenClient: JsonHttpClient;
+  private readonly clientId: string;
+  private readonly clientSecret: string;
+  private token: { value: string; expiresAt: number } | undefined;
+
+  constructor(options: { apiUrl: string; clientId: string; clientSecret: string; loginServer?: string }) {
+    this.loginServer = options.loginServer;
+    this.clientId = options.clientId;
+    this.clientSecret = options.clientSecret;
+    this.tokenClient = new JsonHttpClient({ baseUrl: options.apiUrl, authorization: () => Promise.resolve(undefined) });
+    this.http = new JsonHttpClient({ baseUrl: options.apiUrl, authorization: async () => `Bearer ${await this.accessToken()}` });
+  }
+
+  private async accessToken(): Promise<string> {
+    if (this.token && this.token.expiresAt - TOKEN_MARGIN_MS > Date.now()) return this.token.value;
+    const response = await this.tokenClient.request<{ access_token: string; expires_in: number }>({
+      method: "POST",
+      path: "/api/v2/oauth/token",
+      form: { grant_type: "client_credentials", client_id: this.clientId, client_secret: this.clientSecret },
+    });
+    const body = response.body ?? { access_token: "", expires_in: 0 };
+    this.token = { value: body.access_token, expiresAt: Date.now() + body.expires_in * 1000 };
+    return this.token.value;
+  }
+
+  async createAuthKey(request: AuthKeyRequest): Promise<string> {
+    const response = await this.http.request<{ key: string }>({
+      method: "POST",
+      path: "/api/v2/tailnet/-/keys",
+      body: {
+        capabilities: {
+          devices: {
+            create: { reusable: request.reusable ?? false, ephemeral: request.ephemeral ?? false, preauthorized: true, tags: request.tags },
+          },
+        },
+        expirySeconds: request.expirySeconds ?? 86_400,
+        description: "tailnet-operator proxy",
+      },
+    });
+    return response.body?.key ?? "";
+  }
+
+  async getDevice(id: string): Promise<Device | undefined> {
+    const response = await this.http.request<TailscaleDevice>({ method: "GET", path: `/api/v2/device/${encodeURIComponent(id)}`, accept: [404] });
+    const device = response.status === 404 ? undefined : response.body;
+    return (
+      device && {
+        id: device.nodeId ?? device.id ?? id,
+        hostname: device.hostname ?? device.name ?? "",
+        addresses: device.addresses ?? [],
+        tags: device.tags ?? [],
+      }
+    );
+  }
+
+  async deleteDevice(id: string): Promise<void> {
+    await this.http.request({ method: "DELETE", path: `/api/v2/device/${encodeURIComponent(id)}`, accept: [404] });
+  }
+}

@@ -1,0 +1,46 @@
+// The proxy's configuration: environment variables, validated once at start. Names follow the
+// Tailscale operator's containerboot where it has them, so its manifests and habits carry over.
+import { z } from "zod";
+import { FIREWALL_MODES } from "./firewall/select.ts";
+
+const ipList = z
+  .string()
+  .transform((value) => value.split(",").map((ip) => ip.trim()).filter(Boolean))
+  .pipe(z.array(z.union([z.ipv4(), z.ipv6()])));
+
+export const proxyEnvSchema = z.object({
+  TS_KUBE_SECRET: z.string().min(1).describe("state Secret (in the pod's namespace): tailscaled state and device_id/device_fqdn/device_ips"),
+  TS_AUTHKEY: z.string().optional().describe("auth key for the first login (the operator puts it in the config Secret)"),
+  TS_HOSTNAME: z.string().min(1).describe("tailnet hostname of this proxy"),
+  TS_LOGIN_SERVER: z.url().optional().describe("control server URL (Headscale); Tailscale's when unset"),
+  TS_DEST_IP: ipList.describe("ClusterIP(s) that tailnet traffic is forwarded to"),
+  TS_DEBUG_FIREWALL_MODE: z.enum(FIREWALL_MODES).default("auto").describe("firewall backend"),
+  TS_LOCAL_ADDR_PORT: z.string().default("[::]:9002").describe("address:port of the health endpoint (/healthz)"),
+  TS_SOCKET: z.string().default("/tmp/tailnet-proxy/tailscaled.sock").describe("tailscaled LocalAPI socket"),
+  TS_STATE_DIR: z.string().default("/tmp/tailnet-proxy").describe("tailscaled's scratch directory (state itself lives in the Secret)"),
+  TS_TUN: z.string().default("tailscale0").describe("TUN interface name"),
+  POD_NAME: z.string().optional(),
+});
+
+export type ProxyConfig = z.infer<typeof proxyEnvSchema>;
+
+export function proxyHelp(): string {
+  const rows = Object.entries(proxyEnvSchema.shape).map(([name, schema]) => `  ${name.padEnd(24)} ${schema.description ?? ""}`);
+  return `tailnet-proxy: runs tailscaled in a proxy pod, forwards tailnet traffic to a Service, reports the device
+
+Usage: tailnet-proxy [--help] [--version]
+
+Configuration (environment):
+${rows.join("\n")}
+`;
+}
+
+/** Parses the environment; throws one error listing every problem. */
+export function loadProxyConfig(env: NodeJS.ProcessEnv): ProxyConfig {
+  const parsed = proxyEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ");
+    throw new Error(`invalid proxy configuration: ${problems}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,96 @@
+// tailscaled as a child of the proxy, with its state in the Kubernetes state Secret (tailscaled's
+// own kube store), so a restarted proxy comes back as the same device.
+import { mkdir } from "node:fs/promises";
+import type { CommandRunner } from "../shared/exec.ts";
+import { ManagedProcess } from "../shared/process.ts";
+import { waitFor } from "../shared/clock.ts";
+import type { ProxyConfig } from "./config.ts";
+
+export interface DeviceInfo {
+  readonly id: string;
+  /** MagicDNS name without the trailing dot. */
+  readonly fqdn: string;
+  readonly ips: readonly string[];
+}
+
+interface StatusJson {
+  BackendState: string;
+  Self?: { ID: string; DNSName: string; TailscaleIPs?: string[] | null };
+}
+
+export class Tailscaled {
+  private readonly runner: CommandRunner;
+  private readonly config: ProxyConfig;
+  private daemon: ManagedProcess | undefined;
+
+  constructor(runner: CommandRunner, config: ProxyConfig) {
+    this.runner = runner;
+    this.config = config;
+  }
+
+  get exited(): Promise<unknown> {
+    return this.daemon?.exited ?? Promise.resolve();
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.config.TS_STATE_DIR, { recursive: true });
+    this.daemon = ManagedProcess.start({
+      name: "tailscaled",
+      // tailscaled's output is the container's output, as in a real pod.
+      argv: [
+        "tailscaled",
+        `--tun=${this.config.TS_TUN}`,
+        `--state=kube:${this.config.TS_KUBE_SECRET}`,
+        `--statedir=${this.config.TS_STATE_DIR}`,
+        `--socket=${this.config.TS_SOCKET}`,
+      ],
+      env: { ...process.env, TS_KUBERNETES_READ_API_SERVER_ADDRESS_FROM_ENV: "true" },
+    });
+    await waitFor("tailscaled's LocalAPI", async () => {
+      if (!this.daemon?.running) throw new Error("tailscaled exited during start-up");
+      return (await this.status()).BackendState !== "NoState" ? true : undefined;
+    }, { timeoutMs: 60_000 });
+  }
+
+  private async status(): Promise<StatusJson> {
+    const { stdout } = await this.runner.run(["tailscale", `--socket=${this.config.TS_SOCKET}`, "status", "--json"]);
+    return JSON.parse(stdout) as StatusJson;
+  }
+
+  /** Logs in with the auth key unless the state Secret already holds a logged-in device. */
+  async ensureLoggedIn(): Promise<"existing" | "new"> {
+    const state = (await this.status()).BackendState;
+    if (state !== "NeedsLogin") return "existing";
+    if (!this.config.TS_AUTHKEY) throw new Error("device needs login but TS_AUTHKEY is empty");
+    await this.runner.run(
+      [
+        "tailscale",
+        `--socket=${this.config.TS_SOCKET}`,
+        "up",
+        `--auth-key=${this.config.TS_AUTHKEY}`,
+        `--hostname=${this.config.TS_HOSTNAME}`,
+        "--accept-dns=false",
+        // The proxy programs the firewall itself (see firewall/); tailscaled must not.
+        "--netfilter-mode=off",
+        "--timeout=120s",
+        ...(this.config.TS_LOGIN_SERVER ? [`--login-server=${this.config.TS_LOGIN_SERVER}`] : []),
+      ],
+      { timeoutMs: 130_000 },
+    );
+    return "new";
+  }
+
+  /** The device once it is Running with tailnet addresses. */
+  async device(timeoutMs = 60_000): Promise<DeviceInfo> {
+    return waitFor("the device to be running with tailnet IPs", async () => {
+      const status = await this.status();
+      const ips = status.Self?.TailscaleIPs ?? [];
+      if (status.BackendState !== "Running" || !status.Self || ips.length === 0) return undefined;
+      return { id: status.Self.ID, fqdn: status.Self.DNSName.replace(/\.$/, ""), ips };
+    }, { timeoutMs });
+  }
+
+  async stop(): Promise<void> {
+    await this.daemon?.stop(10_000);
+  }
+}
