@@ -1,15 +1,169 @@
-// tailnet-operator: composition root. Service exposure lands with the Service-exposure issue;
-// until then the program only answers --help and --version.
-import { answerInfoFlags, projectVersion } from "../shared/cli-info.ts";
+// tailnet-operator: composition root. Reads configuration, connects to the Kubernetes API and
+// the control plane, serves health and metrics, wins the leader Lease, then runs the Service
+// controller until SIGTERM, when it drains and hands the Lease over.
+import { CoreV1Api, AppsV1Api, KubeConfig, type V1Secret, type V1Service, type V1StatefulSet } from "@kubernetes/client-node";
+import { answerInfoFlags } from "../shared/cli-info.ts";
+import { createLogger } from "../shared/log.ts";
+import { systemClock } from "../shared/clock.ts";
+import { ClientNodeKubeClient } from "../kube/client-node.ts";
+import { startWatch, type Watch } from "../kube/watch.ts";
+import { Controller } from "../runtime/controller.ts";
+import { RuntimeMetrics } from "../runtime/metrics.ts";
+import { LeaderElector } from "../runtime/leader-election.ts";
+import { OperatorHttpServer } from "../runtime/http-server.ts";
+import { HeadscaleApi } from "../control/headscale-api.ts";
+import { TailscaleApi } from "../control/tailscale-api.ts";
+import type { ControlPlane } from "../control/control-plane.ts";
+import { configInput, loadOperatorConfig, operatorHelp, readCredential, type OperatorConfig } from "./config.ts";
+import { LABELS } from "./names.ts";
+import { ProxyProvisioner } from "./proxy-provisioner.ts";
+import { ServiceReconciler } from "./service-reconciler.ts";
+import { KubeEventRecorder } from "./events.ts";
+import { ensureProxyRbac } from "./proxy-rbac.ts";
 
-const HELP = `tailnet-operator: puts Kubernetes Services, Ingresses and the API server on a tailnet
+function controlPlane(config: OperatorConfig): ControlPlane {
+  if (config.CONTROL_PLANE === "headscale") {
+    return new HeadscaleApi({ url: config.OPERATOR_LOGIN_SERVER ?? "", apiKey: readCredential(config.HEADSCALE_API_KEY_FILE ?? "", "the Headscale API key") });
+  }
+  return new TailscaleApi({
+    apiUrl: config.TAILSCALE_API_URL,
+    clientId: readCredential(config.CLIENT_ID_FILE ?? "", "the OAuth client ID"),
+    clientSecret: readCredential(config.CLIENT_SECRET_FILE ?? "", "the OAuth client secret"),
+    ...(config.OPERATOR_LOGIN_SERVER ? { loginServer: config.OPERATOR_LOGIN_SERVER } : {}),
+  });
+}
 
-Usage: tailnet-operator [--help] [--version]
+/** The Service key a managed child belongs to, from its parent labels. */
+function parentKey(labels: Record<string, string> | undefined): string | undefined {
+  if (labels?.[LABELS.parentType] !== "svc") return undefined;
+  return `${labels[LABELS.parentNamespace] ?? ""}/${labels[LABELS.parentName] ?? ""}`;
+}
 
-The reconcilers are not part of this build yet; see README.md for the state of the project.
-`;
+async function run(config: OperatorConfig): Promise<void> {
+  const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const kube = new ClientNodeKubeClient(kc);
+  const metrics = new RuntimeMetrics();
+  const http = new OperatorHttpServer(metrics.registry);
+  await http.listen(config.OPERATOR_HTTP_ADDR);
+  log.info({ addr: config.OPERATOR_HTTP_ADDR, controlPlane: config.CONTROL_PLANE, namespace: config.OPERATOR_NAMESPACE }, "starting");
 
-if (!answerInfoFlags(process.argv.slice(2), HELP)) {
-  process.stderr.write(`tailnet-operator ${projectVersion()}: nothing to run yet (see --help)\n`);
-  process.exitCode = 2;
+  const stopping = new AbortController();
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      log.info({ signal }, "shutting down");
+      stopping.abort();
+    });
+  }
+
+  const provisioner = new ProxyProvisioner(kube, controlPlane(config), {
+    operatorNamespace: config.OPERATOR_NAMESPACE,
+    image: config.PROXY_IMAGE,
+    loginServer: config.OPERATOR_LOGIN_SERVER,
+    firewallMode: config.PROXY_FIREWALL_MODE,
+    serviceAccount: config.PROXY_SERVICE_ACCOUNT,
+    extraEnv: config.PROXY_ENV,
+  });
+  const reconciler = new ServiceReconciler({
+    kube,
+    provisioner,
+    events: new KubeEventRecorder(kube, log, systemClock),
+    clock: systemClock,
+    intent: { defaultTags: config.PROXY_TAGS.split(",").map((t) => t.trim()), defaultLoadBalancer: config.OPERATOR_DEFAULT_LOAD_BALANCER },
+  });
+  const controller = new Controller({ name: "service", reconcile: reconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
+
+  const elector = config.LEADER_ELECTION
+    ? new LeaderElector({
+        kube,
+        clock: systemClock,
+        log,
+        namespace: config.OPERATOR_NAMESPACE,
+        name: "tailnet-operator-leader",
+        identity: config.LEADER_ELECTION_ID,
+        leaseDurationMs: config.LEASE_DURATION_SECONDS * 1000,
+        retryPeriodMs: Math.max(500, (config.LEASE_DURATION_SECONDS * 1000) / 5),
+      })
+    : undefined;
+  // A standby replica is ready (it serves) but does nothing until it leads.
+  http.setReady(true);
+  if (elector) {
+    const leading = new Promise<void>((resolve) => {
+      void elector.run(stopping.signal, resolve, () => {
+        log.error("lost the leader Lease; exiting so that only the new leader acts");
+        process.exit(1);
+      });
+    });
+    const aborted = new Promise<void>((resolve) => {
+      stopping.signal.addEventListener("abort", () => {
+        resolve();
+      }, { once: true });
+    });
+    await Promise.race([leading, aborted]);
+    if (stopping.signal.aborted) {
+      await http.close();
+      return;
+    }
+  }
+  metrics.isLeader.set(1);
+
+  await ensureProxyRbac(kube, config.OPERATOR_NAMESPACE, config.PROXY_SERVICE_ACCOUNT);
+  const core = kc.makeApiClient(CoreV1Api);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const enqueueParent = (object: { metadata?: { labels?: Record<string, string> } }): void => {
+    const key = parentKey(object.metadata?.labels);
+    if (key) controller.enqueue(key);
+  };
+  const watches: Watch[] = [
+    startWatch<V1Service>({
+      kc,
+      log,
+      path: "/api/v1/services",
+      list: () => core.listServiceForAllNamespaces(),
+      onObject: (svc) => {
+        controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
+      },
+    }),
+    startWatch<V1Secret>({
+      kc,
+      log,
+      path: `/api/v1/namespaces/${config.OPERATOR_NAMESPACE}/secrets`,
+      list: () => core.listNamespacedSecret({ namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` }),
+      labelSelector: `${LABELS.managed}=true`,
+      onObject: enqueueParent,
+    }),
+    startWatch<V1StatefulSet>({
+      kc,
+      log,
+      path: `/apis/apps/v1/namespaces/${config.OPERATOR_NAMESPACE}/statefulsets`,
+      list: () => apps.listNamespacedStatefulSet({ namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` }),
+      labelSelector: `${LABELS.managed}=true`,
+      onObject: enqueueParent,
+    }),
+  ];
+  const workers = controller.run(stopping.signal);
+  log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
+  await workers;
+  await Promise.all(watches.map((w) => w.stop()));
+  await elector?.release();
+  await http.close();
+  log.info("stopped");
+}
+
+const argv = process.argv.slice(2);
+if (!answerInfoFlags(argv, operatorHelp())) {
+  let config: OperatorConfig | undefined;
+  try {
+    config = loadOperatorConfig(configInput(process.env, argv));
+  } catch (error) {
+    process.stderr.write(`tailnet-operator: ${(error as Error).message}\n`);
+    process.exitCode = 2;
+  }
+  if (config) {
+    await run(config).catch((error: unknown) => {
+      createLogger({ name: "tailnet-operator" }).error({ err: error }, "operator failed");
+      process.exitCode = 1;
+    });
+  }
 }

@@ -1,6 +1,7 @@
 // The proxy's health endpoint: /healthz answers 200 once the device has tailnet IPs and the
 // firewall is programmed, 503 before that (and after shutdown starts).
 import { createServer, type Server } from "node:http";
+import { listen } from "../shared/listen.ts";
 
 export class HealthServer {
   private healthy = false;
@@ -18,14 +19,9 @@ export class HealthServer {
 
   /** Listens on "host:port" ("[::]:9002" style for IPv6). */
   async listen(addrPort: string): Promise<void> {
-    const separator = addrPort.lastIndexOf(":");
-    const host = addrPort.slice(0, separator).replace(/^\[|\]$/g, "");
-    const port = Number(addrPort.slice(separator + 1));
-    await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
-      this.server.listen(port, host, resolve);
-    });
+    await listen(this.server, addrPort);
   }
+
 
   setHealthy(healthy: boolean): void {
     this.healthy = healthy;

@@ -5,15 +5,14 @@
 //   node http-server.ts --name NAME --listen ADDR:PORT [--listen ADDR:PORT ...]
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
+import { splitHostPort } from "../../shared/listen.ts";
 
 const { values } = parseArgs({
   options: { name: { type: "string" }, listen: { type: "string", multiple: true } },
 });
 const name = values.name ?? "backend";
 for (const listen of values.listen ?? []) {
-  const separator = listen.lastIndexOf(":");
-  const host = listen.slice(0, separator).replace(/^\[|\]$/g, "");
-  const port = Number(listen.slice(separator + 1));
+  const { host, port } = splitHostPort(listen);
   createServer((req, res) => {
     res.setHeader("content-type", "text/plain");
     res.setHeader("x-served-by", name);

@@ -1,0 +1,89 @@
+// The operator's configuration: environment variables (the Tailscale operator's names where it
+// has them), each also settable as a flag (--proxy-tags=... for PROXY_TAGS). Validated once, at
+// start; a bad value stops the operator with one message naming every problem.
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { z } from "zod";
+import { FIREWALL_MODES } from "../proxy/firewall/select.ts";
+import { projectVersion } from "../shared/cli-info.ts";
+
+const bool = z.enum(["true", "false"]).transform((v) => v === "true");
+const keyValues = z
+  .string()
+  .transform((value) => Object.fromEntries(value.split(",").map((kv) => kv.trim()).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])))
+  .refine((env) => Object.keys(env).every((k) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k)), "must be KEY=VALUE pairs separated by commas");
+
+export const operatorEnvSchema = z.object({
+  OPERATOR_NAMESPACE: z.string().min(1).default("tailscale").describe("namespace of the operator and of every proxy"),
+  OPERATOR_LOGIN_SERVER: z.url().optional().describe("control server URL: Headscale's, or a custom one for Tailscale (also the proxies' --login-server)"),
+  CONTROL_PLANE: z.enum(["tailscale", "headscale"]).default("tailscale").describe("which control-plane API to use"),
+  CLIENT_ID_FILE: z.string().optional().describe("tailscale: file holding the OAuth client ID"),
+  CLIENT_SECRET_FILE: z.string().optional().describe("tailscale: file holding the OAuth client secret"),
+  TAILSCALE_API_URL: z.url().default("https://api.tailscale.com").describe("tailscale: API base URL"),
+  HEADSCALE_API_KEY_FILE: z.string().optional().describe("headscale: file holding an API key"),
+  PROXY_IMAGE: z.string().default(`tailnet-operator/proxy:${projectVersion()}`).describe("image of the proxy pods"),
+  PROXY_TAGS: z.string().default("tag:k8s").describe("default tags of proxies (comma-separated); tailscale.com/tags overrides"),
+  PROXY_FIREWALL_MODE: z.enum(FIREWALL_MODES).default("auto").describe("firewall backend of the proxies"),
+  PROXY_ENV: keyValues.default({}).describe("extra environment for proxy containers, KEY=VALUE,..."),
+  PROXY_SERVICE_ACCOUNT: z.string().default("tailnet-proxies").describe("service account of the proxy pods"),
+  OPERATOR_DEFAULT_LOAD_BALANCER: bool.default(false).describe("also claim LoadBalancer Services with no loadBalancerClass"),
+  OPERATOR_LOGGING: z.enum(["debug", "info", "warn", "error"]).default("info").describe("log level"),
+  OPERATOR_HTTP_ADDR: z.string().default("[::]:8081").describe("address:port for /healthz, /readyz and /metrics"),
+  OPERATOR_WORKERS: z.coerce.number().int().min(1).max(64).default(4).describe("reconciles run in parallel"),
+  LEADER_ELECTION: bool.default(true).describe("use a Lease so that only one replica acts"),
+  LEADER_ELECTION_ID: z.string().default(hostname()).describe("this replica's identity in the Lease"),
+  LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15).describe("how long a silent leader keeps the Lease"),
+});
+
+export type OperatorConfig = z.infer<typeof operatorEnvSchema>;
+
+export function operatorHelp(): string {
+  const rows = Object.entries(operatorEnvSchema.shape).map(([name, schema]) => `  ${name.padEnd(32)} --${name.toLowerCase().replaceAll("_", "-")}\n      ${schema.description ?? ""}`);
+  return `tailnet-operator: puts Kubernetes Services on a tailnet (Tailscale or Headscale)
+
+Usage: tailnet-operator [--flag=value ...] [--help] [--version]
+
+The Kubernetes API is found through KUBECONFIG, or in-cluster. Configuration (environment
+variable, then its flag; a flag wins):
+${rows.join("\n")}
+`;
+}
+
+/** Environment overlaid with --flag=value arguments. */
+export function configInput(env: NodeJS.ProcessEnv, argv: readonly string[]): Record<string, string | undefined> {
+  const input: Record<string, string | undefined> = { ...env };
+  for (const arg of argv) {
+    const match = /^--([a-z0-9-]+)=(.*)$/.exec(arg);
+    if (!match?.[1]) throw new Error(`unknown argument ${arg}; see --help`);
+    const key = match[1].toUpperCase().replaceAll("-", "_");
+    if (!(key in operatorEnvSchema.shape)) throw new Error(`unknown flag --${match[1]}; see --help`);
+    input[key] = match[2];
+  }
+  return input;
+}
+
+export function loadOperatorConfig(input: Record<string, string | undefined>): OperatorConfig {
+  const parsed = operatorEnvSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new Error(`invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  }
+  const config = parsed.data;
+  if (config.CONTROL_PLANE === "headscale" && (!config.HEADSCALE_API_KEY_FILE || !config.OPERATOR_LOGIN_SERVER)) {
+    throw new Error("invalid configuration: CONTROL_PLANE=headscale needs HEADSCALE_API_KEY_FILE and OPERATOR_LOGIN_SERVER");
+  }
+  if (config.CONTROL_PLANE === "tailscale" && (!config.CLIENT_ID_FILE || !config.CLIENT_SECRET_FILE)) {
+    throw new Error("invalid configuration: CONTROL_PLANE=tailscale needs CLIENT_ID_FILE and CLIENT_SECRET_FILE (an OAuth client)");
+  }
+  return config;
+}
+
+/** Reads a credential file, trimmed; the error names the file, never its content. */
+export function readCredential(path: string, what: string): string {
+  try {
+    const value = readFileSync(path, "utf8").trim();
+    if (!value) throw new Error("file is empty");
+    return value;
+  } catch (error) {
+    throw new Error(`cannot read ${what} from ${path}: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,41 @@
+// Names the operator shares with the Tailscale operator, so manifests and tooling written for
+// it keep working: annotations, labels, the finalizer, the condition and state-Secret keys.
+export const ANNOTATIONS = {
+  expose: "tailscale.com/expose",
+  hostname: "tailscale.com/hostname",
+  tags: "tailscale.com/tags",
+  tailnetIp: "tailscale.com/tailnet-ip",
+  tailnetFqdn: "tailscale.com/tailnet-fqdn",
+  proxyGroup: "tailscale.com/proxy-group",
+  /** On the config Secret: the tags its auth key was minted with. */
+  proxyTags: "tailscale.com/proxy-tags",
+} as const;
+
+export const LABELS = {
+  managed: "tailscale.com/managed",
+  parentName: "tailscale.com/parent-resource",
+  parentNamespace: "tailscale.com/parent-resource-ns",
+  parentType: "tailscale.com/parent-resource-type",
+  secretType: "tailscale.com/secret-type",
+} as const;
+
+export const FINALIZER = "tailscale.com/finalizer";
+export const LOAD_BALANCER_CLASS = "tailscale";
+export const PROXY_READY_CONDITION = "TailscaleProxyReady";
+
+export const REASONS = {
+  ready: "ProxyReady",
+  pending: "ProxyPending",
+  invalid: "ProxyInvalid",
+  provisioned: "ProxyProvisioned",
+  cleanedUp: "ProxyDeleted",
+  controlPlaneError: "ControlPlaneError",
+} as const;
+
+/** Keys the proxy writes into its state Secret (as the Tailscale operator's proxies do). */
+export const STATE_SECRET_KEYS = {
+  deviceId: "device_id",
+  deviceFqdn: "device_fqdn",
+  deviceIps: "device_ips",
+  firewallMode: "tailnet_firewall_mode",
+} as const;

@@ -1,0 +1,142 @@
+// Pure builders of the objects that make up one proxy, in the operator's namespace. Names are
+// derived from the parent (not generated), so a reconcile repeated after a crash finds and
+// updates the same objects instead of creating duplicates.
+import { createHash } from "node:crypto";
+import type { V1EnvVar, V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
+import { ANNOTATIONS, LABELS } from "./names.ts";
+
+export interface ProxyParent {
+  readonly namespace: string;
+  readonly name: string;
+  readonly type: "svc";
+}
+
+export interface ProxySettings {
+  readonly operatorNamespace: string;
+  readonly image: string;
+  readonly loginServer: string | undefined;
+  readonly firewallMode: string;
+  readonly serviceAccount: string;
+  /** Extra environment for every proxy container (PROXY_ENV). */
+  readonly extraEnv: Readonly<Record<string, string>>;
+}
+
+export interface ProxyTarget {
+  readonly hostname: string;
+  readonly tags: readonly string[];
+  readonly destinations: readonly string[];
+}
+
+/** ts-<parent name, shortened>-<hash of namespace/name>: at most 52 characters, so the pod's
+ * controller-revision-hash label (name + 11) still fits in 63. */
+export function proxyName(parent: ProxyParent): string {
+  const hash = createHash("sha256").update(`${parent.type}/${parent.namespace}/${parent.name}`).digest("hex").slice(0, 6);
+  const stem = parent.name.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 40).replace(/-+$/, "");
+  return `ts-${stem}-${hash}`;
+}
+
+export function stateSecretName(parent: ProxyParent): string {
+  // The StatefulSet's only pod is <name>-0; the proxy finds its Secret as $(POD_NAME).
+  return `${proxyName(parent)}-0`;
+}
+
+export function configSecretName(parent: ProxyParent): string {
+  return `${proxyName(parent)}-config`;
+}
+
+/** Labels that tie children to the parent (owner references cannot cross namespaces). */
+export function childLabels(parent: ProxyParent): Record<string, string> {
+  return {
+    [LABELS.managed]: "true",
+    [LABELS.parentName]: parent.name,
+    [LABELS.parentNamespace]: parent.namespace,
+    [LABELS.parentType]: parent.type,
+  };
+}
+
+export function childSelector(parent: ProxyParent): string {
+  return Object.entries(childLabels(parent)).map(([k, v]) => `${k}=${v}`).join(",");
+}
+
+export function configSecret(parent: ProxyParent, settings: ProxySettings, target: ProxyTarget, authKey: string): V1Secret {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name: configSecretName(parent),
+      namespace: settings.operatorNamespace,
+      labels: { ...childLabels(parent), [LABELS.secretType]: "config" },
+      annotations: { [ANNOTATIONS.proxyTags]: target.tags.join(",") },
+    },
+    stringData: { authkey: authKey },
+  };
+}
+
+export function stateSecret(parent: ProxyParent, settings: ProxySettings): V1Secret {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: stateSecretName(parent), namespace: settings.operatorNamespace, labels: { ...childLabels(parent), [LABELS.secretType]: "state" } },
+  };
+}
+
+export function headlessService(parent: ProxyParent, settings: ProxySettings): V1Service {
+  const name = proxyName(parent);
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name, namespace: settings.operatorNamespace, labels: childLabels(parent) },
+    spec: { clusterIP: "None", selector: { app: name }, ipFamilyPolicy: "PreferDualStack" },
+  };
+}
+
+export function statefulSet(parent: ProxyParent, settings: ProxySettings, target: ProxyTarget): V1StatefulSet {
+  const name = proxyName(parent);
+  const env: V1EnvVar[] = [
+    { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    { name: "TS_KUBE_SECRET", value: "$(POD_NAME)" },
+    { name: "TS_AUTHKEY", valueFrom: { secretKeyRef: { name: configSecretName(parent), key: "authkey", optional: true } } },
+    { name: "TS_HOSTNAME", value: target.hostname },
+    { name: "TS_DEST_IP", value: target.destinations.join(",") },
+    { name: "TS_DEBUG_FIREWALL_MODE", value: settings.firewallMode },
+    ...(settings.loginServer ? [{ name: "TS_LOGIN_SERVER", value: settings.loginServer }] : []),
+    ...Object.entries(settings.extraEnv).map(([k, v]) => ({ name: k, value: v })),
+  ];
+  return {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: { name, namespace: settings.operatorNamespace, labels: childLabels(parent) },
+    spec: {
+      replicas: 1,
+      serviceName: name,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: {
+          labels: { ...childLabels(parent), app: name },
+          // Tags are part of the device's identity: a change must restart the proxy.
+          annotations: { [ANNOTATIONS.proxyTags]: target.tags.join(",") },
+        },
+        spec: {
+          serviceAccountName: settings.serviceAccount,
+          // Forwarding is a per-namespace sysctl; setting it here needs no privileged container
+          // (the kubelet must allow net.ipv4.ip_forward; see docs/proxy.md).
+          securityContext: {
+            sysctls: [
+              { name: "net.ipv4.ip_forward", value: "1" },
+              ...(target.destinations.some((ip) => ip.includes(":")) ? [{ name: "net.ipv6.conf.all.forwarding", value: "1" }] : []),
+            ],
+          },
+          containers: [
+            {
+              name: "tailscale",
+              image: settings.image,
+              env,
+              securityContext: { privileged: false, capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] } },
+              resources: { requests: { cpu: "10m", memory: "32Mi" } },
+            },
+          ],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,108 @@
+// Creates, updates and removes one proxy (config and state Secrets, headless Service,
+// StatefulSet) and its device on the tailnet. Every step is idempotent; cleanup can span
+// several passes and reports "pending" until the proxy's pods are gone.
+import type { V1Pod, V1Secret, V1StatefulSet } from "@kubernetes/client-node";
+import type { KubeClient } from "../kube/kube-client.ts";
+import type { ControlPlane } from "../control/control-plane.ts";
+import type { Logger } from "../shared/log.ts";
+import { ANNOTATIONS, STATE_SECRET_KEYS } from "./names.ts";
+import {
+  childSelector,
+  configSecret,
+  configSecretName,
+  headlessService,
+  proxyName,
+  stateSecret,
+  stateSecretName,
+  statefulSet,
+  type ProxyParent,
+  type ProxySettings,
+  type ProxyTarget,
+} from "./proxy-objects.ts";
+
+export interface DeviceStatus {
+  readonly id: string;
+  readonly fqdn: string;
+  readonly ips: readonly string[];
+}
+
+export type CleanupResult = "done" | "pending";
+
+const decode = (value: string | undefined): string | undefined => (value === undefined ? undefined : Buffer.from(value, "base64").toString("utf8"));
+
+export class ProxyProvisioner {
+  private readonly kube: KubeClient;
+  private readonly controlPlane: ControlPlane;
+  private readonly settings: ProxySettings;
+
+  constructor(kube: KubeClient, controlPlane: ControlPlane, settings: ProxySettings) {
+    this.kube = kube;
+    this.controlPlane = controlPlane;
+    this.settings = settings;
+  }
+
+  /** Brings the proxy to the target; returns the device once the proxy has reported it. */
+  async ensure(parent: ProxyParent, target: ProxyTarget, log: Logger): Promise<DeviceStatus | undefined> {
+    const ns = this.settings.operatorNamespace;
+    const existing = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: configSecretName(parent) });
+    if (existing && existing.metadata?.annotations?.[ANNOTATIONS.proxyTags] !== target.tags.join(",")) {
+      // Tags belong to the device's identity: changing them means a new device with a new key.
+      log.info({ from: existing.metadata?.annotations?.[ANNOTATIONS.proxyTags], to: target.tags }, "tags changed; replacing the proxy's device");
+      if ((await this.cleanup(parent, log)) === "pending") return undefined;
+    }
+    if (!existing || existing.metadata?.annotations?.[ANNOTATIONS.proxyTags] !== target.tags.join(",")) {
+      // The single-use key is minted only when the config Secret is created.
+      const authKey = await this.controlPlane.createAuthKey({ tags: target.tags });
+      const created = await this.kube.create(configSecret(parent, this.settings, target, authKey));
+      log.info({ secret: configSecretName(parent), raced: created === "exists" }, "auth key minted for the proxy");
+    }
+    await this.kube.create(stateSecret(parent, this.settings));
+    await this.kube.apply(headlessService(parent, this.settings));
+    await this.kube.apply(statefulSet(parent, this.settings, target));
+    return this.device(parent);
+  }
+
+  /** The device as the proxy reported it in its state Secret, once it has. */
+  async device(parent: ProxyParent): Promise<DeviceStatus | undefined> {
+    const secret = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
+    const data = secret?.data ?? {};
+    const id = decode(data[STATE_SECRET_KEYS.deviceId]);
+    const fqdn = decode(data[STATE_SECRET_KEYS.deviceFqdn]);
+    const ips = decode(data[STATE_SECRET_KEYS.deviceIps]);
+    if (!id || !fqdn || !ips) return undefined;
+    return { id, fqdn, ips: JSON.parse(ips) as string[] };
+  }
+
+  /** The firewall mode the proxy reported, if any. */
+  async firewallMode(parent: ProxyParent): Promise<string | undefined> {
+    const secret = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
+    return decode(secret?.data?.[STATE_SECRET_KEYS.firewallMode]);
+  }
+
+  /**
+   * StatefulSet first (so the proxy stops using the device), then the device on the control
+   * plane (a missing one is fine), then Secrets and Services. Pending until the pods are gone.
+   */
+  async cleanup(parent: ProxyParent, log: Logger): Promise<CleanupResult> {
+    const ns = this.settings.operatorNamespace;
+    const selector = childSelector(parent);
+    const sets = await this.kube.list<V1StatefulSet>("apps/v1", "StatefulSet", { namespace: ns, labelSelector: selector });
+    for (const sts of sets) await this.kube.delete({ apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: sts.metadata?.name ?? "" });
+    const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: `app=${proxyName(parent)}` });
+    if (pods.length > 0) return "pending";
+
+    const secrets = await this.kube.list<V1Secret>("v1", "Secret", { namespace: ns, labelSelector: selector });
+    for (const secret of secrets) {
+      const deviceId = decode(secret.data?.[STATE_SECRET_KEYS.deviceId]);
+      if (deviceId) {
+        await this.controlPlane.deleteDevice(deviceId);
+        log.info({ deviceId }, "device deleted from the tailnet");
+      }
+    }
+    for (const secret of secrets) await this.kube.delete({ apiVersion: "v1", kind: "Secret", namespace: ns, name: secret.metadata?.name ?? "" });
+    for (const service of await this.kube.list("v1", "Service", { namespace: ns, labelSelector: selector })) {
+      await this.kube.delete({ apiVersion: "v1", kind: "Service", namespace: ns, name: service.metadata?.name ?? "" });
+    }
+    return "done";
+  }
+}

@@ -1,0 +1,119 @@
+// Reconciles one Service: exposes it on the tailnet through a proxy, reflects the proxy's device
+// in the Service's status, and removes the proxy and its device when the Service no longer asks
+// for it (or is deleted). Level-based: every pass reads the world and converges it.
+import type { V1LoadBalancerIngress, V1Service } from "@kubernetes/client-node";
+import type { KubeClient } from "../kube/kube-client.ts";
+import type { Clock } from "../shared/clock.ts";
+import type { Logger } from "../shared/log.ts";
+import type { ReconcileContext, ReconcileResult } from "../runtime/reconciler.ts";
+import { splitKey } from "../runtime/reconciler.ts";
+import { ControlPlaneError } from "../control/control-plane.ts";
+import { FINALIZER, REASONS } from "./names.ts";
+import { serviceIntent, type IntentOptions } from "./service-intent.ts";
+import type { DeviceStatus, ProxyProvisioner } from "./proxy-provisioner.ts";
+import type { ProxyParent } from "./proxy-objects.ts";
+import { conditionChanged, proxyReadyCondition, type ConditionState } from "./conditions.ts";
+import type { EventRecorder } from "./events.ts";
+
+/** How often to look again while waiting for a proxy to report its device. */
+const PROXY_POLL_MS = 1_000;
+
+export interface ServiceReconcilerDeps {
+  readonly kube: KubeClient;
+  readonly provisioner: ProxyProvisioner;
+  readonly events: EventRecorder;
+  readonly clock: Clock;
+  readonly intent: IntentOptions;
+}
+
+export class ServiceReconciler {
+  private readonly deps: ServiceReconcilerDeps;
+
+  constructor(deps: ServiceReconcilerDeps) {
+    this.deps = deps;
+  }
+
+  readonly reconcile = async (key: string, { log }: ReconcileContext): Promise<ReconcileResult> => {
+    const { namespace, name } = splitKey(key);
+    const service = await this.deps.kube.get<V1Service>({ apiVersion: "v1", kind: "Service", namespace, name });
+    if (!service) return {};
+    const parent: ProxyParent = { namespace, name, type: "svc" };
+    const hasFinalizer = service.metadata?.finalizers?.includes(FINALIZER) ?? false;
+    const intent = service.metadata?.deletionTimestamp ? { kind: "ignore" as const } : serviceIntent(service, this.deps.intent);
+
+    if (intent.kind === "ignore") {
+      // Most Services are not ours; they cost one cache read and nothing else.
+      if (!hasFinalizer) return {};
+      return this.removeProxy(service, parent, log);
+    }
+    if (intent.kind === "invalid") {
+      if (hasFinalizer && (await this.deps.provisioner.cleanup(parent, log)) === "pending") return { requeueAfterMs: PROXY_POLL_MS };
+      await this.setStatus(service, { status: "False", reason: REASONS.invalid, message: intent.message }, undefined, "Warning");
+      return {};
+    }
+    if (intent.kind === "waiting") {
+      await this.setStatus(service, { status: "False", reason: REASONS.pending, message: intent.message }, undefined);
+      return { requeueAfterMs: PROXY_POLL_MS };
+    }
+
+    if (!hasFinalizer) {
+      // The finalizer goes on before anything is created, so nothing can be orphaned.
+      await this.deps.kube.mergePatch(
+        { apiVersion: "v1", kind: "Service", namespace, name },
+        { metadata: { finalizers: [...(service.metadata?.finalizers ?? []), FINALIZER], resourceVersion: service.metadata?.resourceVersion } },
+      );
+      return { requeueAfterMs: 0 };
+    }
+    let device: DeviceStatus | undefined;
+    try {
+      device = await this.deps.provisioner.ensure(parent, intent, log);
+    } catch (error) {
+      if (error instanceof ControlPlaneError && !error.retryable) {
+        await this.setStatus(service, { status: "False", reason: REASONS.controlPlaneError, message: error.message }, undefined, "Warning");
+      }
+      throw error;
+    }
+    if (!device) {
+      await this.setStatus(service, { status: "False", reason: REASONS.pending, message: "waiting for the proxy to join the tailnet" }, undefined);
+      return { requeueAfterMs: PROXY_POLL_MS };
+    }
+    const ingress = intent.loadBalancer ? loadBalancerIngress(device, intent.destinations) : undefined;
+    await this.setStatus(service, { status: "True", reason: REASONS.ready, message: `exposed on the tailnet as ${device.fqdn}` }, ingress);
+    return {};
+  };
+
+  private async removeProxy(service: V1Service, parent: ProxyParent, log: Logger): Promise<ReconcileResult> {
+    if ((await this.deps.provisioner.cleanup(parent, log)) === "pending") return { requeueAfterMs: PROXY_POLL_MS };
+    if (!service.metadata?.deletionTimestamp) {
+      // Still there but no longer exposed: take our status fields back.
+      await this.deps.kube.applyServiceStatus(parent.namespace, parent.name, {});
+      await this.deps.events.record(service, "Normal", REASONS.cleanedUp, "proxy and tailnet device removed");
+    }
+    await this.deps.kube.mergePatch(
+      { apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name },
+      { metadata: { finalizers: (service.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER), resourceVersion: service.metadata?.resourceVersion } },
+    );
+    log.info("proxy removed");
+    return {};
+  }
+
+  /** Applies our condition (and LB ingress) and records an Event when the condition changes. */
+  private async setStatus(service: V1Service, state: ConditionState, ingress: V1LoadBalancerIngress[] | undefined, eventType: "Normal" | "Warning" = "Normal"): Promise<void> {
+    const previous = service.status?.conditions;
+    const changed = conditionChanged(previous, state);
+    const sameIngress = JSON.stringify(service.status?.loadBalancer?.ingress ?? []) === JSON.stringify(ingress ?? []);
+    if (!changed && sameIngress) return;
+    const condition = proxyReadyCondition(previous, state, new Date(this.deps.clock.now()), service.metadata?.generation);
+    await this.deps.kube.applyServiceStatus(service.metadata?.namespace ?? "", service.metadata?.name ?? "", {
+      conditions: [condition],
+      ...(ingress ? { loadBalancer: { ingress } } : {}),
+    });
+    if (changed) await this.deps.events.record(service, eventType, state.reason, state.message);
+  }
+}
+
+/** The MagicDNS name (shown by kubectl as EXTERNAL-IP) and the tailnet IPs of the Service's families. */
+export function loadBalancerIngress(device: DeviceStatus, destinations: readonly string[]): V1LoadBalancerIngress[] {
+  const families = new Set(destinations.map((ip) => (ip.includes(":") ? 6 : 4)));
+  return [{ hostname: device.fqdn }, ...device.ips.filter((ip) => families.has(ip.includes(":") ? 6 : 4)).map((ip) => ({ ip }))];
+}
