@@ -7,8 +7,8 @@ export const ANNOTATIONS = {
   tailnetIp: "tailscale.com/tailnet-ip",
   tailnetFqdn: "tailscale.com/tailnet-fqdn",
   proxyGroup: "tailscale.com/proxy-group",
-  /** On the config Secret: the tags its auth key was minted with. */
-  proxyTags: "tailscale.com/proxy-tags",
+  /** On the config Secret and pod template: the device identity (hostname and tags) it was made for. */
+  proxyIdentity: "tailscale.com/proxy-identity",
 } as const;
 
 export const LABELS = {

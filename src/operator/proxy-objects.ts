@@ -58,6 +58,11 @@ export function childSelector(parent: ProxyParent): string {
   return Object.entries(childLabels(parent)).map(([k, v]) => `${k}=${v}`).join(",");
 }
 
+/** Hostname and tags: what the device was registered with; a change means a new device. */
+export function deviceIdentity(target: ProxyTarget): string {
+  return `${target.hostname} ${target.tags.join(",")}`;
+}
+
 export function configSecret(parent: ProxyParent, settings: ProxySettings, target: ProxyTarget, authKey: string): V1Secret {
   return {
     apiVersion: "v1",
@@ -66,7 +71,7 @@ export function configSecret(parent: ProxyParent, settings: ProxySettings, targe
       name: configSecretName(parent),
       namespace: settings.operatorNamespace,
       labels: { ...childLabels(parent), [LABELS.secretType]: "config" },
-      annotations: { [ANNOTATIONS.proxyTags]: target.tags.join(",") },
+      annotations: { [ANNOTATIONS.proxyIdentity]: deviceIdentity(target) },
     },
     stringData: { authkey: authKey },
   };
@@ -113,8 +118,8 @@ export function statefulSet(parent: ProxyParent, settings: ProxySettings, target
       template: {
         metadata: {
           labels: { ...childLabels(parent), app: name },
-          // Tags are part of the device's identity: a change must restart the proxy.
-          annotations: { [ANNOTATIONS.proxyTags]: target.tags.join(",") },
+          // A new identity is a new device: the proxy restarts and logs in with the new key.
+          annotations: { [ANNOTATIONS.proxyIdentity]: deviceIdentity(target) },
         },
         spec: {
           serviceAccountName: settings.serviceAccount,

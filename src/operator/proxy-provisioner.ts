@@ -10,6 +10,7 @@ import {
   childSelector,
   configSecret,
   configSecretName,
+  deviceIdentity,
   headlessService,
   proxyName,
   stateSecret,
@@ -45,12 +46,15 @@ export class ProxyProvisioner {
   async ensure(parent: ProxyParent, target: ProxyTarget, log: Logger): Promise<DeviceStatus | undefined> {
     const ns = this.settings.operatorNamespace;
     const existing = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: configSecretName(parent) });
-    if (existing && existing.metadata?.annotations?.[ANNOTATIONS.proxyTags] !== target.tags.join(",")) {
-      // Tags belong to the device's identity: changing them means a new device with a new key.
-      log.info({ from: existing.metadata?.annotations?.[ANNOTATIONS.proxyTags], to: target.tags }, "tags changed; replacing the proxy's device");
+    const identity = deviceIdentity(target);
+    const existingIdentity = existing?.metadata?.annotations?.[ANNOTATIONS.proxyIdentity];
+    if (existing && existingIdentity !== identity) {
+      // Tags and the MagicDNS name belong to the device (Headscale keeps a node's name): a
+      // change means a new device, logged in with a new key, and the old one deleted.
+      log.info({ from: existingIdentity, to: identity }, "hostname or tags changed; replacing the proxy's device");
       if ((await this.cleanup(parent, log)) === "pending") return undefined;
     }
-    if (!existing || existing.metadata?.annotations?.[ANNOTATIONS.proxyTags] !== target.tags.join(",")) {
+    if (!existing || existingIdentity !== identity) {
       // The single-use key is minted only when the config Secret is created.
       const authKey = await this.controlPlane.createAuthKey({ tags: target.tags });
       const created = await this.kube.create(configSecret(parent, this.settings, target, authKey));

@@ -1,5 +1,7 @@
 // The proxy's configuration: environment variables, validated once at start. Names follow the
 // Tailscale operator's containerboot where it has them, so its manifests and habits carry over.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { z } from "zod";
 import { FIREWALL_MODES } from "./firewall/select.ts";
 
@@ -16,8 +18,12 @@ export const proxyEnvSchema = z.object({
   TS_DEST_IP: ipList.describe("ClusterIP(s) that tailnet traffic is forwarded to"),
   TS_DEBUG_FIREWALL_MODE: z.enum(FIREWALL_MODES).default("auto").describe("firewall backend"),
   TS_LOCAL_ADDR_PORT: z.string().default("[::]:9002").describe("address:port of the health endpoint (/healthz)"),
-  TS_SOCKET: z.string().default("/tmp/tailnet-proxy/tailscaled.sock").describe("tailscaled LocalAPI socket"),
-  TS_STATE_DIR: z.string().default("/tmp/tailnet-proxy").describe("tailscaled's scratch directory (state itself lives in the Secret)"),
+  TS_SOCKET: z
+    .string()
+    .default(join(tmpdir(), "tailnet-proxy", "tailscaled.sock"))
+    .refine((path) => Buffer.byteLength(path) <= 107, "a unix socket path must be at most 107 bytes; set TS_SOCKET or a shorter TMPDIR")
+    .describe("tailscaled LocalAPI socket (default under $TMPDIR)"),
+  TS_STATE_DIR: z.string().default(join(tmpdir(), "tailnet-proxy")).describe("tailscaled's scratch directory, default under $TMPDIR (state itself lives in the Secret)"),
   TS_TUN: z.string().default("tailscale0").describe("TUN interface name"),
   POD_NAME: z.string().optional(),
 });

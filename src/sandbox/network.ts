@@ -2,7 +2,7 @@
 // it by veth pairs. The hub routes Service ClusterIPs to the backend hosts that own them, the
 // way kube-proxy would make them reachable. No namespace gets a default route, and nothing is
 // linked to the host's root namespace, so sandbox traffic cannot leave the sandbox.
-import { mkdir, open, unlink } from "node:fs/promises";
+import { mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
 import type { CommandRunner } from "../shared/exec.ts";
 import { NetworkNamespace } from "./netns.ts";
@@ -24,6 +24,7 @@ export interface SandboxHost {
 export class SandboxNetwork {
   private readonly runner: CommandRunner;
   private readonly run: RunInfo;
+  private nextIndex = 1;
 
   constructor(runner: CommandRunner, run: RunInfo) {
     this.runner = runner;
@@ -61,15 +62,13 @@ export class SandboxNetwork {
       return { namespace: ns, address, index };
     } catch (error) {
       await namespace?.delete();
-      await this.releaseIndex(index);
       throw error;
     }
   }
 
-  /** Deletes the host's namespace (its veth goes with it) and frees its address. */
+  /** Deletes the host's namespace (its veth goes with it). */
   async removeHost(host: SandboxHost): Promise<void> {
     await host.namespace.delete();
-    await this.releaseIndex(host.index);
   }
 
   /** Makes the hub send traffic for ip (a ClusterIP) to the host that owns it. */
@@ -83,14 +82,17 @@ export class SandboxNetwork {
 
   /**
    * Host indexes are claimed by creating a marker file exclusively, so several processes of
-   * one run (test files, the pod runner) never hand out the same address.
+   * one run (test files, the pod runner) never hand out the same address. Addresses are never
+   * reused within a run: peers keep a dead host's MAC in their neighbour cache for a while, and
+   * a new host on the same IP would be unreachable until it expires.
    */
   private async allocateIndex(): Promise<number> {
     const dir = join(this.run.dir, "hosts");
     await mkdir(dir, { recursive: true });
-    for (let index = 1; index < MAX_HOSTS; index++) {
+    for (let index = this.nextIndex; index < MAX_HOSTS; index++) {
       try {
         await (await open(join(dir, String(index)), "wx")).close();
+        this.nextIndex = index + 1;
         return index;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
@@ -99,9 +101,6 @@ export class SandboxNetwork {
     throw new Error("sandbox network: no free host addresses");
   }
 
-  private async releaseIndex(index: number): Promise<void> {
-    await unlink(join(this.run.dir, "hosts", String(index))).catch(() => undefined);
-  }
 }
 
 /** 10.77.<n / 250>.<n % 250 + 2>: index 0 would collide with the hub's 10.77.0.1. */

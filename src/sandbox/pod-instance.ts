@@ -50,11 +50,11 @@ export class PodInstance {
   }
 
   static async start(env: PodEnvironment, sts: V1StatefulSet, ordinal: number, templateHash: string): Promise<PodInstance> {
-    const namespace = sts.metadata?.namespace ?? "default";
     const pod = await createPodObject(env.core, sts, ordinal);
     const name = pod.metadata?.name ?? "";
     const host = await env.network.addHost("pod");
-    const instance = new PodInstance(env, pod, host, join(env.dir, `${namespace}_${name}_${(pod.metadata?.uid ?? "").slice(0, 8)}`), templateHash);
+    // Short directory names: a pod's TMPDIR holds unix sockets, whose paths are limited to 107 bytes.
+    const instance = new PodInstance(env, pod, host, join(env.dir, (pod.metadata?.uid ?? "").slice(0, 8)), templateHash);
     try {
       await instance.prepareAndRun();
       return instance;
@@ -66,6 +66,12 @@ export class PodInstance {
 
   get name(): string {
     return `${this.pod.metadata?.namespace ?? ""}/${this.pod.metadata?.name ?? ""}`;
+  }
+
+  /** PID of a container's main process while it runs. */
+  containerPid(container: string): number | undefined {
+    const proc = this.running.get(container);
+    return proc?.running ? proc.pid : undefined;
   }
 
   /** Where a container's output goes (the runner's stand-in for `kubectl logs`). */
@@ -162,6 +168,8 @@ export class PodInstance {
       env: {
         PATH: [...(this.env.images(container.image ?? "")?.path ?? []), process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":"),
         HOSTNAME: this.pod.metadata?.name ?? "",
+        // A container has a /tmp of its own; pods here share the host's, so each gets a TMPDIR.
+        TMPDIR: await this.privateTmp(),
         KUBERNETES_SERVICE_HOST: this.env.apiserverHost,
         KUBERNETES_SERVICE_PORT: String(this.env.apiserverPort),
         KUBERNETES_SERVICE_PORT_HTTPS: String(this.env.apiserverPort),
@@ -169,6 +177,12 @@ export class PodInstance {
       },
       cwd: container.workingDir,
     };
+  }
+
+  private async privateTmp(): Promise<string> {
+    const dir = join(this.dir, "tmp");
+    await mkdir(dir, { recursive: true, mode: 0o1777 });
+    return dir;
   }
 
   /** Mount points must exist on the host; the ones created are recorded for the final sweep. */
@@ -184,6 +198,7 @@ export class PodInstance {
       argv: plan.argv,
       env: plan.env,
       logFile: join(this.dir, `${plan.name}.log`),
+      group: true,
       ...(plan.cwd ? { cwd: plan.cwd } : {}),
     });
     this.running.set(plan.name, proc);
@@ -194,7 +209,10 @@ export class PodInstance {
     let delay = 1_000;
     while (!this.isStopping()) {
       const started = systemClock.now();
-      await this.launch(plan).exited;
+      const proc = this.launch(plan);
+      await proc.exited;
+      // Like a container runtime: the container's leftovers die with its main process.
+      proc.signal("SIGKILL");
       if (this.isStopping()) return;
       this.restarts++;
       await this.reportRunning().catch(() => undefined);

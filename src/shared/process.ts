@@ -10,6 +10,11 @@ export interface SpawnOptions {
   readonly logFile?: string;
   readonly env?: NodeJS.ProcessEnv;
   readonly cwd?: string;
+  /**
+   * Run in a process group of its own and signal the whole group, so children it leaves
+   * behind go with it (what a container runtime does when a container's main process exits).
+   */
+  readonly group?: boolean;
 }
 
 export interface ExitStatus {
@@ -23,12 +28,14 @@ export class ManagedProcess {
   readonly logFile: string | undefined;
   readonly exited: Promise<ExitStatus>;
   private readonly child: ChildProcess;
+  private readonly group: boolean;
   private exitStatus: ExitStatus | undefined;
 
   private constructor(options: SpawnOptions, child: ChildProcess) {
     this.name = options.name;
     this.logFile = options.logFile;
     this.child = child;
+    this.group = options.group ?? false;
     this.exited = new Promise((resolve) => {
       child.once("exit", (code, signal) => {
         this.exitStatus = { code, signal };
@@ -51,6 +58,7 @@ export class ManagedProcess {
         env: options.env ?? process.env,
         cwd: options.cwd,
         stdio: fd === undefined ? "inherit" : ["ignore", fd, fd],
+        detached: options.group ?? false,
       });
       return new ManagedProcess(options, child);
     } finally {
@@ -76,20 +84,37 @@ export class ManagedProcess {
     }
   }
 
-  /** Sends a signal if the process still runs. */
+  /** Sends a signal to the process (to its whole group when it has one). */
   signal(signal: NodeJS.Signals): void {
-    if (this.running) this.child.kill(signal);
+    const pid = this.child.pid;
+    if (this.group && pid !== undefined) {
+      try {
+        process.kill(-pid, signal);
+      } catch {
+        // The group is empty.
+      }
+    } else if (this.running) {
+      this.child.kill(signal);
+    }
   }
 
   /** SIGTERM, then SIGKILL after graceMs; resolves once the process is gone. */
   async stop(graceMs = 5_000): Promise<ExitStatus> {
-    if (this.exitStatus) return this.exitStatus;
+    if (this.exitStatus) {
+      this.signal("SIGKILL");
+      return this.exitStatus;
+    }
+    // SIGTERM to the main process only, as a container runtime does; the rest get SIGKILL.
     this.child.kill("SIGTERM");
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), graceMs);
+    const timer = setTimeout(() => {
+      this.signal("SIGKILL");
+    }, graceMs);
     try {
       return await this.exited;
     } finally {
       clearTimeout(timer);
+      // Whatever the main process left in its group does not outlive it.
+      if (this.group) this.signal("SIGKILL");
     }
   }
 }
