@@ -51,7 +51,6 @@ export class PodInstance {
 
   static async start(env: PodEnvironment, sts: V1StatefulSet, ordinal: number, templateHash: string): Promise<PodInstance> {
     const pod = await createPodObject(env.core, sts, ordinal);
-    const name = pod.metadata?.name ?? "";
     const host = await env.network.addHost("pod");
     // Short directory names: a pod's TMPDIR holds unix sockets, whose paths are limited to 107 bytes.
     const instance = new PodInstance(env, pod, host, join(env.dir, (pod.metadata?.uid ?? "").slice(0, 8)), templateHash);
