@@ -92,7 +92,8 @@ function printServices(services: readonly V1Service[], fallback: V1Service): voi
     const external = (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.hostname ?? i.ip ?? "").join(",");
     return [svc.metadata?.name ?? "", svc.spec?.type ?? "", svc.spec?.clusterIP ?? "", external || "<pending>", ports];
   });
-  const table = [["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"], ...rows];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => (r[i] ?? "").length)) + 3);
+  const header = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"];
+  const table = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...table.map((r) => (r[i] ?? "").length)) + 3);
   for (const row of table) process.stdout.write(`    ${row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("").trimEnd()}\n`);
 }
