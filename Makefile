@@ -38,8 +38,9 @@ test: deps bins ## Everything CI runs: typecheck, lint, unit and sandbox tests
 demo: deps bins ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
 	$(LAUNCH) $(NODE) src/demo/main.ts $(ARGS)
 
-bench: deps bins ## Print sandbox figures (cold build times, warm start-up, peak memory)
+bench: deps bins ## Print figures: sandbox start-up and memory, Service exposure latency and throughput
 	$(LAUNCH) $(NODE) bench/sandbox-startup.ts
+	$(LAUNCH) $(NODE) bench/service-exposure.ts
 
 clean-sandbox: deps ## Remove sandboxes left by crashed runs
 	$(LAUNCH) true

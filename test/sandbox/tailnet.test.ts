@@ -51,10 +51,10 @@ describe("tailnet devices on Headscale", () => {
   });
 
   it("joins a personal device as its user, untagged", async () => {
-    const laptop = await sandbox.addDevice("laptop", { user: "alice" });
+    const laptop = await sandbox.addDevice("alice-laptop", { user: "alice" });
     const status = await laptop.status();
     const node = (await sandbox.headscaleAdmin.listNodes()).find((n) => String(n.id) === status.id);
-    assert.equal(node?.given_name, "laptop");
+    assert.equal(node?.given_name, "alice-laptop");
     assert.deepEqual(node.tags ?? [], []);
     assert.equal(node.user?.name, "alice");
   });
