@@ -15,7 +15,8 @@ import { HeadscaleApi } from "../control/headscale-api.ts";
 import { TailscaleApi } from "../control/tailscale-api.ts";
 import type { ControlPlane } from "../control/control-plane.ts";
 import { configInput, loadOperatorConfig, operatorHelp, readCredential, type OperatorConfig } from "./config.ts";
-import { LABELS } from "./names.ts";
+import { FINALIZER, LABELS } from "./names.ts";
+import { isExposed } from "./service-intent.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
 import { ServiceReconciler } from "./service-reconciler.ts";
 import { KubeEventRecorder } from "./events.ts";
@@ -57,6 +58,7 @@ async function run(config: OperatorConfig): Promise<void> {
     });
   }
 
+  const intentOptions = { defaultTags: config.PROXY_TAGS.split(",").map((t) => t.trim()), defaultLoadBalancer: config.OPERATOR_DEFAULT_LOAD_BALANCER };
   const provisioner = new ProxyProvisioner(kube, controlPlane(config), {
     operatorNamespace: config.OPERATOR_NAMESPACE,
     image: config.PROXY_IMAGE,
@@ -70,7 +72,7 @@ async function run(config: OperatorConfig): Promise<void> {
     provisioner,
     events: new KubeEventRecorder(kube, log, systemClock),
     clock: systemClock,
-    intent: { defaultTags: config.PROXY_TAGS.split(",").map((t) => t.trim()), defaultLoadBalancer: config.OPERATOR_DEFAULT_LOAD_BALANCER },
+    intent: intentOptions,
   });
   const controller = new Controller({ name: "service", reconcile: reconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
 
@@ -122,7 +124,10 @@ async function run(config: OperatorConfig): Promise<void> {
       path: "/api/v1/services",
       list: () => core.listServiceForAllNamespaces(),
       onObject: (svc) => {
-        controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
+        // Only Services that ask for a proxy, or still carry ours, are worth a reconcile.
+        if (isExposed(svc, intentOptions) || svc.metadata?.finalizers?.includes(FINALIZER)) {
+          controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
+        }
       },
     }),
     startWatch<V1Secret>({

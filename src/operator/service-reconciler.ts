@@ -42,7 +42,7 @@ export class ServiceReconciler {
     const intent = service.metadata?.deletionTimestamp ? { kind: "ignore" as const } : serviceIntent(service, this.deps.intent);
 
     if (intent.kind === "ignore") {
-      // Most Services are not ours; they cost one cache read and nothing else.
+      // Not ours (the watch filters most of these out before they are queued).
       if (!hasFinalizer) return {};
       return this.removeProxy(service, parent, log);
     }

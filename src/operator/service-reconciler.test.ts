@@ -1,0 +1,149 @@
+// The Service reconciler as stories against in-memory fakes: what each pass writes, and that a
+// pass with nothing to do writes nothing.
+import { describe, it, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import type { V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
+import { FakeKubeClient } from "../../test/fakes/fake-kube-client.ts";
+import { FakeControlPlane } from "../../test/fakes/fake-control-plane.ts";
+import { ServiceReconciler } from "./service-reconciler.ts";
+import { ProxyProvisioner } from "./proxy-provisioner.ts";
+import { proxyName, stateSecretName } from "./proxy-objects.ts";
+import { ControlPlaneError } from "../control/control-plane.ts";
+import { createLogger } from "../shared/log.ts";
+import type { EventRecorder } from "./events.ts";
+
+const log = createLogger({ name: "test", level: "silent" });
+const ctx = { log, signal: new AbortController().signal };
+const parent = { namespace: "tailscaletest", name: "nginx-tailscale", type: "svc" as const };
+const KEY = "tailscaletest/nginx-tailscale";
+
+let kube: FakeKubeClient;
+let control: FakeControlPlane;
+let events: { type: string; reason: string; message: string }[];
+let reconciler: ServiceReconciler;
+
+beforeEach(() => {
+  kube = new FakeKubeClient();
+  control = new FakeControlPlane();
+  events = [];
+  const recorder: EventRecorder = {
+    record: (_object, type, reason, message) => {
+      events.push({ type, reason, message });
+      return Promise.resolve();
+    },
+  };
+  const provisioner = new ProxyProvisioner(kube, control, {
+    operatorNamespace: "tailscale",
+    image: "tailnet-operator/proxy:test",
+    loginServer: control.loginServer,
+    firewallMode: "auto",
+    serviceAccount: "tailnet-proxies",
+    extraEnv: {},
+  });
+  reconciler = new ServiceReconciler({ kube, provisioner, events: recorder, clock: { now: () => 1_790_000_000_000, sleep: () => Promise.resolve() }, intent: { defaultTags: ["tag:k8s"], defaultLoadBalancer: false } });
+});
+
+function seedService(annotations: Record<string, string> = {}): void {
+  kube.seed<V1Service>({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: parent.name, namespace: parent.namespace, annotations },
+    spec: { type: "LoadBalancer", loadBalancerClass: "tailscale", clusterIP: "10.96.0.10", clusterIPs: ["10.96.0.10"], ports: [{ port: 80 }] },
+  });
+}
+
+/** What the proxy does once it runs: report its device in the state Secret. */
+async function proxyReports(): Promise<void> {
+  const b64 = (s: string): string => Buffer.from(s).toString("base64");
+  await kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", name: stateSecretName(parent) }, {
+    data: { device_id: b64("7"), device_fqdn: b64("tailscaletest-nginx-tailscale.tailnet.test"), device_ips: b64('["100.64.0.7","fd7a:115c:a1e0::7"]') },
+  });
+}
+
+const service = (): V1Service => kube.find<V1Service>("Service", parent.namespace, parent.name)!;
+
+describe("ServiceReconciler", () => {
+  it("1: adds the finalizer before creating anything", async () => {
+    seedService();
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), { requeueAfterMs: 0 });
+    assert.deepEqual(service().metadata?.finalizers, ["tailscale.com/finalizer"]);
+    assert.equal(kube.ofKind("StatefulSet").length, 0);
+    assert.equal(control.keys.length, 0);
+  });
+
+  it("2: provisions the proxy with one tagged key, and waits for it", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), { requeueAfterMs: 1000 });
+    assert.deepEqual(control.keys, [{ tags: ["tag:k8s"] }]);
+    const name = proxyName(parent);
+    const config = kube.find<V1Secret>("Secret", "tailscale", `${name}-config`);
+    assert.equal(Buffer.from(config?.data?.["authkey"] ?? "", "base64").toString(), "key-1");
+    assert.ok(kube.find<V1Secret>("Secret", "tailscale", `${name}-0`), "the state Secret");
+    assert.equal(kube.find<V1Service>("Service", "tailscale", name)?.spec?.clusterIP, "None");
+    const sts = kube.find<V1StatefulSet>("StatefulSet", "tailscale", name);
+    const env = Object.fromEntries((sts?.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    assert.equal(env["TS_DEST_IP"], "10.96.0.10");
+    assert.equal(env["TS_HOSTNAME"], "tailscaletest-nginx-tailscale");
+    assert.equal(env["TS_LOGIN_SERVER"], "http://control.test");
+    assert.deepEqual(sts?.spec?.template.spec?.containers[0]?.securityContext?.capabilities, { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] });
+    assert.equal(sts.metadata?.labels?.["tailscale.com/parent-resource-ns"], "tailscaletest");
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyPending");
+  });
+
+  it("3: publishes the device as EXTERNAL-IP once the proxy reports it, then a pass changes nothing", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    await proxyReports();
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
+    assert.deepEqual(service().status?.loadBalancer?.ingress, [{ hostname: "tailscaletest-nginx-tailscale.tailnet.test" }, { ip: "100.64.0.7" }]);
+    assert.equal(service().status?.conditions?.[0]?.status, "True");
+    assert.deepEqual(events.map((e) => e.reason), ["ProxyPending", "ProxyReady"]);
+
+    const writes = kube.writes.length;
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
+    assert.deepEqual(kube.writes.slice(writes), [], "an idempotent pass writes nothing");
+    assert.equal(control.keys.length, 1, "no second key");
+    assert.equal(events.length, 2, "no repeated events");
+  });
+
+  it("4: rejects bad input with a Warning and creates nothing", async () => {
+    seedService({ "tailscale.com/tags": "not-a-tag" });
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyInvalid");
+    assert.deepEqual(events.map((e) => [e.type, e.reason]), [["Warning", "ProxyInvalid"]]);
+    assert.equal(service().metadata?.finalizers, undefined);
+    assert.deepEqual(kube.writes.filter((w) => !w.includes("Service/tailscaletest")), []);
+  });
+
+  it("5: cleans up on deletion: StatefulSet, device, Secrets and Service, then the finalizer", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    await proxyReports();
+    await reconciler.reconcile(KEY, ctx);
+    await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { deletionTimestamp: new Date() } });
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
+    assert.deepEqual(control.deleted, ["7"]);
+    for (const kind of ["StatefulSet", "Secret"]) assert.equal(kube.ofKind(kind).length, 0, kind);
+    assert.equal(kube.ofKind("Service").filter((s) => s.metadata?.namespace === "tailscale").length, 0);
+    assert.deepEqual(service().metadata?.finalizers, []);
+  });
+
+  it("6: surfaces a control plane that refuses the operator's credentials on the Service", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    control.failWith = new ControlPlaneError("POST /api/v1/preauthkey: HTTP 401: Unauthorized", 401);
+    await assert.rejects(reconciler.reconcile(KEY, ctx), ControlPlaneError);
+    assert.equal(service().status?.conditions?.[0]?.reason, "ControlPlaneError");
+    assert.equal(events.at(-1)?.type, "Warning");
+    assert.equal(kube.ofKind("StatefulSet").length, 0);
+  });
+
+  it("7: leaves other Services alone without writing anything", async () => {
+    kube.seed<V1Service>({ apiVersion: "v1", kind: "Service", metadata: { name: "other", namespace: "default" }, spec: { type: "LoadBalancer", loadBalancerClass: "metallb", clusterIP: "10.96.0.11" } });
+    assert.deepEqual(await reconciler.reconcile("default/other", ctx), {});
+    assert.deepEqual(kube.writes, []);
+  });
+});

@@ -1,0 +1,109 @@
+// An in-memory KubeClient for fast reconciler tests: objects keyed by kind/namespace/name, a
+// resourceVersion per write (merge patches that name a stale one conflict, like the API server),
+// equality label selectors, and a log of every write so tests can prove a reconcile was a no-op.
+import type { KubernetesObject, V1ServiceStatus } from "@kubernetes/client-node";
+import { KubeApiError, type KubeClient, type ObjectRef } from "../../src/kube/kube-client.ts";
+
+type Stored = KubernetesObject & { status?: unknown; [key: string]: unknown };
+
+const keyOf = (ref: { kind?: string | undefined; namespace?: string | undefined; name?: string | undefined }): string => `${ref.kind ?? ""}/${ref.namespace ?? ""}/${ref.name ?? ""}`;
+const clone = <T>(value: T): T => structuredClone(value);
+/** The store holds plain JSON; callers see it as whatever KubernetesObject type they asked for. */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- a typed view of JSON
+const as = <T>(value: unknown): T => value as T;
+
+function matches(labels: Record<string, string> | undefined, selector: string | undefined): boolean {
+  if (!selector) return true;
+  return selector.split(",").every((term) => {
+    const [k, v] = term.split("=");
+    return labels?.[k ?? ""] === v;
+  });
+}
+
+export class FakeKubeClient implements KubeClient {
+  readonly objects = new Map<string, Stored>();
+  readonly writes: string[] = [];
+  private version = 1;
+
+  /** Puts an object in the store as if a user created it. */
+  seed<T extends KubernetesObject>(object: T): T {
+    const stored = as<Stored>(clone(object));
+    stored.metadata = { ...stored.metadata, resourceVersion: String(this.version++), uid: `uid-${this.version}`, generation: 1 };
+    this.objects.set(keyOf({ kind: stored.kind, namespace: stored.metadata.namespace, name: stored.metadata.name }), stored);
+    return as<T>(clone(stored));
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- callers name the kind's type
+  find<T extends KubernetesObject>(kind: string, namespace: string, name: string): T | undefined {
+    const found = this.objects.get(keyOf({ kind, namespace, name }));
+    return found && (as<T>(clone(found)));
+  }
+
+  ofKind(kind: string): Stored[] {
+    return [...this.objects.values()].filter((o) => o.kind === kind);
+  }
+
+  private store(object: Stored, verb: string): Stored {
+    object.metadata = { ...object.metadata, resourceVersion: String(this.version++) };
+    this.objects.set(keyOf({ kind: object.kind, namespace: object.metadata.namespace, name: object.metadata.name }), object);
+    this.writes.push(`${verb} ${keyOf({ kind: object.kind, namespace: object.metadata.namespace, name: object.metadata.name })}`);
+    return clone(object);
+  }
+
+  get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
+    return Promise.resolve(this.find<T>(ref.kind, ref.namespace ?? "", ref.name));
+  }
+
+  list<T extends KubernetesObject>(_apiVersion: string, kind: string, options: { namespace?: string; labelSelector?: string } = {}): Promise<T[]> {
+    const items = this.ofKind(kind).filter((o) => (options.namespace === undefined || o.metadata?.namespace === options.namespace) && matches(o.metadata?.labels, options.labelSelector));
+    return Promise.resolve(items.map((o) => as<T>(clone(o))));
+  }
+
+  apply<T extends KubernetesObject>(object: T): Promise<T> {
+    const existing = this.find<Stored>(object.kind ?? "", object.metadata?.namespace ?? "", object.metadata?.name ?? "");
+    const next = as<Stored>({ ...(existing ?? {}), ...clone(object), metadata: { ...existing?.metadata, ...clone(object.metadata) } });
+    if (existing && JSON.stringify({ ...existing, metadata: { ...existing.metadata, resourceVersion: "" } }) === JSON.stringify({ ...next, metadata: { ...next.metadata, resourceVersion: "" } })) {
+      return Promise.resolve(as<T>(clone(existing))); // SSA that changes nothing writes nothing
+    }
+    return Promise.resolve(as<T>(this.store(next, "apply")));
+  }
+
+  create<T extends KubernetesObject>(object: T): Promise<T | "exists"> {
+    if (this.find(object.kind ?? "", object.metadata?.namespace ?? "", object.metadata?.name ?? "")) return Promise.resolve("exists");
+    const stored = as<Stored>(clone(object));
+    const stringData = stored["stringData"] as Record<string, string> | undefined;
+    if (stringData) {
+      stored["data"] = Object.fromEntries(Object.entries(stringData).map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
+      delete stored["stringData"];
+    }
+    stored.metadata = { ...stored.metadata, uid: `uid-${this.version}` };
+    return Promise.resolve(as<T>(this.store(stored, "create")));
+  }
+
+  mergePatch(ref: ObjectRef, patch: { metadata?: { resourceVersion?: string | undefined; [k: string]: unknown }; [k: string]: unknown }): Promise<void> {
+    const existing = this.find<Stored>(ref.kind, ref.namespace ?? "", ref.name);
+    if (!existing) return Promise.reject(new KubeApiError("not found", 404));
+    const wanted = patch.metadata?.resourceVersion;
+    if (wanted !== undefined && wanted !== existing.metadata?.resourceVersion) return Promise.reject(new KubeApiError("conflict", 409));
+    const { metadata, ...rest } = patch;
+    const next = as<Stored>({ ...existing, ...clone(rest), metadata: { ...existing.metadata, ...clone(metadata) } });
+    this.store(next, "patch");
+    return Promise.resolve();
+  }
+
+  applyServiceStatus(namespace: string, name: string, status: V1ServiceStatus): Promise<void> {
+    const existing = this.find<Stored>("Service", namespace, name);
+    if (!existing) return Promise.reject(new KubeApiError("not found", 404));
+    // Our field manager owns exactly these fields: what it no longer applies disappears.
+    existing.status = clone(status);
+    this.store(existing, "status");
+    return Promise.resolve();
+  }
+
+  delete(ref: ObjectRef): Promise<boolean> {
+    const key = keyOf({ kind: ref.kind, namespace: ref.namespace, name: ref.name });
+    const existed = this.objects.delete(key);
+    if (existed) this.writes.push(`delete ${key}`);
+    return Promise.resolve(existed);
+  }
+}
