@@ -38,4 +38,5 @@ export const STATE_SECRET_KEYS = {
   deviceFqdn: "device_fqdn",
   deviceIps: "device_ips",
   firewallMode: "tailnet_firewall_mode",
+  firewallReason: "tailnet_firewall_reason",
 } as const;

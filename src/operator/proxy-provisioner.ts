@@ -25,6 +25,8 @@ export interface DeviceStatus {
   readonly id: string;
   readonly fqdn: string;
   readonly ips: readonly string[];
+  /** The firewall backend the proxy chose, and why (shown to users in an Event). */
+  readonly firewall?: string;
 }
 
 export type CleanupResult = "done" | "pending";
@@ -74,13 +76,9 @@ export class ProxyProvisioner {
     const fqdn = decode(data[STATE_SECRET_KEYS.deviceFqdn]);
     const ips = decode(data[STATE_SECRET_KEYS.deviceIps]);
     if (!id || !fqdn || !ips) return undefined;
-    return { id, fqdn, ips: JSON.parse(ips) as string[] };
-  }
-
-  /** The firewall mode the proxy reported, if any. */
-  async firewallMode(parent: ProxyParent): Promise<string | undefined> {
-    const secret = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
-    return decode(secret?.data?.[STATE_SECRET_KEYS.firewallMode]);
+    const mode = decode(data[STATE_SECRET_KEYS.firewallMode]);
+    const reason = decode(data[STATE_SECRET_KEYS.firewallReason]);
+    return { id, fqdn, ips: JSON.parse(ips) as string[], ...(mode ? { firewall: `${mode} (${reason ?? "no reason given"})` } : {}) };
   }
 
   /**

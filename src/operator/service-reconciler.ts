@@ -78,7 +78,8 @@ export class ServiceReconciler {
       return { requeueAfterMs: PROXY_POLL_MS };
     }
     const ingress = intent.loadBalancer ? loadBalancerIngress(device, intent.destinations) : undefined;
-    await this.setStatus(service, { status: "True", reason: REASONS.ready, message: `exposed on the tailnet as ${device.fqdn}` }, ingress);
+    const ready = `exposed on the tailnet as ${device.fqdn}`;
+    await this.setStatus(service, { status: "True", reason: REASONS.ready, message: ready }, ingress, "Normal", device.firewall ? `${ready}; proxy firewall: ${device.firewall}` : ready);
     return {};
   };
 
@@ -98,7 +99,13 @@ export class ServiceReconciler {
   }
 
   /** Applies our condition (and LB ingress) and records an Event when the condition changes. */
-  private async setStatus(service: V1Service, state: ConditionState, ingress: V1LoadBalancerIngress[] | undefined, eventType: "Normal" | "Warning" = "Normal"): Promise<void> {
+  private async setStatus(
+    service: V1Service,
+    state: ConditionState,
+    ingress: V1LoadBalancerIngress[] | undefined,
+    eventType: "Normal" | "Warning" = "Normal",
+    eventMessage = state.message,
+  ): Promise<void> {
     const previous = service.status?.conditions;
     const changed = conditionChanged(previous, state);
     const sameIngress = JSON.stringify(service.status?.loadBalancer?.ingress ?? []) === JSON.stringify(ingress ?? []);
@@ -108,7 +115,7 @@ export class ServiceReconciler {
       conditions: [condition],
       ...(ingress ? { loadBalancer: { ingress } } : {}),
     });
-    if (changed) await this.deps.events.record(service, eventType, state.reason, state.message);
+    if (changed) await this.deps.events.record(service, eventType, state.reason, eventMessage);
   }
 }
 

@@ -3,7 +3,7 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { FIREWALL_MODES } from "./firewall/select.ts";
+import { FIREWALL_MODES } from "./firewall/detect.ts";
 
 const ipList = z
   .string()
@@ -35,6 +35,7 @@ export function proxyHelp(): string {
   return `tailnet-proxy: runs tailscaled in a proxy pod, forwards tailnet traffic to a Service, reports the device
 
 Usage: tailnet-proxy [--help] [--version]
+       tailnet-proxy doctor [--json]   what the proxy would do on this host; changes nothing
 
 Configuration (environment):
 ${rows.join("\n")}

@@ -9,8 +9,9 @@ import { loadProxyConfig, proxyHelp, type ProxyConfig } from "./config.ts";
 import { Tailscaled, type DeviceInfo } from "./tailscaled.ts";
 import { KubeStateSecret, STATE_KEYS } from "./state-secret.ts";
 import { HealthServer } from "./health.ts";
-import { chooseFirewall } from "./firewall/select.ts";
+import { applyOrClear, chooseFirewall, clearStaleRules } from "./firewall/select.ts";
 import { familyOf, type ForwardingRules, type IpFamily } from "./firewall/rules.ts";
+import { runDoctor } from "./doctor.ts";
 
 const log = createLogger({ name: "tailnet-proxy" });
 
@@ -29,8 +30,11 @@ async function run(config: ProxyConfig): Promise<void> {
   const secret = new KubeStateSecret(config.TS_KUBE_SECRET);
   const tailscaled = new Tailscaled(runner, config);
   const families = [...new Set(config.TS_DEST_IP.map(familyOf))] as IpFamily[];
-  const { firewall, reason } = await chooseFirewall(runner, config.TS_DEBUG_FIREWALL_MODE, families);
-  log.info({ mode: firewall.mode, reason }, "firewall backend chosen");
+  const { firewall, reason, probes } = await chooseFirewall(runner, config.TS_DEBUG_FIREWALL_MODE, families);
+  log.info({ mode: firewall.mode, reason, probes }, "firewall backend chosen");
+  // A previous instance killed with SIGKILL (the pod's namespace outlives a container restart)
+  // may have left rules; they are ours to remove, in whichever backend it used.
+  await clearStaleRules(runner, probes, families);
 
   const stopping = new AbortController();
   const isStopping = (): boolean => stopping.signal.aborted;
@@ -48,11 +52,12 @@ async function run(config: ProxyConfig): Promise<void> {
     log.info({ login, id: device.id, fqdn: device.fqdn, ips: device.ips }, "device running");
     // Same order as the Tailscale operator: the ID first, the address only once traffic can flow.
     await secret.write({ [STATE_KEYS.deviceId]: device.id });
-    await firewall.apply(forwardingRules(config, device));
+    await applyOrClear(firewall, forwardingRules(config, device));
     await secret.write({
       [STATE_KEYS.deviceFqdn]: device.fqdn,
       [STATE_KEYS.deviceIps]: JSON.stringify(device.ips),
-      [STATE_KEYS.firewallMode]: `${firewall.mode}: ${reason}`,
+      [STATE_KEYS.firewallMode]: firewall.mode,
+      [STATE_KEYS.firewallReason]: reason,
     });
     health.setHealthy(true);
 
@@ -67,7 +72,7 @@ async function run(config: ProxyConfig): Promise<void> {
       if (JSON.stringify(current) !== JSON.stringify(device)) {
         log.info({ ips: current.ips }, "device changed; re-applying rules");
         device = current;
-        await firewall.apply(forwardingRules(config, device));
+        await applyOrClear(firewall, forwardingRules(config, device));
         await secret.write({ [STATE_KEYS.deviceFqdn]: device.fqdn, [STATE_KEYS.deviceIps]: JSON.stringify(device.ips) });
       }
     }
@@ -81,7 +86,10 @@ async function run(config: ProxyConfig): Promise<void> {
   }
 }
 
-if (!answerInfoFlags(process.argv.slice(2), proxyHelp())) {
+const args = process.argv.slice(2);
+if (args[0] === "doctor") {
+  process.exitCode = await runDoctor(new ProcessRunner(), process.env, args.includes("--json"));
+} else if (!answerInfoFlags(args, proxyHelp())) {
   try {
     await run(loadProxyConfig(process.env));
   } catch (error) {

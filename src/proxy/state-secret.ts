@@ -8,6 +8,7 @@ export const STATE_KEYS = {
   deviceFqdn: "device_fqdn",
   deviceIps: "device_ips",
   firewallMode: "tailnet_firewall_mode",
+  firewallReason: "tailnet_firewall_reason",
 } as const;
 
 export interface StateSecretWriter {

@@ -1,33 +1,48 @@
-// Chooses the firewall backend. An explicit mode wins (TS_DEBUG_FIREWALL_MODE values of the
-// Tailscale operator are accepted); "auto" prefers nftables when it works. The full host
-// detection (existing rules, probes per backend) belongs to the firewall issue.
+// Builds the chosen backend. detect.ts decides which one; this only wires it up.
 import type { CommandRunner } from "../../shared/exec.ts";
-import type { Firewall, IpFamily } from "./rules.ts";
+import type { Firewall, FirewallMode, ForwardingRules, IpFamily } from "./rules.ts";
 import { NftablesFirewall } from "./nftables.ts";
 import { IptablesFirewall } from "./iptables.ts";
+import { decideFirewall, probeBackends, type BackendProbe, type RequestedFirewallMode } from "./detect.ts";
 
-export const FIREWALL_MODES = ["auto", "nftables", "iptables", "iptables-nft", "iptables-legacy"] as const;
-export type RequestedFirewallMode = (typeof FIREWALL_MODES)[number];
+export { FIREWALL_MODES, type RequestedFirewallMode } from "./detect.ts";
+
+export function firewallFor(runner: CommandRunner, mode: FirewallMode, families: readonly IpFamily[]): Firewall {
+  switch (mode) {
+    case "nftables":
+      return new NftablesFirewall(runner, families);
+    case "iptables-nft":
+      return new IptablesFirewall(runner, "nft", families);
+    case "iptables-legacy":
+      return new IptablesFirewall(runner, "legacy", families);
+  }
+}
 
 export interface FirewallChoice {
   readonly firewall: Firewall;
   readonly reason: string;
+  readonly probes: readonly BackendProbe[];
 }
 
 export async function chooseFirewall(runner: CommandRunner, requested: RequestedFirewallMode, families: readonly IpFamily[]): Promise<FirewallChoice> {
-  switch (requested) {
-    case "nftables":
-      return { firewall: new NftablesFirewall(runner, families), reason: "requested nftables" };
-    case "iptables":
-    case "iptables-nft":
-      return { firewall: new IptablesFirewall(runner, "nft", families), reason: `requested ${requested}` };
-    case "iptables-legacy":
-      return { firewall: new IptablesFirewall(runner, "legacy", families), reason: "requested iptables-legacy" };
-    case "auto": {
-      const nftWorks = await runner.run(["nft", "list", "tables"]).then(() => true, () => false);
-      return nftWorks
-        ? { firewall: new NftablesFirewall(runner, families), reason: "auto: nft works in this namespace" }
-        : { firewall: new IptablesFirewall(runner, "nft", families), reason: "auto: nft unavailable, using iptables-nft" };
-    }
+  const probes = await probeBackends(runner);
+  const decision = decideFirewall(requested, probes);
+  return { firewall: firewallFor(runner, decision.mode, families), reason: decision.reason, probes };
+}
+
+/** Removes rules a previous instance of the proxy left in any backend (after a SIGKILL). */
+export async function clearStaleRules(runner: CommandRunner, probes: readonly BackendProbe[], families: readonly IpFamily[]): Promise<void> {
+  for (const probe of probes) {
+    if (probe.works) await firewallFor(runner, probe.mode, families).clear();
+  }
+}
+
+/** Applies the rules; if that fails half-way, removes ours so no partial rule set stays. */
+export async function applyOrClear(firewall: Firewall, rules: ForwardingRules): Promise<void> {
+  try {
+    await firewall.apply(rules);
+  } catch (error) {
+    await firewall.clear().catch(() => undefined);
+    throw new Error(`firewall (${firewall.mode}): applying the forwarding rules failed, none are left: ${(error as Error).message}`, { cause: error });
   }
 }

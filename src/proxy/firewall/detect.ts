@@ -1,0 +1,149 @@
+// Chooses the firewall backend from what this network namespace and its tools actually do, so
+// a proxy never programs iptables-legacy on an nf_tables host (or the reverse) and silently
+// forwards nothing. An explicit mode wins; "auto" follows the rules that are already there;
+// a backend whose kernel side does not work is never chosen.
+import { randomBytes } from "node:crypto";
+import type { CommandRunner } from "../../shared/exec.ts";
+import type { FirewallMode } from "./rules.ts";
+import { NFT_TABLE } from "./nftables.ts";
+
+/** Modes the proxy accepts (TS_DEBUG_FIREWALL_MODE); "iptables" is the Tailscale operator's. */
+export const FIREWALL_MODES = ["auto", "nftables", "iptables", "iptables-nft", "iptables-legacy"] as const;
+export type RequestedFirewallMode = (typeof FIREWALL_MODES)[number];
+
+export const BACKENDS: readonly FirewallMode[] = ["nftables", "iptables-nft", "iptables-legacy"];
+
+export interface BackendProbe {
+  readonly mode: FirewallMode;
+  /** The tool's version line, or undefined if the binary is missing. */
+  readonly version: string | undefined;
+  /** Whether a scratch chain could be created and deleted in the nat table. */
+  readonly works: boolean;
+  /** Rules that are not ours (kube-proxy, a CNI, the host). */
+  readonly foreignRules: number;
+  /** Why it does not work: the failing command and what it said. */
+  readonly error?: string;
+}
+
+export interface FirewallDecision {
+  readonly mode: FirewallMode;
+  readonly reason: string;
+}
+
+export class FirewallDetectionError extends Error {
+  override readonly name = "FirewallDetectionError";
+}
+
+const OUR_IPTABLES_CHAIN = /TNO-/;
+
+async function firstLine(runner: CommandRunner, argv: string[]): Promise<string | undefined> {
+  try {
+    const { stdout, stderr } = await runner.run(argv, { timeoutMs: 10_000 });
+    return (stdout || stderr).trim().split("\n")[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** -A lines of both families' saves, not counting our own chains or the jumps into them. */
+async function iptablesRules(runner: CommandRunner, flavour: "nft" | "legacy"): Promise<number> {
+  let count = 0;
+  for (const bin of [`iptables-${flavour}-save`, `ip6tables-${flavour}-save`]) {
+    try {
+      const { stdout } = await runner.run([bin], { timeoutMs: 10_000 });
+      count += stdout.split("\n").filter((line) => line.startsWith("-A ") && !OUR_IPTABLES_CHAIN.test(line)).length;
+    } catch {
+      // Missing binary or family: no rules there.
+    }
+  }
+  return count;
+}
+
+/** Rules in nftables proper: everything but our table and what iptables-nft put there. */
+async function nftablesRules(runner: CommandRunner, iptablesNftRules: number): Promise<number> {
+  try {
+    const { stdout } = await runner.run(["nft", "-j", "list", "ruleset"], { timeoutMs: 10_000 });
+    const items = (JSON.parse(stdout) as { nftables?: { rule?: { table: string; chain: string } }[] }).nftables ?? [];
+    const rules = items.filter((item) => item.rule && item.rule.table !== NFT_TABLE && !OUR_IPTABLES_CHAIN.test(item.rule.chain)).length;
+    return Math.max(0, rules - iptablesNftRules);
+  } catch {
+    return 0;
+  }
+}
+
+async function probeWorks(runner: CommandRunner, mode: FirewallMode): Promise<string | undefined> {
+  const scratch = `tno-probe-${randomBytes(3).toString("hex")}`;
+  try {
+    if (mode === "nftables") {
+      // One transaction: create a nat base chain and delete it again.
+      await runner.run(["nft", "-f", "-"], {
+        input: `add table ip ${scratch}\nadd chain ip ${scratch} probe { type nat hook prerouting priority dstnat; }\ndelete table ip ${scratch}\n`,
+        timeoutMs: 10_000,
+      });
+    } else {
+      const bin = mode === "iptables-nft" ? "iptables-nft" : "iptables-legacy";
+      const chain = scratch.toUpperCase();
+      await runner.run([bin, "-w", "-t", "nat", "-N", chain], { timeoutMs: 10_000 });
+      await runner.run([bin, "-w", "-t", "nat", "-X", chain], { timeoutMs: 10_000 });
+    }
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+/** Looks at every backend; changes nothing (probes remove what they create). */
+export async function probeBackends(runner: CommandRunner): Promise<BackendProbe[]> {
+  const [nftVersion, iptNftVersion, iptLegacyVersion] = await Promise.all([
+    firstLine(runner, ["nft", "--version"]),
+    firstLine(runner, ["iptables-nft", "--version"]),
+    firstLine(runner, ["iptables-legacy", "--version"]),
+  ]);
+  const iptNftRules = iptNftVersion ? await iptablesRules(runner, "nft") : 0;
+  const probe = async (mode: FirewallMode, version: string | undefined, foreignRules: number): Promise<BackendProbe> => {
+    if (!version) return { mode, version, works: false, foreignRules: 0, error: `${mode}: binary not found` };
+    const error = await probeWorks(runner, mode);
+    return { mode, version, works: error === undefined, foreignRules, ...(error ? { error } : {}) };
+  };
+  return [
+    await probe("nftables", nftVersion, nftVersion ? await nftablesRules(runner, iptNftRules) : 0),
+    await probe("iptables-nft", iptNftVersion, iptNftRules),
+    await probe("iptables-legacy", iptLegacyVersion, iptLegacyVersion ? await iptablesRules(runner, "legacy") : 0),
+  ];
+}
+
+/** The decision, from the probes alone (pure, so every case is unit-tested). */
+export function decideFirewall(requested: RequestedFirewallMode, probes: readonly BackendProbe[]): FirewallDecision {
+  const byMode = (mode: FirewallMode): BackendProbe => probes.find((p) => p.mode === mode) ?? { mode, version: undefined, works: false, foreignRules: 0 };
+  const explicit = (mode: FirewallMode, why: string): FirewallDecision => {
+    const probe = byMode(mode);
+    if (!probe.works) throw new FirewallDetectionError(`${why}, but ${mode} does not work here: ${probe.error ?? "unknown error"}`);
+    return { mode, reason: why };
+  };
+  switch (requested) {
+    case "nftables":
+    case "iptables-nft":
+    case "iptables-legacy":
+      return explicit(requested, `${requested} was requested`);
+    case "iptables": {
+      // The Tailscale operator's "iptables": whichever iptables flavour the host uses.
+      const legacy = byMode("iptables-legacy");
+      const flavour = legacy.foreignRules > 0 && byMode("iptables-nft").foreignRules === 0 ? "iptables-legacy" : byMode("iptables-nft").works ? "iptables-nft" : "iptables-legacy";
+      return explicit(flavour, `iptables was requested; the host's iptables flavour is ${flavour}`);
+    }
+    case "auto":
+      break;
+  }
+  const working = BACKENDS.map(byMode).filter((p) => p.works);
+  const withRules = BACKENDS.map(byMode).filter((p) => p.foreignRules > 0);
+  if (withRules.length === 1 && withRules[0]?.works) {
+    const only = withRules[0];
+    return { mode: only.mode, reason: `auto: only ${only.mode} holds rules (${only.foreignRules}), so the host uses it` };
+  }
+  const first = working[0];
+  if (!first) {
+    throw new FirewallDetectionError(`no firewall backend works here: ${BACKENDS.map(byMode).map((p) => p.error ?? `${p.mode}: failed`).join("; ")}`);
+  }
+  const rulesNote = withRules.length > 1 ? `rules in ${withRules.map((p) => p.mode).join(" and ")}` : withRules.length === 1 ? `rules only in ${withRules[0]?.mode ?? ""}, which does not work` : "no rules yet";
+  return { mode: first.mode, reason: `auto: ${rulesNote}; ${first.mode} is the first backend that works (nftables, iptables-nft, iptables-legacy)` };
+}
