@@ -6,6 +6,7 @@ import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import { chmod, mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { attachSandbox } from "../helpers/sandbox.ts";
 import type { CommandResult, CommandRunner, RunOptions } from "../../src/shared/exec.ts";
 import { NetworkNamespace } from "../../src/sandbox/netns.ts";
@@ -166,5 +167,21 @@ describe("firewall on every host flavour (auto mode, real rules, real traffic)",
     await assert.rejects(applyOrClear(firewall, { tunInterface: "tailscale0", ingress: [{ tailnetIp: "100.100.9.1", destination: clusterIp }] }), /firewall \(iptables-nft\): applying the forwarding rules failed, none are left: .*iptables-nft -w -t nat -I PREROUTING 1 -j TNO-PREROUTING/);
     assert.doesNotMatch((await node.run.run(["iptables-nft-save"])).stdout, /TNO-/);
     assert.equal(await foreignRuleset(node), before);
+  });
+
+  it("doctor reports the choice as JSON, with only NET_ADMIN and NET_RAW, and changes nothing", async () => {
+    const node = await makeNode(full);
+    await node.run.run(["iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-s", "10.244.0.0/16", "-j", "MASQUERADE"]);
+    const before = await foreignRuleset(node);
+    const proxy = fileURLToPath(new URL("../../bin/tailnet-proxy.js", import.meta.url));
+    const { stdout } = await node.run.run(["/usr/bin/setpriv", "--bounding-set", "-all,+net_admin,+net_raw", "--inh-caps", "-all", "--", process.execPath, proxy, "doctor", "--json"]);
+    const report = JSON.parse(stdout) as { firewall: { mode: string; reason: string }; capabilities: string[]; tun: { present: boolean }; backends: { mode: string; works: boolean; foreignRules: number }[] };
+    assert.equal(report.firewall.mode, "iptables-legacy");
+    assert.match(report.firewall.reason, /only iptables-legacy holds rules \(1\)/);
+    assert.deepEqual(report.capabilities, ["NET_ADMIN", "NET_RAW"]);
+    assert.ok(report.backends.every((b) => b.works), "every backend works with NET_ADMIN + NET_RAW alone");
+    assert.equal(report.tun.present, true);
+    assert.equal(await foreignRuleset(node), before);
+    assert.doesNotMatch((await node.run.run(["sh", "-c", "iptables-legacy-save; iptables-nft-save; nft list ruleset"])).stdout, /TNO-|tno-probe|tailnet-proxy/);
   });
 });
