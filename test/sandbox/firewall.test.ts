@@ -15,6 +15,8 @@ import type { SandboxHost } from "../../src/sandbox/network.ts";
 import { chooseFirewall, clearStaleRules, applyOrClear } from "../../src/proxy/firewall/select.ts";
 import type { ForwardingRules } from "../../src/proxy/firewall/rules.ts";
 import { waitFor } from "../../src/shared/clock.ts";
+import { ManagedProcess } from "../../src/shared/process.ts";
+import { nodeToolArgv } from "../../src/sandbox/tools.ts";
 
 const sandbox = await attachSandbox();
 const runner = sandbox.runner;
@@ -103,12 +105,26 @@ async function exercise(node: Node, clusterIp: string, expectedMode: string): Pr
   const { firewall, reason, probes } = await chooseFirewall(node.run, "auto", [4]);
   assert.equal(firewall.mode, expectedMode, `chose ${firewall.mode}: ${reason}`);
   await clearStaleRules(node.run, probes, [4]);
-  const rules: ForwardingRules = { tunInterface: "tailscale0", ingress: [{ tailnetIp: "100.100.9.1", destination: clusterIp }] };
+  const rules: ForwardingRules = {
+    tunInterface: "tailscale0",
+    ingress: [{ tailnetIp: "100.100.9.1", destination: clusterIp }],
+    // Egress: cluster traffic to the node's port 8080 goes to the tailnet target's 8000.
+    egress: [{ target: "100.100.9.2", source: "100.100.9.1", ports: [{ protocol: "tcp", matchPort: 8080, targetPort: 8000 }] }],
+  };
   await applyOrClear(firewall, rules);
   await applyOrClear(firewall, rules); // twice: changes nothing
   const page = await curlThroughNode(node);
   assert.match(page, /^hello from fw-backend/);
   assert.equal(/remote=(\S+)/.exec(page)?.[1], node.host.address, "masqueraded: the backend answered the node");
+
+  sandbox.track(ManagedProcess.start({
+    name: "tailnet target",
+    logFile: join(sandbox.run.dir, `fw-target-${node.host.index}.log`),
+    argv: node.client.exec(nodeToolArgv("http-server.ts", ["--name", "tailnet-target", "--listen", "100.100.9.2:8000"])),
+  }));
+  const egressPage = await waitFor("egress through the node", async () => (await runner.run(["curl", "-s", "--max-time", "3", `http://${node.host.address}:8080/`])).stdout, { timeoutMs: 10_000 });
+  assert.match(egressPage, /^hello from tailnet-target/);
+  assert.equal(/remote=(\S+)/.exec(egressPage)?.[1], "100.100.9.1", "SNAT: the target saw the proxy's tailnet IP");
   assert.equal(await foreignRuleset(node), before, "rules that are not ours are untouched");
   await firewall.clear();
   assert.equal(await foreignRuleset(node), before);

@@ -2,7 +2,7 @@
 // binaries). Our rules live in chains of our own, rebuilt with one `iptables-restore --noflush`
 // per table and family; the built-in chains only get one jump each, added if missing.
 import type { CommandRunner } from "../../shared/exec.ts";
-import { FROM_TAILNET_MARK, sameFamilyMappings, type Firewall, type ForwardingRules, type IpFamily } from "./rules.ts";
+import { FROM_TAILNET_MARK, hostPort, sameFamilyEgress, sameFamilyMappings, type Firewall, type ForwardingRules, type IpFamily } from "./rules.ts";
 
 export type IptablesFlavour = "nft" | "legacy";
 
@@ -22,12 +22,21 @@ export function renderIptables(rules: ForwardingRules, family: IpFamily): string
     `-A TNO-PREROUTING -i ${tun} -d ${m.tailnetIp} -j MARK --set-xmark ${mark}/${mark}`,
     `-A TNO-PREROUTING -i ${tun} -d ${m.tailnetIp} -j DNAT --to-destination ${m.destination}`,
   ]);
+  const egress = sameFamilyEgress(rules, family);
+  const egressDnat = egress.flatMap((m) =>
+    m.ports?.length
+      ? m.ports.map((p) => `-A TNO-PREROUTING ! -i ${tun} -p ${p.protocol} -m ${p.protocol} --dport ${p.matchPort} -j DNAT --to-destination ${hostPort(m.target, p.targetPort)}`)
+      : [`-A TNO-PREROUTING ! -i ${tun} -j DNAT --to-destination ${m.target}`],
+  );
+  const egressSnat = egress.map((m) => `-A TNO-POSTROUTING -o ${tun} -d ${m.target} -j SNAT --to-source ${m.source}`);
   return [
     "*nat",
     ":TNO-PREROUTING - [0:0]",
     ":TNO-POSTROUTING - [0:0]",
     ...nat,
+    ...egressDnat,
     `-A TNO-POSTROUTING ! -o ${tun} -m mark --mark ${mark}/${mark} -j MASQUERADE`,
+    ...egressSnat,
     "COMMIT",
     "*mangle",
     ":TNO-FORWARD - [0:0]",

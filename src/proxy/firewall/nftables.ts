@@ -1,7 +1,7 @@
 // nftables backend: one table per address family that belongs to tailnet-proxy alone, replaced
 // in a single `nft -f` transaction, so the rule set is never seen half-applied.
 import type { CommandRunner } from "../../shared/exec.ts";
-import { FROM_TAILNET_MARK, sameFamilyMappings, type Firewall, type ForwardingRules, type IpFamily } from "./rules.ts";
+import { FROM_TAILNET_MARK, hostPort, sameFamilyEgress, sameFamilyMappings, type Firewall, type ForwardingRules, type IpFamily } from "./rules.ts";
 
 export const NFT_TABLE = "tailnet-proxy";
 
@@ -15,6 +15,13 @@ export function renderNftables(rules: ForwardingRules, family: IpFamily): string
   const dnat = sameFamilyMappings(rules, family).map(
     (m) => `    iifname ${tun} ${fam} daddr ${m.tailnetIp} meta mark set meta mark or ${mark} dnat to ${m.destination}`,
   );
+  const egress = sameFamilyEgress(rules, family);
+  const egressDnat = egress.flatMap((m) =>
+    m.ports?.length
+      ? m.ports.map((p) => `    iifname != ${tun} ${p.protocol} dport ${p.matchPort} dnat to ${hostPort(m.target, p.targetPort)}`)
+      : [`    iifname != ${tun} dnat to ${m.target}`],
+  );
+  const egressSnat = egress.map((m) => `    oifname ${tun} ${fam} daddr ${m.target} snat to ${m.source}`);
   return [
     // "add" then "delete" makes the delete safe when the table does not exist yet; the whole
     // file is one transaction.
@@ -24,11 +31,13 @@ export function renderNftables(rules: ForwardingRules, family: IpFamily): string
     "  chain prerouting {",
     "    type nat hook prerouting priority dstnat; policy accept;",
     ...dnat,
+    ...egressDnat,
     "  }",
     "  chain postrouting {",
     "    type nat hook postrouting priority srcnat; policy accept;",
     // Backends reply to the proxy, not to a tailnet address they have no route to.
     `    oifname != ${tun} meta mark & ${mark} == ${mark} masquerade`,
+    ...egressSnat,
     "  }",
     "  chain clamp {",
     "    type filter hook forward priority mangle; policy accept;",

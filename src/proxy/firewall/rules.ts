@@ -7,10 +7,29 @@ export interface IngressMapping {
   readonly destination: string;
 }
 
+/** One port of an egress mapping: cluster traffic to matchPort goes to the target's targetPort. */
+export interface PortMapping {
+  readonly protocol: "tcp" | "udp";
+  readonly matchPort: number;
+  readonly targetPort: number;
+}
+
+/**
+ * Cluster traffic (arriving on any interface but the tailnet's) goes to a tailnet target, with
+ * the proxy's own tailnet IP as source so the target can answer. Without ports, everything is
+ * forwarded; with ports, only those (the shared-proxy case).
+ */
+export interface EgressMapping {
+  readonly target: string;
+  readonly source: string;
+  readonly ports?: readonly PortMapping[];
+}
+
 export interface ForwardingRules {
   /** The tailscaled TUN interface, normally tailscale0. */
   readonly tunInterface: string;
   readonly ingress: readonly IngressMapping[];
+  readonly egress?: readonly EgressMapping[];
 }
 
 /** Marks packets that entered from the tailnet, so they are masqueraded on the way out. */
@@ -31,7 +50,16 @@ export interface Firewall {
 
 export type FirewallMode = "nftables" | "iptables-nft" | "iptables-legacy";
 
-/** Only mappings within one address family can be NATed; others are dropped with a reason. */
+/** Only mappings within one address family can be NATed. */
 export function sameFamilyMappings(rules: ForwardingRules, family: IpFamily): IngressMapping[] {
   return rules.ingress.filter((m) => familyOf(m.tailnetIp) === family && familyOf(m.destination) === family);
+}
+
+export function sameFamilyEgress(rules: ForwardingRules, family: IpFamily): EgressMapping[] {
+  return (rules.egress ?? []).filter((m) => familyOf(m.target) === family && familyOf(m.source) === family);
+}
+
+/** "ip:port", with brackets for IPv6 as both nft and iptables want it. */
+export function hostPort(ip: string, port: number): string {
+  return familyOf(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
