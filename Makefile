@@ -38,9 +38,10 @@ test: deps bins ## Everything CI runs: typecheck, lint, unit and sandbox tests
 demo: deps bins ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
 	$(LAUNCH) $(NODE) src/demo/main.ts $(ARGS)
 
-bench: deps bins ## Print figures: sandbox start-up and memory, Service exposure latency and throughput
+bench: deps bins ## Print figures: sandbox start-up and memory, Service exposure, firewall backends
 	$(LAUNCH) $(NODE) bench/sandbox-startup.ts
 	$(LAUNCH) $(NODE) bench/service-exposure.ts
+	$(LAUNCH) $(NODE) bench/firewall.ts
 
 clean-sandbox: deps ## Remove sandboxes left by crashed runs
 	$(LAUNCH) true
