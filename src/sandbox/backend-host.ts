@@ -33,10 +33,11 @@ export class BackendHost {
     const host = await network.addHost("backend");
     try {
       for (const ip of options.ips) {
-        await runner.run(host.namespace.exec(["ip", "addr", "add", `${ip}/32`, "dev", "lo"]));
+        const six = ip.includes(":");
+        await runner.run(host.namespace.exec(["ip", ...(six ? ["-6"] : []), "addr", "add", `${ip}/${six ? 128 : 32}`, "dev", "lo", ...(six ? ["nodad"] : [])]));
         await network.routeToHost(ip, host);
       }
-      const listen = [host.address, ...options.ips].flatMap((ip) => options.ports.map((port) => `${ip}:${port}`));
+      const listen = [host.address, ...options.ips].flatMap((ip) => options.ports.map((port) => (ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`)));
       const server = await startAndAwait(
         {
           name: `backend ${options.name}`,

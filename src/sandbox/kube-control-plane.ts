@@ -137,8 +137,8 @@ export function kubeconfig(server: string, caFile: string, token: string, namesp
   });
 }
 
-function firstServiceIp(cidr: string): string {
-  const [base] = cidr.split("/");
+function firstServiceIp(ranges: string): string {
+  const [base] = (ranges.split(",")[0] ?? "").split("/");
   const octets = (base ?? "").split(".").map(Number);
   octets[3] = (octets[3] ?? 0) + 1;
   return octets.join(".");

@@ -11,13 +11,18 @@ import { namespacePrefix, type RunInfo } from "./runs.ts";
 export const BRIDGE = "br0";
 export const HUB_ADDRESS = "10.77.0.1";
 const SANDBOX_PREFIX_LENGTH = 16;
+export const HUB_ADDRESS6 = "fd77::1";
+const SANDBOX_PREFIX6_LENGTH = 64;
 export const SERVICE_CIDR = "10.96.0.0/16";
+/** The API server allocates at most 2^20 addresses per family, hence a /108. */
+export const SERVICE_CIDR6 = "fd96::/108";
 const MAX_HOSTS = 250 * 250;
 
 /** A sandbox host: its own network namespace with one interface on the bridge. */
 export interface SandboxHost {
   readonly namespace: NetworkNamespace;
   readonly address: string;
+  readonly address6: string;
   readonly index: number;
 }
 
@@ -36,9 +41,11 @@ export class SandboxNetwork {
     const ip = (...args: string[]): Promise<unknown> => this.runner.run(["ip", ...args]);
     await ip("link", "add", BRIDGE, "type", "bridge");
     await ip("addr", "add", `${HUB_ADDRESS}/${SANDBOX_PREFIX_LENGTH}`, "dev", BRIDGE);
+    // nodad: duplicate address detection would keep the address unusable for a second or two.
+    await ip("-6", "addr", "add", `${HUB_ADDRESS6}/${SANDBOX_PREFIX6_LENGTH}`, "dev", BRIDGE, "nodad");
     await ip("link", "set", BRIDGE, "up");
     // The hub forwards between hosts on the bridge when it routes a ClusterIP to its backend.
-    await this.runner.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    await this.runner.run(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
     // Hosts share one subnet, so the hub would otherwise answer routed packets with redirects.
     await this.runner.run(["sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0", `net.ipv4.conf.${BRIDGE}.send_redirects=0`]);
   }
@@ -47,6 +54,7 @@ export class SandboxNetwork {
   async addHost(role: string): Promise<SandboxHost> {
     const index = await this.allocateIndex();
     const address = hostAddress(index);
+    const address6 = hostAddress6(index);
     const hubSide = `vh${index}`;
     let namespace: NetworkNamespace | undefined;
     try {
@@ -56,10 +64,12 @@ export class SandboxNetwork {
       await this.runner.run(["ip", "link", "add", hubSide, "type", "veth", "peer", "name", "eth0", "netns", ns.name]);
       await this.runner.run(["ip", "link", "set", hubSide, "master", BRIDGE, "up"]);
       await inNs("addr", "add", `${address}/${SANDBOX_PREFIX_LENGTH}`, "dev", "eth0");
+      await inNs("-6", "addr", "add", `${address6}/${SANDBOX_PREFIX6_LENGTH}`, "dev", "eth0", "nodad");
       await inNs("link", "set", "eth0", "up");
       // Service ClusterIPs are routed by the hub; there is deliberately no default route.
       await inNs("route", "add", SERVICE_CIDR, "via", HUB_ADDRESS);
-      return { namespace: ns, address, index };
+      await inNs("-6", "route", "add", SERVICE_CIDR6, "via", HUB_ADDRESS6);
+      return { namespace: ns, address, address6, index };
     } catch (error) {
       await namespace?.delete();
       throw error;
@@ -73,11 +83,12 @@ export class SandboxNetwork {
 
   /** Makes the hub send traffic for ip (a ClusterIP) to the host that owns it. */
   async routeToHost(ip: string, host: SandboxHost): Promise<void> {
-    await this.runner.run(["ip", "route", "replace", `${ip}/32`, "via", host.address]);
+    if (ip.includes(":")) await this.runner.run(["ip", "-6", "route", "replace", `${ip}/128`, "via", host.address6]);
+    else await this.runner.run(["ip", "route", "replace", `${ip}/32`, "via", host.address]);
   }
 
   async removeRoute(ip: string): Promise<void> {
-    await this.runner.run(["ip", "route", "del", `${ip}/32`]).catch(() => undefined);
+    await this.runner.run(["ip", "route", "del", ip.includes(":") ? `${ip}/128` : `${ip}/32`]).catch(() => undefined);
   }
 
   /**
@@ -106,4 +117,9 @@ export class SandboxNetwork {
 /** 10.77.<n / 250>.<n % 250 + 2>: index 0 would collide with the hub's 10.77.0.1. */
 export function hostAddress(index: number): string {
   return `10.77.${Math.floor(index / 250)}.${(index % 250) + 2}`;
+}
+
+/** fd77::<n + 2 in hex>, the IPv6 twin of hostAddress. */
+export function hostAddress6(index: number): string {
+  return `fd77::${(index + 2).toString(16)}`;
 }

@@ -8,7 +8,7 @@ import { ProcessRunner, type CommandRunner } from "../shared/exec.ts";
 import { resolveBinaries, type Binaries } from "./binaries.ts";
 import { currentRun } from "./hub.ts";
 import type { RunInfo } from "./runs.ts";
-import { HUB_ADDRESS, SERVICE_CIDR, SandboxNetwork } from "./network.ts";
+import { HUB_ADDRESS, SERVICE_CIDR, SERVICE_CIDR6, SandboxNetwork } from "./network.ts";
 import { KubeControlPlane, type KubeAccess } from "./kube-control-plane.ts";
 import { HeadscaleAdmin, HeadscaleServer, type HeadscaleAccess } from "./headscale.ts";
 import { TailnetDevice } from "./tailnet-device.ts";
@@ -66,7 +66,7 @@ export class Sandbox {
           etcdBinary: bins.etcd,
           apiserverBinary: bins.kubeApiserver,
           advertiseAddress: HUB_ADDRESS,
-          serviceClusterIpRange: SERVICE_CIDR,
+          serviceClusterIpRange: `${SERVICE_CIDR},${SERVICE_CIDR6}`,
         }).then((started) => (servers.push(started), started)),
         HeadscaleServer.start({
           runner,

@@ -106,6 +106,27 @@ describe("Service exposure", () => {
     assert.deepEqual(after, [before], "same device, same id, no -1 duplicate");
   });
 
+  it("forwards both families of a dual-stack Service, and shows both tailnet IPs", async () => {
+    await env.core.createNamespace({ body: { metadata: { name: "dual" } } });
+    const created = await env.core.createNamespacedService({
+      namespace: "dual",
+      body: {
+        metadata: { name: "web" },
+        spec: { type: "LoadBalancer", loadBalancerClass: "tailscale", ipFamilyPolicy: "RequireDualStack", ipFamilies: ["IPv4", "IPv6"], ports: [{ port: 80 }], selector: { app: "web" } },
+      },
+    });
+    const clusterIps = created.spec?.clusterIPs ?? [];
+    assert.equal(clusterIps.length, 2);
+    await sandbox.addBackend({ name: "dual/web", ips: clusterIps, ports: [80] });
+    const svc = await env.waitForService("dual", "web", "ready", isReady);
+    const ips = (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : []));
+    const v6 = ips.find((ip) => ip.includes(":"));
+    assert.ok(ips.some((ip) => !ip.includes(":")) && v6, `both families in status: ${ips.join(", ")}`);
+    const overV6 = await env.fetch(laptop, `http://[${v6}]/`);
+    assert.match(overV6, /hello from dual\/web\npath=\/\nremote=fd77::/, "reached over IPv6, masqueraded to the proxy's IPv6 address");
+    assert.match(await env.fetch(laptop, `http://dual-web.${TAILNET_DOMAIN}/`), /hello from dual\/web/);
+  });
+
   it("removes the proxy and the device when the Service stops asking, and clears its status", async () => {
     const annotations = { "tailscale.com/expose": null, "tailscale.com/hostname": null, "tailscale.com/tags": null };
     await env.objects.patch({ apiVersion: "v1", kind: "Service", metadata: { name: "api", namespace: "annotated", annotations } } as never, undefined, undefined, undefined, undefined, "application/merge-patch+json");

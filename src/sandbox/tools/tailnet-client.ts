@@ -12,7 +12,8 @@ import { parseArgs } from "node:util";
 const MAGICDNS = "100.100.100.100";
 
 async function resolve(name: string): Promise<string[]> {
-  if (isIP(name)) return [name];
+  const bare = name.replace(/^\[|\]$/g, "");
+  if (isIP(bare)) return [bare];
   const resolver = new Resolver({ timeout: 2_000, tries: 3 });
   resolver.setServers([MAGICDNS]);
   return resolver.resolve4(name);
