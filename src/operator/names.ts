@@ -32,11 +32,4 @@ export const REASONS = {
   controlPlaneError: "ControlPlaneError",
 } as const;
 
-/** Keys the proxy writes into its state Secret (as the Tailscale operator's proxies do). */
-export const STATE_SECRET_KEYS = {
-  deviceId: "device_id",
-  deviceFqdn: "device_fqdn",
-  deviceIps: "device_ips",
-  firewallMode: "tailnet_firewall_mode",
-  firewallReason: "tailnet_firewall_reason",
-} as const;
+export { STATE_SECRET_KEYS } from "../shared/state-keys.ts";

@@ -3,14 +3,6 @@
 import { readFileSync } from "node:fs";
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 
-export const STATE_KEYS = {
-  deviceId: "device_id",
-  deviceFqdn: "device_fqdn",
-  deviceIps: "device_ips",
-  firewallMode: "tailnet_firewall_mode",
-  firewallReason: "tailnet_firewall_reason",
-} as const;
-
 export interface StateSecretWriter {
   write(values: Readonly<Record<string, string | null>>): Promise<void>;
 }

@@ -113,6 +113,13 @@ async function exercise(node: Node, clusterIp: string, expectedMode: string): Pr
   };
   await applyOrClear(firewall, rules);
   await applyOrClear(firewall, rules); // twice: changes nothing
+  // A restarted proxy (same namespace, rules left by a SIGKILL) detects, clears and applies again.
+  const again = await chooseFirewall(node.run, "auto", [4]);
+  assert.equal(again.firewall.mode, expectedMode, "our own leftover rules do not sway the choice");
+  await clearStaleRules(node.run, again.probes, [4]);
+  await applyOrClear(again.firewall, rules);
+  const ours = (await node.run.run(["sh", "-c", "iptables-legacy-save 2>/dev/null; iptables-nft-save 2>/dev/null; nft list table ip tailnet-proxy 2>/dev/null; true"])).stdout;
+  assert.equal(ours.split("\n").filter((l) => /100\.100\.9\.1.*(dnat to|DNAT --to-destination) 10\.96/.test(l)).length, 1, "our DNAT rule exists exactly once");
   const page = await curlThroughNode(node);
   assert.match(page, /^hello from fw-backend/);
   assert.equal(/remote=(\S+)/.exec(page)?.[1], node.host.address, "masqueraded: the backend answered the node");

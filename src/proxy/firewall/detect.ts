@@ -59,13 +59,19 @@ async function iptablesRules(runner: CommandRunner, flavour: "nft" | "legacy"): 
   return count;
 }
 
-/** Rules in nftables proper: everything but our table and what iptables-nft put there. */
-async function nftablesRules(runner: CommandRunner, iptablesNftRules: number): Promise<number> {
+/** Tables iptables-nft manages; their rules are counted through iptables-nft-save instead. */
+const IPTABLES_NFT_TABLES = new Set(["filter", "nat", "mangle", "raw", "security"]);
+
+/** Rules in nftables proper: not in our table, not in the tables iptables-nft manages. */
+async function nftablesRules(runner: CommandRunner): Promise<number> {
   try {
     const { stdout } = await runner.run(["nft", "-j", "list", "ruleset"], { timeoutMs: 10_000 });
-    const items = (JSON.parse(stdout) as { nftables?: { rule?: { table: string; chain: string } }[] }).nftables ?? [];
-    const rules = items.filter((item) => item.rule && item.rule.table !== NFT_TABLE && !OUR_IPTABLES_CHAIN.test(item.rule.chain)).length;
-    return Math.max(0, rules - iptablesNftRules);
+    const items = (JSON.parse(stdout) as { nftables?: { rule?: { family: string; table: string } }[] }).nftables ?? [];
+    return items.filter((item) => {
+      const rule = item.rule;
+      if (!rule || rule.table === NFT_TABLE) return false;
+      return !((rule.family === "ip" || rule.family === "ip6") && IPTABLES_NFT_TABLES.has(rule.table));
+    }).length;
   } catch {
     return 0;
   }
@@ -106,7 +112,7 @@ export async function probeBackends(runner: CommandRunner): Promise<BackendProbe
     return { mode, version, works: error === undefined, foreignRules, ...(error ? { error } : {}) };
   };
   return [
-    await probe("nftables", nftVersion, nftVersion ? await nftablesRules(runner, iptNftRules) : 0),
+    await probe("nftables", nftVersion, nftVersion ? await nftablesRules(runner) : 0),
     await probe("iptables-nft", iptNftVersion, iptNftRules),
     await probe("iptables-legacy", iptLegacyVersion, iptLegacyVersion ? await iptablesRules(runner, "legacy") : 0),
   ];

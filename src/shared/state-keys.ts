@@ -1,0 +1,9 @@
+// The state-Secret keys are the contract between the proxy (which writes them) and the operator
+// (which reads them). The first three are the Tailscale operator's, so its tooling reads ours.
+export const STATE_SECRET_KEYS = {
+  deviceId: "device_id",
+  deviceFqdn: "device_fqdn",
+  deviceIps: "device_ips",
+  firewallMode: "tailnet_firewall_mode",
+  firewallReason: "tailnet_firewall_reason",
+} as const;
