@@ -36,10 +36,19 @@ export const APISERVER_PORT = 6443;
 export class KubeControlPlane {
   readonly access: KubeAccess;
   private readonly processes: ManagedProcess[];
+  private readonly startApiserver: () => Promise<ManagedProcess>;
 
-  private constructor(access: KubeAccess, processes: ManagedProcess[]) {
+  private constructor(access: KubeAccess, processes: ManagedProcess[], startApiserver: () => Promise<ManagedProcess>) {
     this.access = access;
     this.processes = processes;
+    this.startApiserver = startApiserver;
+  }
+
+  /** Stops and starts kube-apiserver (etcd keeps the data), as an upgrade or a crash would. */
+  async restartApiserver(): Promise<void> {
+    const old = this.processes.pop();
+    await old?.stop(10_000);
+    this.processes.push(await this.startApiserver());
   }
 
   static async start(options: KubeControlPlaneOptions): Promise<KubeControlPlane> {
@@ -80,8 +89,8 @@ export class KubeControlPlane {
       );
       const server = `https://${options.advertiseAddress}:${APISERVER_PORT}`;
       const ca = await readFile(pki.caCert, "utf8");
-      processes.push(
-        await startAndAwait(
+      const startApiserver = (): Promise<ManagedProcess> =>
+        startAndAwait(
           {
             name: "kube-apiserver",
             logFile: join(dir, "kube-apiserver.log"),
@@ -109,11 +118,11 @@ export class KubeControlPlane {
           },
           async () => (await httpGet(`${server}/readyz`, { ca, token: adminToken })).status === 200,
           90_000,
-        ),
-      );
+        );
+      processes.push(await startApiserver());
       const adminKubeconfig = join(dir, "admin.kubeconfig");
       await writeFile(adminKubeconfig, kubeconfig(server, pki.caCert, adminToken), { mode: 0o600 });
-      return new KubeControlPlane({ server, caFile: pki.caCert, adminToken, unprivilegedToken, adminKubeconfig }, processes);
+      return new KubeControlPlane({ server, caFile: pki.caCert, adminToken, unprivilegedToken, adminKubeconfig }, processes, startApiserver);
     } catch (error) {
       for (const proc of processes.reverse()) await proc.stop();
       throw error;

@@ -37,10 +37,12 @@ export class Sandbox {
   readonly runner: CommandRunner;
   /** Servers this handle started (empty when attached), stopped last. */
   private readonly servers: Stoppable[];
+  private readonly controlPlane: KubeControlPlane | undefined;
   /** Devices, backends and pods this handle created, stopped first. */
   private readonly children: Stoppable[] = [];
 
-  private constructor(run: RunInfo, state: SandboxState, bins: Binaries, runner: CommandRunner, servers: Stoppable[]) {
+  private constructor(run: RunInfo, state: SandboxState, bins: Binaries, runner: CommandRunner, servers: Stoppable[], controlPlane?: KubeControlPlane) {
+    this.controlPlane = controlPlane;
     this.run = run;
     this.kube = state.kube;
     this.headscale = state.headscale;
@@ -78,7 +80,7 @@ export class Sandbox {
       ]);
       const state: SandboxState = { kube: kube.access, headscale: headscale.access };
       await writeFile(join(run.dir, STATE_FILE), JSON.stringify(state, null, 2), { mode: 0o600 });
-      return new Sandbox(run, state, bins, runner, servers);
+      return new Sandbox(run, state, bins, runner, servers, kube);
     } catch (error) {
       for (const server of servers) await server.stop();
       throw error;
@@ -90,6 +92,12 @@ export class Sandbox {
     const run = currentRun();
     const state = JSON.parse(await readFile(join(run.dir, STATE_FILE), "utf8")) as SandboxState;
     return new Sandbox(run, state, resolveBinaries(), new ProcessRunner(), []);
+  }
+
+  /** Restarts kube-apiserver; only the process that started the sandbox can. */
+  async restartKubeApiserver(): Promise<void> {
+    if (!this.controlPlane) throw new Error("restartKubeApiserver: this sandbox handle is attached, not the owner");
+    await this.controlPlane.restartApiserver();
   }
 
   /** A client-node KubeConfig for the admin identity (or another token). */
