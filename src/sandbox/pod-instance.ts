@@ -24,6 +24,8 @@ export interface PodEnvironment {
   readonly caFile: string;
   /** File listing mount-point directories the runner had to create on the host. */
   readonly createdDirsFile: string;
+  /** Makes the pod's network namespace look like a given kind of node before containers start. */
+  readonly prepareHost?: (pod: V1Pod, host: SandboxHost) => Promise<void>;
 }
 
 const NODE_NAME = "sandbox-node";
@@ -109,6 +111,7 @@ export class PodInstance {
   private async prepareAndRun(): Promise<void> {
     const spec = this.pod.spec ?? { containers: [] };
     await mkdir(this.dir, { recursive: true });
+    await this.env.prepareHost?.(this.pod, this.host);
     // Pod sysctls are namespaced (net.*), so they apply to the pod's namespace only.
     for (const sysctl of spec.securityContext?.sysctls ?? []) {
       await this.env.runner.run(this.host.namespace.exec(["sysctl", "-qw", `${sysctl.name}=${sysctl.value}`]));

@@ -15,6 +15,8 @@ import { CREATED_MOUNT_POINTS, removeCreatedMountPoints } from "./runs.ts";
 
 export interface PodRunnerOptions {
   readonly images: ImageMap;
+  /** See PodEnvironment.prepareHost: e.g. kube-proxy's rules of a given iptables flavour. */
+  readonly prepareHost?: PodEnvironment["prepareHost"];
   readonly intervalMs?: number;
   readonly log?: (message: string) => void;
 }
@@ -49,6 +51,7 @@ export class PodRunner {
       apiserverPort: APISERVER_PORT,
       caFile: sandbox.kube.caFile,
       createdDirsFile: join(sandbox.run.dir, CREATED_MOUNT_POINTS),
+      ...(options.prepareHost ? { prepareHost: options.prepareHost } : {}),
     };
     this.log = options.log ?? (() => undefined);
     this.intervalMs = options.intervalMs ?? 500;

@@ -2,7 +2,8 @@
 // runner (kubelet stand-in) and the real operator process, plus helpers to read what they did.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { AppsV1Api, CoreV1Api, KubernetesObjectApi, loadAllYaml, type CoreV1Event, type KubernetesObject, type V1Service } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, KubernetesObjectApi, loadAllYaml, type CoreV1Event, type KubernetesObject, type V1Pod, type V1Service } from "@kubernetes/client-node";
+import type { SandboxHost } from "../../src/sandbox/network.ts";
 import type { Sandbox } from "../../src/sandbox/sandbox.ts";
 import { PodRunner } from "../../src/sandbox/pod-runner.ts";
 import { projectImageMap } from "../../src/sandbox/images.ts";
@@ -12,6 +13,17 @@ import type { TailnetDevice } from "../../src/sandbox/tailnet-device.ts";
 import { waitFor } from "../../src/shared/clock.ts";
 
 export const OPERATOR_NAMESPACE = "tailscale";
+
+/**
+ * Proxies of Services named "legacy-node" or "nft-node" run on a node whose kube-proxy already
+ * holds rules in iptables-legacy or iptables-nft (Ubuntu 20.04 and 22.04): the proxy must notice.
+ */
+async function nodeFlavour(sandbox: Sandbox, pod: V1Pod, host: SandboxHost): Promise<void> {
+  const flavour = { "legacy-node": "iptables-legacy", "nft-node": "iptables-nft" }[pod.metadata?.labels?.["tailscale.com/parent-resource"] ?? ""];
+  if (!flavour) return;
+  await sandbox.runner.run(host.namespace.exec([flavour, "-t", "nat", "-N", "KUBE-SERVICES"]));
+  await sandbox.runner.run(host.namespace.exec([flavour, "-t", "nat", "-A", "PREROUTING", "-j", "KUBE-SERVICES"]));
+}
 
 /** The seed manifests users already have (../shared/examples/seed), read unchanged. */
 export function seedManifest(file: string): KubernetesObject[] {
@@ -32,7 +44,7 @@ export class OperatorEnv {
     this.core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
     this.objects = KubernetesObjectApi.makeApiClient(kc);
-    this.pods = new PodRunner(sandbox, { images: projectImageMap(), intervalMs: 200 });
+    this.pods = new PodRunner(sandbox, { images: projectImageMap(), intervalMs: 200, prepareHost: (pod, host) => nodeFlavour(sandbox, pod, host) });
   }
 
   async setUp(): Promise<void> {

@@ -9,6 +9,7 @@ import { TAILNET_DOMAIN } from "../../src/sandbox/sandbox.ts";
 import type { TailnetDevice } from "../../src/sandbox/tailnet-device.ts";
 import { waitFor } from "../../src/shared/clock.ts";
 import { proxyName } from "../../src/operator/proxy-objects.ts";
+import { httpGet } from "../../src/sandbox/https-probe.ts";
 
 const sandbox = await attachSandbox();
 const env = new OperatorEnv(sandbox);
@@ -48,8 +49,8 @@ describe("Service exposure", () => {
 
     const page = await env.fetch(laptop, `http://${hostname}/`);
     assert.match(page, /^HTTP\/1\.1 200 OK\nhello from nginx-tailscale\n/);
-    const reasons = (await env.events("tailscaletest", "nginx-tailscale")).map((e) => e.reason);
-    assert.ok(reasons.includes("ProxyReady"), `events: ${reasons.join(", ")}`);
+    const ready = (await env.events("tailscaletest", "nginx-tailscale")).find((e) => e.reason === "ProxyReady");
+    assert.match(ready?.message ?? "", /proxy firewall: nftables \(auto: no rules yet; nftables is the first backend that works/, "the firewall choice is shown on the Service");
 
     await env.core.deleteNamespacedService({ name: "nginx-tailscale", namespace: "tailscaletest" });
     await waitFor("the Service to be deleted", async () => ((await env.service("tailscaletest", "nginx-tailscale")) ? undefined : true), { timeoutMs: 30_000 });
@@ -104,6 +105,8 @@ describe("Service exposure", () => {
     assert.match(await env.fetch(laptop, `http://my-api.${TAILNET_DOMAIN}/`), /hello from annotated\/api/);
     const after = await env.nodes("my-api");
     assert.deepEqual(after, [before], "same device, same id, no -1 duplicate");
+    const health = await httpGet(`http://${pod.address}:9002/healthz`);
+    assert.equal(health.status, 200, "the proxy reports healthy on its health endpoint");
   });
 
   it("forwards both families of a dual-stack Service, and shows both tailnet IPs", async () => {
@@ -126,6 +129,16 @@ describe("Service exposure", () => {
     assert.match(overV6, /hello from dual\/web\npath=\/\nremote=fd77::/, "reached over IPv6, masqueraded to the proxy's IPv6 address");
     assert.match(await env.fetch(laptop, `http://dual-web.${TAILNET_DOMAIN}/`), /hello from dual\/web/);
   });
+
+  for (const [name, flavour] of [["legacy-node", "iptables-legacy"], ["nft-node", "iptables-nft"]] as const) {
+    it(`a proxy on a node whose kube-proxy uses ${flavour} picks ${flavour} and forwards`, async () => {
+      await serviceWithBackend("flavours", name, { type: "LoadBalancer", loadBalancerClass: "tailscale" });
+      await env.waitForService("flavours", name, "ready", isReady);
+      const ready = (await env.events("flavours", name)).find((e) => e.reason === "ProxyReady");
+      assert.match(ready?.message ?? "", new RegExp(`proxy firewall: ${flavour} \\(auto: only ${flavour} holds rules`));
+      assert.match(await env.fetch(laptop, `http://flavours-${name}.${TAILNET_DOMAIN}/`), new RegExp(`hello from flavours/${name}`));
+    });
+  }
 
   it("removes the proxy and the device when the Service stops asking, and clears its status", async () => {
     const annotations = { "tailscale.com/expose": null, "tailscale.com/hostname": null, "tailscale.com/tags": null };
