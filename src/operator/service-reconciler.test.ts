@@ -146,4 +146,34 @@ describe("ServiceReconciler", () => {
     assert.deepEqual(await reconciler.reconcile("default/other", ctx), {});
     assert.deepEqual(kube.writes, []);
   });
+
+  it("8: a tags change replaces the device: old one deleted, new key with the new tags", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    await proxyReports();
+    await reconciler.reconcile(KEY, ctx);
+    await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { annotations: { "tailscale.com/tags": "tag:prod" } } });
+    await reconciler.reconcile(KEY, ctx);
+    assert.deepEqual(control.deleted, ["7"]);
+    assert.deepEqual(control.keys.map((k) => k.tags), [["tag:k8s"], ["tag:prod"]]);
+    const sts = kube.find<V1StatefulSet>("StatefulSet", "tailscale", proxyName(parent));
+    assert.equal(sts?.spec?.template.metadata?.annotations?.["tailscale.com/proxy-identity"], "tailscaletest-nginx-tailscale tag:prod");
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyPending", "waiting for the new device");
+  });
+
+  it("9: a type change to ClusterIP (no annotation) removes the proxy and takes the status back", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    await proxyReports();
+    await reconciler.reconcile(KEY, ctx);
+    await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { spec: { type: "ClusterIP", loadBalancerClass: null } });
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
+    assert.deepEqual(control.deleted, ["7"]);
+    assert.equal(kube.ofKind("StatefulSet").length, 0);
+    assert.deepEqual(service().status, {});
+    assert.deepEqual(service().metadata?.finalizers, []);
+    assert.equal(events.at(-1)?.reason, "ProxyDeleted");
+  });
 });

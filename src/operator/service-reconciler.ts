@@ -85,15 +85,19 @@ export class ServiceReconciler {
 
   private async removeProxy(service: V1Service, parent: ProxyParent, log: Logger): Promise<ReconcileResult> {
     if ((await this.deps.provisioner.cleanup(parent, log)) === "pending") return { requeueAfterMs: PROXY_POLL_MS };
+    const ref = { apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name };
+    let current: V1Service | undefined = service;
     if (!service.metadata?.deletionTimestamp) {
-      // Still there but no longer exposed: take our status fields back.
+      // Still there but no longer exposed: take our status fields back. That write moves the
+      // resourceVersion, so the finalizer is removed from a fresh read.
       await this.deps.kube.applyServiceStatus(parent.namespace, parent.name, {});
       await this.deps.events.record(service, "Normal", REASONS.cleanedUp, "proxy and tailnet device removed");
+      current = await this.deps.kube.get<V1Service>(ref);
+      if (!current) return {};
     }
-    await this.deps.kube.mergePatch(
-      { apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name },
-      { metadata: { finalizers: (service.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER), resourceVersion: service.metadata?.resourceVersion } },
-    );
+    await this.deps.kube.mergePatch(ref, {
+      metadata: { finalizers: (current.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER), resourceVersion: current.metadata?.resourceVersion },
+    });
     log.info("proxy removed");
     return {};
   }

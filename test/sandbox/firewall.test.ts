@@ -132,6 +132,12 @@ async function exercise(node: Node, clusterIp: string, expectedMode: string): Pr
   const egressPage = await waitFor("egress through the node", async () => (await runner.run(["curl", "-s", "--max-time", "3", `http://${node.host.address}:8080/`])).stdout, { timeoutMs: 10_000 });
   assert.match(egressPage, /^hello from tailnet-target/);
   assert.equal(/remote=(\S+)/.exec(egressPage)?.[1], "100.100.9.1", "SNAT: the target saw the proxy's tailnet IP");
+
+  // A new target replaces the old rule rather than adding one.
+  await applyOrClear(firewall, { ...rules, ingress: [{ tailnetIp: "100.100.9.1", destination: "10.96.250.99" }] });
+  const replaced = (await node.run.run(["sh", "-c", "iptables-legacy-save 2>/dev/null; iptables-nft-save 2>/dev/null; nft list table ip tailnet-proxy 2>/dev/null; true"])).stdout;
+  assert.doesNotMatch(replaced, new RegExp(clusterIp.replaceAll(".", "\\.")), "the old target's rule is gone");
+  assert.match(replaced, /10\.96\.250\.99/);
   assert.equal(await foreignRuleset(node), before, "rules that are not ours are untouched");
   await firewall.clear();
   assert.equal(await foreignRuleset(node), before);
