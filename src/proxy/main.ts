@@ -1,6 +1,7 @@
 // tailnet-proxy: runs tailscaled (kernel TUN) beside the proxy logic, logs in once, forwards
 // traffic for the device's tailnet IPs to the Service's ClusterIP(s), reports the device in the
 // state Secret, and on SIGTERM removes its rules and stops tailscaled.
+import { readFileSync } from "node:fs";
 import { answerInfoFlags } from "../shared/cli-info.ts";
 import { createLogger } from "../shared/log.ts";
 import { ProcessRunner } from "../shared/exec.ts";
@@ -37,6 +38,8 @@ async function run(config: ProxyConfig): Promise<void> {
   // may have left rules; they are ours to remove, in whichever backend it used.
   await clearStaleRules(runner, probes, families);
 
+  warnIfNotForwarding(families);
+
   const stopping = new AbortController();
   const isStopping = (): boolean => stopping.signal.aborted;
   const shutdown = (signal: string): void => {
@@ -45,9 +48,15 @@ async function run(config: ProxyConfig): Promise<void> {
   };
   process.once("SIGTERM", shutdown);
   process.once("SIGINT", shutdown);
+  const outcome = { daemonDied: false };
 
-  await tailscaled.start();
   try {
+    await tailscaled.start();
+    void tailscaled.exited.then(() => {
+      // tailscaled gone on its own: stop too, and exit non-zero so the pod restarts.
+      outcome.daemonDied = !isStopping();
+      stopping.abort();
+    });
     const login = await tailscaled.ensureLoggedIn();
     let device = await tailscaled.device();
     log.info({ login, id: device.id, fqdn: device.fqdn, ips: device.ips }, "device running");
@@ -63,11 +72,8 @@ async function run(config: ProxyConfig): Promise<void> {
     health.setHealthy(true);
 
     // Follow address changes until asked to stop or tailscaled dies (then the pod restarts).
-    const daemonGone = tailscaled.exited.then(() => {
-      if (!stopping.signal.aborted) throw new Error("tailscaled exited");
-    });
     while (!isStopping()) {
-      await Promise.race([systemClock.sleep(5_000, stopping.signal).catch(() => undefined), daemonGone]);
+      await systemClock.sleep(5_000, stopping.signal).catch(() => undefined);
       if (isStopping()) break;
       const current = await tailscaled.device().catch(() => device);
       if (JSON.stringify(current) !== JSON.stringify(device)) {
@@ -84,6 +90,16 @@ async function run(config: ProxyConfig): Promise<void> {
     });
     await tailscaled.stop();
     await health.close();
+  }
+  if (outcome.daemonDied) throw new Error("tailscaled exited");
+}
+
+/** Forwarding is the pod's sysctl (docs/proxy.md); without it the rules forward nothing. */
+function warnIfNotForwarding(families: readonly IpFamily[]): void {
+  const files = { 4: "/proc/sys/net/ipv4/ip_forward", 6: "/proc/sys/net/ipv6/conf/all/forwarding" } as const;
+  for (const family of families) {
+    const value = readFileSync(files[family], "utf8").trim();
+    if (value !== "1") log.warn({ family, sysctl: files[family], value }, "IP forwarding is off in this pod: set it with the pod's securityContext.sysctls");
   }
 }
 
