@@ -21,6 +21,8 @@ import { nodeToolArgv } from "../../src/sandbox/tools.ts";
 const sandbox = await attachSandbox();
 const runner = sandbox.runner;
 let caseNumber = 0;
+// Inside fd96::/108 (the last 20 bits vary), like a real ClusterIP.
+const CLUSTER_IP6 = "fd96::a:10";
 
 /** Runs commands inside a namespace, with a PATH that decides which tools the "host" has. */
 class NodeRunner implements CommandRunner {
@@ -73,10 +75,13 @@ async function makeNode(path: string): Promise<Node> {
   const inNode = (...a: string[]): Promise<unknown> => runner.run(host.namespace.exec(a));
   const inClient = (...a: string[]): Promise<unknown> => runner.run(client.exec(a));
   await inNode("ip", "addr", "add", "100.100.9.1/24", "dev", "tailscale0");
+  await inNode("ip", "-6", "addr", "add", "fd7a:115c:a1e0::9:1/120", "dev", "tailscale0", "nodad");
+  await inNode("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1");
   await inNode("ip", "link", "set", "tailscale0", "up");
   await inNode("sysctl", "-qw", "net.ipv4.ip_forward=1");
   await inClient("ip", "link", "set", `fwc${n}`, "name", "eth0");
   await inClient("ip", "addr", "add", "100.100.9.2/24", "dev", "eth0");
+  await inClient("ip", "-6", "addr", "add", "fd7a:115c:a1e0::9:2/120", "dev", "eth0", "nodad");
   await inClient("ip", "link", "set", "eth0", "up");
   return { host, client, run: new NodeRunner(host.namespace.name, path) };
 }
@@ -84,7 +89,8 @@ async function makeNode(path: string): Promise<Node> {
 /** The rules that are not ours, as the host's own tools list them (counters left out). */
 async function foreignRuleset(node: Node): Promise<string> {
   const dump = async (argv: string[]): Promise<string> => node.run.run(argv).then((r) => r.stdout, () => "");
-  const iptables = [...(await dump(["iptables-legacy-save"])).split("\n").map((l) => `legacy ${l}`), ...(await dump(["iptables-nft-save"])).split("\n").map((l) => `nft ${l}`)]
+  const saves = ["iptables-legacy-save", "ip6tables-legacy-save", "iptables-nft-save", "ip6tables-nft-save"];
+  const iptables = (await Promise.all(saves.map(async (save) => (await dump([save])).split("\n").map((l) => `${save} ${l}`)))).flat()
     .filter((l) => / -A /.test(l) && !/TNO-/.test(l));
   // Native nftables rules; iptables-nft's own tables are covered by iptables-nft-save above.
   const iptablesNftTables = new Set(["filter", "nat", "mangle", "raw", "security"]);
@@ -102,27 +108,33 @@ async function curlThroughNode(node: Node): Promise<string> {
 
 async function exercise(node: Node, clusterIp: string, expectedMode: string): Promise<void> {
   const before = await foreignRuleset(node);
-  const { firewall, reason, probes } = await chooseFirewall(node.run, "auto", [4]);
+  const { firewall, reason, probes } = await chooseFirewall(node.run, "auto", [4, 6]);
   assert.equal(firewall.mode, expectedMode, `chose ${firewall.mode}: ${reason}`);
-  await clearStaleRules(node.run, probes, [4]);
+  await clearStaleRules(node.run, probes, [4, 6]);
   const rules: ForwardingRules = {
     tunInterface: "tailscale0",
-    ingress: [{ tailnetIp: "100.100.9.1", destination: clusterIp }],
+    ingress: [
+      { tailnetIp: "100.100.9.1", destination: clusterIp },
+      { tailnetIp: "fd7a:115c:a1e0::9:1", destination: CLUSTER_IP6 },
+    ],
     // Egress: cluster traffic to the node's port 8080 goes to the tailnet target's 8000.
     egress: [{ target: "100.100.9.2", source: "100.100.9.1", ports: [{ protocol: "tcp", matchPort: 8080, targetPort: 8000 }] }],
   };
   await applyOrClear(firewall, rules);
   await applyOrClear(firewall, rules); // twice: changes nothing
   // A restarted proxy (same namespace, rules left by a SIGKILL) detects, clears and applies again.
-  const again = await chooseFirewall(node.run, "auto", [4]);
+  const again = await chooseFirewall(node.run, "auto", [4, 6]);
   assert.equal(again.firewall.mode, expectedMode, "our own leftover rules do not sway the choice");
-  await clearStaleRules(node.run, again.probes, [4]);
+  await clearStaleRules(node.run, again.probes, [4, 6]);
   await applyOrClear(again.firewall, rules);
   const ours = (await node.run.run(["sh", "-c", "iptables-legacy-save 2>/dev/null; iptables-nft-save 2>/dev/null; nft list table ip tailnet-proxy 2>/dev/null; true"])).stdout;
   assert.equal(ours.split("\n").filter((l) => /100\.100\.9\.1.*(dnat to|DNAT --to-destination) 10\.96/.test(l)).length, 1, "our DNAT rule exists exactly once");
   const page = await curlThroughNode(node);
   assert.match(page, /^hello from fw-backend/);
   assert.equal(/remote=(\S+)/.exec(page)?.[1], node.host.address, "masqueraded: the backend answered the node");
+  const page6 = await waitFor("IPv6 traffic through the node", async () => (await runner.run(node.client.exec(["curl", "-s", "--max-time", "3", "http://[fd7a:115c:a1e0::9:1]/"]))).stdout, { timeoutMs: 10_000 });
+  assert.match(page6, /^hello from fw-backend/);
+  assert.equal(/remote=(\S+)/.exec(page6)?.[1], node.host.address6, "IPv6 DNAT and masquerade");
 
   sandbox.track(ManagedProcess.start({
     name: "tailnet target",
@@ -141,13 +153,13 @@ async function exercise(node: Node, clusterIp: string, expectedMode: string): Pr
   assert.equal(await foreignRuleset(node), before, "rules that are not ours are untouched");
   await firewall.clear();
   assert.equal(await foreignRuleset(node), before);
-  const leftovers = (await node.run.run(["sh", "-c", "iptables-legacy-save 2>/dev/null; iptables-nft-save 2>/dev/null; nft list ruleset 2>/dev/null"]).catch(() => ({ stdout: "" }))).stdout;
+  const leftovers = (await node.run.run(["sh", "-c", "iptables-legacy-save; ip6tables-legacy-save; iptables-nft-save; ip6tables-nft-save; nft list ruleset; true"]).catch(() => ({ stdout: "" }))).stdout;
   assert.doesNotMatch(leftovers, /TNO-|tailnet-proxy/, "stop leaves none of ours");
 }
 
 describe("firewall on every host flavour (auto mode, real rules, real traffic)", async () => {
   const clusterIp = "10.96.250.10";
-  await sandbox.addBackend({ name: "fw-backend", ips: [clusterIp], ports: [80] });
+  await sandbox.addBackend({ name: "fw-backend", ips: [clusterIp, CLUSTER_IP6], ports: [80] });
   const full = await toolDir("full", [...ALL_TOOLS, "sh", "curl"]);
 
   it("a node whose kube-proxy uses iptables-legacy (Ubuntu 20.04): picks iptables-legacy", async () => {
