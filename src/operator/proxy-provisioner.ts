@@ -62,23 +62,12 @@ export class ProxyProvisioner {
       const created = await this.kube.create(configSecret(parent, this.settings, target, authKey));
       log.info({ secret: configSecretName(parent), raced: created === "exists" }, "auth key minted for the proxy");
     }
-    await this.kube.create(stateSecret(parent, this.settings));
+    // Created once and never applied again: tailscaled and the proxy own its data.
+    const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
+    if (!state) await this.kube.create(stateSecret(parent, this.settings));
     await this.kube.apply(headlessService(parent, this.settings));
     await this.kube.apply(statefulSet(parent, this.settings, target));
-    return this.device(parent);
-  }
-
-  /** The device as the proxy reported it in its state Secret, once it has. */
-  async device(parent: ProxyParent): Promise<DeviceStatus | undefined> {
-    const secret = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
-    const data = secret?.data ?? {};
-    const id = decode(data[STATE_SECRET_KEYS.deviceId]);
-    const fqdn = decode(data[STATE_SECRET_KEYS.deviceFqdn]);
-    const ips = decode(data[STATE_SECRET_KEYS.deviceIps]);
-    if (!id || !fqdn || !ips) return undefined;
-    const mode = decode(data[STATE_SECRET_KEYS.firewallMode]);
-    const reason = decode(data[STATE_SECRET_KEYS.firewallReason]);
-    return { id, fqdn, ips: JSON.parse(ips) as string[], ...(mode ? { firewall: `${mode} (${reason ?? "no reason given"})` } : {}) };
+    return deviceFromState(state);
   }
 
   /**
@@ -107,4 +96,16 @@ export class ProxyProvisioner {
     }
     return "done";
   }
+}
+
+/** The device as the proxy reported it in its state Secret, once it has. */
+function deviceFromState(secret: V1Secret | undefined): DeviceStatus | undefined {
+  const data = secret?.data ?? {};
+  const id = decode(data[STATE_SECRET_KEYS.deviceId]);
+  const fqdn = decode(data[STATE_SECRET_KEYS.deviceFqdn]);
+  const ips = decode(data[STATE_SECRET_KEYS.deviceIps]);
+  if (!id || !fqdn || !ips) return undefined;
+  const mode = decode(data[STATE_SECRET_KEYS.firewallMode]);
+  const reason = decode(data[STATE_SECRET_KEYS.firewallReason]);
+  return { id, fqdn, ips: JSON.parse(ips) as string[], ...(mode ? { firewall: `${mode} (${reason ?? "no reason given"})` } : {}) };
 }

@@ -60,6 +60,15 @@ async function proxyReports(): Promise<void> {
   });
 }
 
+/** Finalizer pass, provisioning pass, the proxy reports, the ready pass. */
+async function provisionToReady(): Promise<void> {
+  seedService();
+  await reconciler.reconcile(KEY, ctx);
+  await reconciler.reconcile(KEY, ctx);
+  await proxyReports();
+  await reconciler.reconcile(KEY, ctx);
+}
+
 const service = (): V1Service => kube.find<V1Service>("Service", parent.namespace, parent.name)!;
 
 describe("ServiceReconciler", () => {
@@ -118,11 +127,7 @@ describe("ServiceReconciler", () => {
   });
 
   it("5: cleans up on deletion: StatefulSet, device, Secrets and Service, then the finalizer", async () => {
-    seedService();
-    await reconciler.reconcile(KEY, ctx);
-    await reconciler.reconcile(KEY, ctx);
-    await proxyReports();
-    await reconciler.reconcile(KEY, ctx);
+    await provisionToReady();
     await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { deletionTimestamp: new Date() } });
     assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
     assert.deepEqual(control.deleted, ["7"]);
@@ -148,11 +153,7 @@ describe("ServiceReconciler", () => {
   });
 
   it("8: a tags change replaces the device: old one deleted, new key with the new tags", async () => {
-    seedService();
-    await reconciler.reconcile(KEY, ctx);
-    await reconciler.reconcile(KEY, ctx);
-    await proxyReports();
-    await reconciler.reconcile(KEY, ctx);
+    await provisionToReady();
     await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { annotations: { "tailscale.com/tags": "tag:prod" } } });
     await reconciler.reconcile(KEY, ctx);
     assert.deepEqual(control.deleted, ["7"]);
@@ -163,11 +164,7 @@ describe("ServiceReconciler", () => {
   });
 
   it("9: a type change to ClusterIP (no annotation) removes the proxy and takes the status back", async () => {
-    seedService();
-    await reconciler.reconcile(KEY, ctx);
-    await reconciler.reconcile(KEY, ctx);
-    await proxyReports();
-    await reconciler.reconcile(KEY, ctx);
+    await provisionToReady();
     await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { spec: { type: "ClusterIP", loadBalancerClass: null } });
     assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
     assert.deepEqual(control.deleted, ["7"]);
