@@ -47,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       name: "sandboxed command",
       argv: hub.exec(command),
       env: { ...process.env, ...hubEnvironment(run) },
+      // Signals from the terminal reach only the launcher, which forwards them once.
+      group: true,
     });
     const status = await child.exited;
     return status.code ?? 1;

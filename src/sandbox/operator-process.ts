@@ -30,6 +30,7 @@ export async function startOperator(sandbox: Sandbox, options: OperatorProcessOp
   const proc = ManagedProcess.start({
     name: `tailnet-operator ${options.id}`,
     logFile: join(sandbox.run.dir, `operator-${options.id}.log`),
+    group: true,
     argv: [process.execPath, fileURLToPath(new URL("../../bin/tailnet-operator.js", import.meta.url))],
     env: {
       PATH: process.env["PATH"] ?? "/usr/bin:/bin",

@@ -15,7 +15,9 @@ export async function startAndAwait(
   ready: () => Promise<boolean>,
   timeoutMs: number,
 ): Promise<ManagedProcess> {
-  const proc = ManagedProcess.start(options);
+  // A group of its own: a Ctrl-C in the terminal reaches the launcher, which tears the sandbox
+  // down in order, instead of killing every server at once under a teardown that needs them.
+  const proc = ManagedProcess.start({ ...options, group: true });
   const done = new AbortController();
   const exitedEarly = proc.exited.then((status) => {
     if (!done.signal.aborted) throw new ExitedEarlyError(options.name, status.code, proc.logTail());

@@ -7,8 +7,8 @@ function probes(spec: Partial<Record<FirewallMode, { works?: boolean; rules?: nu
   return (["nftables", "iptables-nft", "iptables-legacy"] as const).map((mode) => {
     const s = spec[mode];
     return s
-      ? { mode, version: "v1", works: s.works ?? true, foreignRules: s.rules ?? 0, ...(s.works === false ? { error: `${mode}: probe failed` } : {}) }
-      : { mode, version: undefined, works: false, foreignRules: 0, error: `${mode}: binary not found` };
+      ? { mode, version: "v1", works: s.works ?? true, foreignRules: s.rules ?? 0, ownRules: 0, ...(s.works === false ? { error: `${mode}: probe failed` } : {}) }
+      : { mode, version: undefined, works: false, foreignRules: 0, ownRules: 0, error: `${mode}: binary not found` };
   });
 }
 

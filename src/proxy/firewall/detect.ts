@@ -21,6 +21,8 @@ export interface BackendProbe {
   readonly works: boolean;
   /** Rules that are not ours (kube-proxy, a CNI, the host). */
   readonly foreignRules: number;
+  /** Rules of ours, left by an earlier proxy in this namespace. */
+  readonly ownRules: number;
   /** Why it does not work: the failing command and what it said. */
   readonly error?: string;
 }
@@ -45,35 +47,41 @@ async function firstLine(runner: CommandRunner, argv: string[]): Promise<string 
   }
 }
 
-/** -A lines of both families' saves, not counting our own chains or the jumps into them. */
-async function iptablesRules(runner: CommandRunner, flavour: "nft" | "legacy"): Promise<number> {
-  let count = 0;
+interface RuleCounts {
+  readonly foreign: number;
+  readonly own: number;
+}
+
+/** -A lines of both families' saves: ours (our chains and the jumps into them) and the rest. */
+async function iptablesRules(runner: CommandRunner, flavour: "nft" | "legacy"): Promise<RuleCounts> {
+  const counts = { foreign: 0, own: 0 };
   for (const bin of [`iptables-${flavour}-save`, `ip6tables-${flavour}-save`]) {
     try {
       const { stdout } = await runner.run([bin], { timeoutMs: 10_000 });
-      count += stdout.split("\n").filter((line) => line.startsWith("-A ") && !OUR_IPTABLES_CHAIN.test(line)).length;
+      for (const line of stdout.split("\n")) {
+        if (line.startsWith("-A ")) counts[OUR_IPTABLES_CHAIN.test(line) ? "own" : "foreign"]++;
+      }
     } catch {
       // Missing binary or family: no rules there.
     }
   }
-  return count;
+  return counts;
 }
 
 /** Tables iptables-nft manages; their rules are counted through iptables-nft-save instead. */
 const IPTABLES_NFT_TABLES = new Set(["filter", "nat", "mangle", "raw", "security"]);
 
-/** Rules in nftables proper: not in our table, not in the tables iptables-nft manages. */
-async function nftablesRules(runner: CommandRunner): Promise<number> {
+/** Rules in nftables proper (not in the tables iptables-nft manages): ours and the rest. */
+async function nftablesRules(runner: CommandRunner): Promise<RuleCounts> {
   try {
     const { stdout } = await runner.run(["nft", "-j", "list", "ruleset"], { timeoutMs: 10_000 });
     const items = (JSON.parse(stdout) as { nftables?: { rule?: { family: string; table: string } }[] }).nftables ?? [];
-    return items.filter((item) => {
-      const rule = item.rule;
-      if (!rule || rule.table === NFT_TABLE) return false;
-      return !((rule.family === "ip" || rule.family === "ip6") && IPTABLES_NFT_TABLES.has(rule.table));
-    }).length;
+    const rules = items.flatMap((item) => (item.rule ? [item.rule] : []));
+    const nftOwned = rules.filter((rule) => !((rule.family === "ip" || rule.family === "ip6") && IPTABLES_NFT_TABLES.has(rule.table)));
+    const own = nftOwned.filter((rule) => rule.table === NFT_TABLE).length;
+    return { foreign: nftOwned.length - own, own };
   } catch {
-    return 0;
+    return { foreign: 0, own: 0 };
   }
 }
 
@@ -105,22 +113,22 @@ export async function probeBackends(runner: CommandRunner): Promise<BackendProbe
     firstLine(runner, ["iptables-nft", "--version"]),
     firstLine(runner, ["iptables-legacy", "--version"]),
   ]);
-  const iptNftRules = iptNftVersion ? await iptablesRules(runner, "nft") : 0;
-  const probe = async (mode: FirewallMode, version: string | undefined, foreignRules: number): Promise<BackendProbe> => {
-    if (!version) return { mode, version, works: false, foreignRules: 0, error: `${mode}: binary not found` };
-    const error = await probeWorks(runner, mode);
-    return { mode, version, works: error === undefined, foreignRules, ...(error ? { error } : {}) };
+  const probe = async (mode: FirewallMode, version: string | undefined, count: () => Promise<RuleCounts>): Promise<BackendProbe> => {
+    if (!version) return { mode, version, works: false, foreignRules: 0, ownRules: 0, error: `${mode}: binary not found` };
+    const [error, rules] = await Promise.all([probeWorks(runner, mode), count()]);
+    return { mode, version, works: error === undefined, foreignRules: rules.foreign, ownRules: rules.own, ...(error ? { error } : {}) };
   };
-  return [
-    await probe("nftables", nftVersion, nftVersion ? await nftablesRules(runner) : 0),
-    await probe("iptables-nft", iptNftVersion, iptNftRules),
-    await probe("iptables-legacy", iptLegacyVersion, iptLegacyVersion ? await iptablesRules(runner, "legacy") : 0),
-  ];
+  // The backends are independent: look at all three at once (this is on the proxy's start path).
+  return Promise.all([
+    probe("nftables", nftVersion, () => nftablesRules(runner)),
+    probe("iptables-nft", iptNftVersion, () => iptablesRules(runner, "nft")),
+    probe("iptables-legacy", iptLegacyVersion, () => iptablesRules(runner, "legacy")),
+  ]);
 }
 
 /** The decision, from the probes alone (pure, so every case is unit-tested). */
 export function decideFirewall(requested: RequestedFirewallMode, probes: readonly BackendProbe[]): FirewallDecision {
-  const byMode = (mode: FirewallMode): BackendProbe => probes.find((p) => p.mode === mode) ?? { mode, version: undefined, works: false, foreignRules: 0 };
+  const byMode = (mode: FirewallMode): BackendProbe => probes.find((p) => p.mode === mode) ?? { mode, version: undefined, works: false, foreignRules: 0, ownRules: 0 };
   const explicit = (mode: FirewallMode, why: string): FirewallDecision => {
     const probe = byMode(mode);
     if (!probe.works) throw new FirewallDetectionError(`${why}, but ${mode} does not work here: ${probe.error ?? "unknown error"}`);

@@ -33,7 +33,7 @@ export async function chooseFirewall(runner: CommandRunner, requested: Requested
 /** Removes rules a previous instance of the proxy left in any backend (after a SIGKILL). */
 export async function clearStaleRules(runner: CommandRunner, probes: readonly BackendProbe[], families: readonly IpFamily[]): Promise<void> {
   for (const probe of probes) {
-    if (probe.works) await firewallFor(runner, probe.mode, families).clear();
+    if (probe.works && probe.ownRules > 0) await firewallFor(runner, probe.mode, families).clear();
   }
 }
 
