@@ -12,7 +12,7 @@ import { KubeStateSecret } from "./state-secret.ts";
 import { STATE_SECRET_KEYS as STATE_KEYS } from "../shared/state-keys.ts";
 import { HealthServer } from "./health.ts";
 import { applyOrClear, chooseFirewall, clearStaleRules } from "./firewall/select.ts";
-import { familyOf, type ForwardingRules, type IpFamily } from "./firewall/rules.ts";
+import { familyOf, type Firewall, type ForwardingRules, type IpFamily } from "./firewall/rules.ts";
 import { runDoctor } from "./doctor.ts";
 
 const log = createLogger({ name: "tailnet-proxy" });
@@ -32,12 +32,10 @@ async function run(config: ProxyConfig): Promise<void> {
   const secret = new KubeStateSecret(config.TS_KUBE_SECRET);
   const tailscaled = new Tailscaled(runner, config);
   const families = [...new Set(config.TS_DEST_IP.map(familyOf))] as IpFamily[];
-  const { firewall, reason, probes } = await chooseFirewall(runner, config.TS_DEBUG_FIREWALL_MODE, families);
-  log.info({ mode: firewall.mode, reason, probes }, "firewall backend chosen");
-  // A previous instance killed with SIGKILL (the pod's namespace outlives a container restart)
-  // may have left rules; they are ours to remove, in whichever backend it used.
-  await clearStaleRules(runner, probes, families);
-
+  // Looking at the host's firewall takes about a second: it runs while tailscaled starts.
+  const choosing = chooseFirewall(runner, config.TS_DEBUG_FIREWALL_MODE, families);
+  choosing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  let firewall: Firewall | undefined;
   warnIfNotForwarding(families);
 
   const stopping = new AbortController();
@@ -57,6 +55,12 @@ async function run(config: ProxyConfig): Promise<void> {
       outcome.daemonDied = !isStopping();
       stopping.abort();
     });
+    const choice = await choosing;
+    firewall = choice.firewall;
+    log.info({ mode: firewall.mode, reason: choice.reason, probes: choice.probes }, "firewall backend chosen");
+    // A previous instance killed with SIGKILL (the pod's namespace outlives a container restart)
+    // may have left rules; they are ours to remove, in whichever backend it used.
+    await clearStaleRules(runner, choice.probes, families);
     const login = await tailscaled.ensureLoggedIn();
     let device = await tailscaled.device();
     log.info({ login, id: device.id, fqdn: device.fqdn, ips: device.ips }, "device running");
@@ -67,7 +71,7 @@ async function run(config: ProxyConfig): Promise<void> {
       [STATE_KEYS.deviceFqdn]: device.fqdn,
       [STATE_KEYS.deviceIps]: JSON.stringify(device.ips),
       [STATE_KEYS.firewallMode]: firewall.mode,
-      [STATE_KEYS.firewallReason]: reason,
+      [STATE_KEYS.firewallReason]: choice.reason,
     });
     health.setHealthy(true);
 
@@ -85,7 +89,7 @@ async function run(config: ProxyConfig): Promise<void> {
     }
   } finally {
     health.setHealthy(false);
-    await firewall.clear().catch((error: unknown) => {
+    await firewall?.clear().catch((error: unknown) => {
       log.error({ err: error }, "removing firewall rules failed");
     });
     await tailscaled.stop();

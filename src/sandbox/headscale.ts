@@ -14,6 +14,9 @@ export interface HeadscaleOptions {
   readonly dir: string;
   /** Hub bridge address that devices reach the server on; must be a private address. */
   readonly address: string;
+  /** The hub's IPv6 address: hosts are dual-stack, and a DERP region without an IPv6 address
+   * makes every client's network check wait for its IPv6 probes to time out. */
+  readonly address6: string;
   readonly baseDomain: string;
 }
 
@@ -165,10 +168,12 @@ function headscaleConfig(options: HeadscaleOptions, url: string): Record<string,
         region_code: "sandbox",
         region_name: "Sandbox embedded DERP",
         verify_clients: true,
-        stun_listen_addr: `${options.address}:3478`,
+        // Both families, on the hub only (the hub is the sandbox's own namespace).
+        stun_listen_addr: "[::]:3478",
         private_key_path: join(state, "derp_server_private.key"),
         automatically_add_embedded_derp_region: true,
         ipv4: options.address,
+        ipv6: options.address6,
       },
       // Any URL here is fetched at start-up and a failure is fatal: offline, there are none.
       urls: [],

@@ -8,7 +8,7 @@ import { ProcessRunner, type CommandRunner } from "../shared/exec.ts";
 import { resolveBinaries, type Binaries } from "./binaries.ts";
 import { currentRun } from "./hub.ts";
 import type { RunInfo } from "./runs.ts";
-import { HUB_ADDRESS, SERVICE_CIDR, SERVICE_CIDR6, SandboxNetwork } from "./network.ts";
+import { HUB_ADDRESS, HUB_ADDRESS6, SERVICE_CIDR, SERVICE_CIDR6, SandboxNetwork } from "./network.ts";
 import { KubeControlPlane, type KubeAccess } from "./kube-control-plane.ts";
 import { HeadscaleAdmin, HeadscaleServer, type HeadscaleAccess } from "./headscale.ts";
 import { TailnetDevice } from "./tailnet-device.ts";
@@ -75,6 +75,7 @@ export class Sandbox {
           binary: bins.headscale,
           dir: join(run.dir, "headscale"),
           address: HUB_ADDRESS,
+          address6: HUB_ADDRESS6,
           baseDomain: TAILNET_DOMAIN,
         }).then((started) => (servers.push(started), started)),
       ]);
