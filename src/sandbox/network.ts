@@ -39,7 +39,9 @@ export class SandboxNetwork {
   /** Creates the bridge in the hub (the namespace this process runs in). */
   async createBridge(): Promise<void> {
     const ip = (...args: string[]): Promise<unknown> => this.runner.run(["ip", ...args]);
-    await ip("link", "add", BRIDGE, "type", "bridge");
+    // A fixed MAC: otherwise the bridge takes the lowest MAC of its ports, so every new host
+    // could change it and leave the others sending to a stale neighbour entry for the hub.
+    await ip("link", "add", BRIDGE, "address", "02:77:00:00:00:01", "type", "bridge");
     await ip("addr", "add", `${HUB_ADDRESS}/${SANDBOX_PREFIX_LENGTH}`, "dev", BRIDGE);
     // nodad: duplicate address detection would keep the address unusable for a second or two.
     await ip("-6", "addr", "add", `${HUB_ADDRESS6}/${SANDBOX_PREFIX6_LENGTH}`, "dev", BRIDGE, "nodad");
