@@ -8,9 +8,10 @@ import { ManagedProcess } from "../shared/process.ts";
 import { waitFor } from "../shared/clock.ts";
 import type { Sandbox } from "./sandbox.ts";
 import { httpGet } from "./https-probe.ts";
+import { OFFLINE_TAILSCALED_KNOBS } from "./tailscaled-env.ts";
 
-/** tailscaled knobs for proxies in the sandbox (see tailscaled-env.ts for why each). */
-export const SANDBOX_PROXY_ENV = "TS_NO_LOGS_NO_SUPPORT=true,TS_DEBUG_USE_DERP_HTTP=1,TS_DISABLE_PORTMAPPER=1,TS_ASSUME_NETWORK_UP_FOR_TEST=1";
+/** The proxies' tailscaled gets the same offline knobs as the sandbox's devices, via PROXY_ENV. */
+const SANDBOX_PROXY_ENV = Object.entries(OFFLINE_TAILSCALED_KNOBS).map(([k, v]) => `${k}=${v}`).join(",");
 
 export interface OperatorProcessOptions {
   readonly id: string;
