@@ -37,10 +37,13 @@ BUILD_START=$SECONDS
 finish() { echo $((SECONDS - BUILD_START)) >"$BIN_DIR/$1/.build-seconds"; touch "$BIN_DIR/$1/.done"; }
 timed() { BUILD_START=$SECONDS; "$@"; log "  took $((SECONDS - BUILD_START)) s"; }
 
+# Kubernetes commands for the control plane and the node, built together from one wrapper module
+# (they share most of their dependency graph, so one build is far cheaper than five).
+K8S_COMMANDS=(kube-apiserver kubelet kube-proxy kube-controller-manager kube-scheduler)
 build_k8s() {
   local dir="kubernetes-$K8S_VERSION" work
-  built "$dir" && { log "kube-apiserver $K8S_VERSION: cached"; return; }
-  log "kube-apiserver $K8S_VERSION: building (cold: 10-20 min)"
+  built "$dir" && { log "kubernetes $K8S_VERSION: cached"; return; }
+  log "kubernetes $K8S_VERSION (${K8S_COMMANDS[*]}): building (cold: 15-30 min)"
   work=$(mktemp -d -p "$WORK_ROOT")
   mkdir -p "$BIN_DIR/$dir"
   (
@@ -57,12 +60,24 @@ build_k8s() {
     if grep '=>' "$modfile" | grep -qv staging; then
       fail "k8s.io/kubernetes@$K8S_VERSION has non-staging replace directives; the wrapper needs them too"
     fi
-    # Getting the package (not just the module) records every dependency it imports.
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION"
+    # `go get` alone can leave go.sum short of what the node commands import; importing them
+    # from a file and tidying records every package's dependencies.
+    {
+      echo '//go:build tools'
+      echo 'package tools'
+      echo 'import ('
+      local cmd
+      for cmd in "${K8S_COMMANDS[@]}"; do echo "	_ \"k8s.io/kubernetes/cmd/$cmd\""; done
+      echo ')'
+    } >tools.go
+    go get "k8s.io/kubernetes@$K8S_VERSION"
+    go mod tidy
+    local pkgs=()
+    for cmd in "${K8S_COMMANDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$cmd"); done
     go build -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
       -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36" \
-      -o "$BIN_DIR/$dir/" k8s.io/kubernetes/cmd/kube-apiserver
-  ) || fail "kube-apiserver: building k8s.io/kubernetes@$K8S_VERSION failed (see above)"
+      -o "$BIN_DIR/$dir/" "${pkgs[@]}"
+  ) || fail "kubernetes: building k8s.io/kubernetes@$K8S_VERSION failed (see above)"
   finish "$dir"
 }
 
@@ -94,15 +109,18 @@ build_etcd() {
 }
 
 build_tailscale() {
-  local dir="tailscale-$TAILSCALE_VERSION" v=${TAILSCALE_VERSION#v}
-  built "$dir" && { log "tailscale $TAILSCALE_VERSION: cached"; return; }
-  log "tailscaled + tailscale $TAILSCALE_VERSION: building (cold: 4-7 min)"
+  local arch=${1:-} dir="tailscale-$TAILSCALE_VERSION" v=${TAILSCALE_VERSION#v}
+  # The host's build keeps the plain name; a cross build (for the arm64 proxy image) is suffixed.
+  [[ -n "$arch" ]] && dir="$dir-$arch"
+  built "$dir" && { log "tailscale $TAILSCALE_VERSION ${arch:-host}: cached"; return; }
+  log "tailscaled + tailscale $TAILSCALE_VERSION ${arch:-host}: building (cold: 3-7 min)"
   mkdir -p "$BIN_DIR/$dir"
-  wrapper_build tailscale.com "$TAILSCALE_VERSION" "$BIN_DIR/$dir/" \
+  GOARCH=${arch:-$(go env GOARCH)} wrapper_build tailscale.com "$TAILSCALE_VERSION" "$BIN_DIR/$dir/" \
     "-s -w -X tailscale.com/version.longStamp=$v -X tailscale.com/version.shortStamp=$v" \
     tailscale.com/cmd/tailscaled tailscale.com/cmd/tailscale
   finish "$dir"
 }
+build_tailscale_arm64() { build_tailscale arm64; }
 
 build_headscale() {
   local dir="headscale-$HEADSCALE_VERSION"
@@ -114,9 +132,64 @@ build_headscale() {
   finish "$dir"
 }
 
+build_containerd() {
+  local dir="containerd-$CONTAINERD_VERSION" m=github.com/containerd/containerd/v2
+  built "$dir" && { log "containerd $CONTAINERD_VERSION: cached"; return; }
+  log "containerd $CONTAINERD_VERSION: building (cold: ~10 min)"
+  mkdir -p "$BIN_DIR/$dir"
+  wrapper_build "$m" "$CONTAINERD_VERSION" "$BIN_DIR/$dir/" \
+    "-s -w -X $m/version.Version=$CONTAINERD_VERSION" \
+    "$m/cmd/containerd" "$m/cmd/containerd-shim-runc-v2" "$m/cmd/ctr"
+  finish "$dir"
+}
+
+build_runc() {
+  local dir="runc-$RUNC_VERSION"
+  built "$dir" && { log "runc $RUNC_VERSION: cached"; return; }
+  log "runc $RUNC_VERSION: building (cold: ~3 min; cgo with libseccomp)"
+  mkdir -p "$BIN_DIR/$dir"
+  # runc's seccomp support is cgo against libseccomp (Debian's libseccomp-dev, from install-deps).
+  CGO_ENABLED=1 GOFLAGS="$GOFLAGS -tags=seccomp,urfave_cli_no_docs" wrapper_build \
+    github.com/opencontainers/runc "$RUNC_VERSION" "$BIN_DIR/$dir/runc" \
+    "-s -w -X main.version=${RUNC_VERSION#v}" github.com/opencontainers/runc
+  finish "$dir"
+}
+
+build_cni() {
+  local dir="cni-plugins-$CNI_PLUGINS_VERSION" m=github.com/containernetworking/plugins
+  built "$dir" && { log "CNI plugins $CNI_PLUGINS_VERSION: cached"; return; }
+  log "CNI plugins $CNI_PLUGINS_VERSION: building (cold: ~1 min)"
+  mkdir -p "$BIN_DIR/$dir"
+  wrapper_build "$m" "$CNI_PLUGINS_VERSION" "$BIN_DIR/$dir/" "-s -w" \
+    "$m/plugins/main/bridge" "$m/plugins/ipam/host-local" "$m/plugins/main/loopback" "$m/plugins/meta/portmap"
+  finish "$dir"
+}
+
+build_coredns() {
+  local dir="coredns-$COREDNS_VERSION"
+  built "$dir" && { log "CoreDNS $COREDNS_VERSION: cached"; return; }
+  log "CoreDNS $COREDNS_VERSION: building (cold: ~5 min)"
+  mkdir -p "$BIN_DIR/$dir"
+  wrapper_build github.com/coredns/coredns "$COREDNS_VERSION" "$BIN_DIR/$dir/coredns" "-s -w" \
+    github.com/coredns/coredns
+  finish "$dir"
+}
+
+build_helm() {
+  local dir="helm-$HELM_VERSION"
+  built "$dir" && { log "helm $HELM_VERSION: cached"; return; }
+  log "helm $HELM_VERSION: building (cold: ~4 min)"
+  mkdir -p "$BIN_DIR/$dir"
+  wrapper_build helm.sh/helm/v4 "$HELM_VERSION" "$BIN_DIR/$dir/helm" \
+    "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" helm.sh/helm/v4/cmd/helm
+  finish "$dir"
+}
+
+# Control plane first (every test needs it), then the node, then what only images and installs need.
+ALL_COMPONENTS="etcd tailscale headscale k8s containerd runc cni coredns helm tailscale_arm64"
 # One after another, not in parallel: the k8s and sqlite compiles each peak at several GiB.
 total=$SECONDS
-for component in ${BUILD_ONLY:-etcd tailscale headscale k8s}; do
+for component in ${BUILD_ONLY:-$ALL_COMPONENTS}; do
   timed "build_$component"
 done
 log "all binaries ready in $BIN_DIR ($((SECONDS - total)) s)"

@@ -9,9 +9,16 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 # command -> Debian package that provides it
 declare -A PACKAGES=(
   [ip]=iproute2 [nft]=nftables [iptables-legacy]=iptables [openssl]=openssl [curl]=curl
-  [ping]=iputils-ping [setpriv]=util-linux [unshare]=util-linux [sysctl]=procps
+  [ping]=iputils-ping [setpriv]=util-linux [unshare]=util-linux [sysctl]=procps [pkg-config]=pkg-config
+)
+# file -> Debian package, for what is not a command (headers for cgo builds)
+declare -A FILES=(
+  [/usr/include/seccomp.h]=libseccomp-dev
 )
 missing=()
+for file in "${!FILES[@]}"; do
+  [[ -e "$file" ]] || missing+=("${FILES[$file]}")
+done
 for cmd in "${!PACKAGES[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${PACKAGES[$cmd]}")
 done
