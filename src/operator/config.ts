@@ -13,6 +13,27 @@ const keyValues = z
   .transform((value) => Object.fromEntries(value.split(",").map((kv) => kv.trim()).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])))
   .refine((env) => Object.keys(env).every((k) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k)), "must be KEY=VALUE pairs separated by commas");
 
+export const PROXY_FORWARDING_MODES = ["init-container", "pod-sysctls"] as const;
+export type ProxyForwarding = (typeof PROXY_FORWARDING_MODES)[number];
+
+const quantities = z.partialRecord(z.enum(["cpu", "memory", "ephemeral-storage"]), z.string().regex(/^[0-9.]+[a-zA-Z]*$/, "must be a quantity like 10m or 64Mi"));
+/** Container resources as the Kubernetes API spells them, given as JSON. */
+const resources = z
+  .string()
+  .transform((value, ctx) => {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be JSON" });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.strictObject({ requests: quantities.optional(), limits: quantities.optional() }))
+  // The API's shape: absent, not undefined, sections and quantities.
+  .transform((r) => JSON.parse(JSON.stringify(r)) as { requests?: Record<string, string>; limits?: Record<string, string> });
+/** Measured on a proxy serving a Service (docs/proxy.md): what the pod uses at rest, plus headroom. */
+const DEFAULT_PROXY_RESOURCES = { requests: { cpu: "10m", memory: "96Mi" } };
+
 export const operatorEnvSchema = z.object({
   OPERATOR_NAMESPACE: z.string().min(1).default("tailscale").describe("namespace of the operator and of every proxy"),
   OPERATOR_LOGIN_SERVER: z.url().optional().describe("control server URL: Headscale's, or a custom one for Tailscale (also the proxies' --login-server)"),
@@ -21,11 +42,15 @@ export const operatorEnvSchema = z.object({
   CLIENT_SECRET_FILE: z.string().optional().describe("tailscale: file holding the OAuth client secret"),
   TAILSCALE_API_URL: z.url().default("https://api.tailscale.com").describe("tailscale: API base URL"),
   HEADSCALE_API_KEY_FILE: z.string().optional().describe("headscale: file holding an API key"),
-  PROXY_IMAGE: z.string().default(`tailnet-operator/proxy:${projectVersion()}`).describe("image of the proxy pods"),
+  PROXY_IMAGE: z.string().default(`ghcr.io/tailnet-operator/proxy:${projectVersion()}`).describe("image of the proxy pods (a fully qualified reference)"),
   PROXY_TAGS: z.string().default("tag:k8s").describe("default tags of proxies (comma-separated); tailscale.com/tags overrides"),
   PROXY_FIREWALL_MODE: z.enum(FIREWALL_MODES).default("auto").describe("firewall backend of the proxies"),
   PROXY_ENV: keyValues.default({}).describe("extra environment for proxy containers, KEY=VALUE,..."),
-  PROXY_SERVICE_ACCOUNT: z.string().default("tailnet-proxies").describe("service account of the proxy pods"),
+  PROXY_FORWARDING: z
+    .enum(PROXY_FORWARDING_MODES)
+    .default("init-container")
+    .describe("how proxies turn on IP forwarding: init-container (a privileged init container; any kubelet) or pod-sysctls (no privileged container; the kubelet must allow the forwarding sysctls)"),
+  PROXY_RESOURCES: resources.default(DEFAULT_PROXY_RESOURCES).describe("resources of the proxy container, as JSON ({\"requests\":{\"memory\":\"64Mi\"}})"),
   OPERATOR_DEFAULT_LOAD_BALANCER: bool.default(false).describe("also claim LoadBalancer Services with no loadBalancerClass"),
   OPERATOR_LOGGING: z.enum(["debug", "info", "warn", "error"]).default("info").describe("log level"),
   OPERATOR_HTTP_ADDR: z.string().default("[::]:8081").describe("address:port for /healthz, /readyz and /metrics"),

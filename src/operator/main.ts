@@ -20,7 +20,6 @@ import { isExposed } from "./service-intent.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
 import { ServiceReconciler } from "./service-reconciler.ts";
 import { KubeEventRecorder } from "./events.ts";
-import { ensureProxyRbac } from "./proxy-rbac.ts";
 
 function controlPlane(config: OperatorConfig): ControlPlane {
   if (config.CONTROL_PLANE === "headscale") {
@@ -64,7 +63,8 @@ async function run(config: OperatorConfig): Promise<void> {
     image: config.PROXY_IMAGE,
     loginServer: config.OPERATOR_LOGIN_SERVER,
     firewallMode: config.PROXY_FIREWALL_MODE,
-    serviceAccount: config.PROXY_SERVICE_ACCOUNT,
+    forwarding: config.PROXY_FORWARDING,
+    resources: config.PROXY_RESOURCES,
     extraEnv: config.PROXY_ENV,
   });
   const reconciler = new ServiceReconciler({
@@ -110,7 +110,6 @@ async function run(config: OperatorConfig): Promise<void> {
   }
   metrics.isLeader.set(1);
 
-  await ensureProxyRbac(kube, config.OPERATOR_NAMESPACE, config.PROXY_SERVICE_ACCOUNT);
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
   const enqueueParent = (object: { metadata?: { labels?: Record<string, string> } }): void => {

@@ -26,6 +26,8 @@ export const PROXY_READY_CONDITION = "TailscaleProxyReady";
 export const REASONS = {
   ready: "ProxyReady",
   pending: "ProxyPending",
+  /** The proxy cannot start as things are (image, crash loop, scheduling, missing namespace). */
+  failed: "ProxyFailed",
   invalid: "ProxyInvalid",
   provisioned: "ProxyProvisioned",
   cleanedUp: "ProxyDeleted",

@@ -2,7 +2,7 @@
 // derived from the parent (not generated), so a reconcile repeated after a crash finds and
 // updates the same objects instead of creating duplicates.
 import { createHash } from "node:crypto";
-import type { V1EnvVar, V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
+import type { V1Container, V1EnvVar, V1PodSecurityContext, V1ResourceRequirements, V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
 import { ANNOTATIONS, LABELS } from "./names.ts";
 
 export interface ProxyParent {
@@ -16,7 +16,8 @@ export interface ProxySettings {
   readonly image: string;
   readonly loginServer: string | undefined;
   readonly firewallMode: string;
-  readonly serviceAccount: string;
+  readonly forwarding: "init-container" | "pod-sysctls";
+  readonly resources: V1ResourceRequirements;
   /** Extra environment for every proxy container (PROXY_ENV). */
   readonly extraEnv: Readonly<Record<string, string>>;
 }
@@ -95,18 +96,58 @@ export function headlessService(parent: ProxyParent, settings: ProxySettings): V
   };
 }
 
+/** Where the kubelet mounts the config Secret in the proxy container. */
+export const PROXY_CONFIG_DIR = "/etc/tailnet-proxy";
+const HEALTH_PORT = 9002;
+
+/** The forwarding sysctls the proxy needs: IPv4 always, IPv6 when a destination is IPv6. */
+function forwardingSysctls(target: ProxyTarget): { name: string; value: string }[] {
+  return [
+    { name: "net.ipv4.ip_forward", value: "1" },
+    ...(target.destinations.some((ip) => ip.includes(":")) ? [{ name: "net.ipv6.conf.all.forwarding", value: "1" }] : []),
+  ];
+}
+
+/**
+ * Forwarding is a per-pod-network sysctl outside the kubelet's safe set. By default a privileged
+ * init container (the proxy image's `tailnet-proxy init`) sets it and exits, so the long-running
+ * container keeps only NET_ADMIN, NET_RAW and MKNOD; `pod-sysctls` needs no privileged container
+ * at all but only runs where the kubelet allows the sysctls (docs/proxy.md).
+ */
+function forwardingSetup(settings: ProxySettings, target: ProxyTarget): { initContainers: V1Container[]; securityContext: V1PodSecurityContext } {
+  const sysctls = forwardingSysctls(target);
+  if (settings.forwarding === "pod-sysctls") return { initContainers: [], securityContext: { sysctls } };
+  return {
+    securityContext: {},
+    initContainers: [
+      {
+        name: "sysctls",
+        image: settings.image,
+        imagePullPolicy: "IfNotPresent",
+        args: ["init", ...sysctls.map((s) => `${s.name}=${s.value}`)],
+        securityContext: { privileged: true },
+        resources: { requests: { cpu: "1m", memory: "16Mi" } },
+        terminationMessagePolicy: "FallbackToLogsOnError",
+      },
+    ],
+  };
+}
+
 export function statefulSet(parent: ProxyParent, settings: ProxySettings, target: ProxyTarget): V1StatefulSet {
   const name = proxyName(parent);
   const env: V1EnvVar[] = [
     { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
     { name: "TS_KUBE_SECRET", value: "$(POD_NAME)" },
-    { name: "TS_AUTHKEY", valueFrom: { secretKeyRef: { name: configSecretName(parent), key: "authkey", optional: true } } },
+    // A file, not an environment variable: children (tailscaled) would inherit the variable.
+    { name: "TS_AUTHKEY_FILE", value: `${PROXY_CONFIG_DIR}/authkey` },
     { name: "TS_HOSTNAME", value: target.hostname },
     { name: "TS_DEST_IP", value: target.destinations.join(",") },
     { name: "TS_DEBUG_FIREWALL_MODE", value: settings.firewallMode },
+    { name: "TS_LOCAL_ADDR_PORT", value: `[::]:${HEALTH_PORT}` },
     ...(settings.loginServer ? [{ name: "TS_LOGIN_SERVER", value: settings.loginServer }] : []),
     ...Object.entries(settings.extraEnv).map(([k, v]) => ({ name: k, value: v })),
   ];
+  const forwarding = forwardingSetup(settings, target);
   return {
     apiVersion: "apps/v1",
     kind: "StatefulSet",
@@ -122,24 +163,35 @@ export function statefulSet(parent: ProxyParent, settings: ProxySettings, target
           annotations: { [ANNOTATIONS.proxyIdentity]: deviceIdentity(target) },
         },
         spec: {
-          serviceAccountName: settings.serviceAccount,
-          // Forwarding is a per-namespace sysctl; setting it here needs no privileged container
-          // (the kubelet must allow net.ipv4.ip_forward; see docs/proxy.md).
-          securityContext: {
-            sysctls: [
-              { name: "net.ipv4.ip_forward", value: "1" },
-              ...(target.destinations.some((ip) => ip.includes(":")) ? [{ name: "net.ipv6.conf.all.forwarding", value: "1" }] : []),
-            ],
-          },
+          serviceAccountName: name,
+          // Service links would put every Service of the namespace into the proxy's environment.
+          enableServiceLinks: false,
+          securityContext: forwarding.securityContext,
+          initContainers: forwarding.initContainers,
           containers: [
             {
               name: "tailscale",
               image: settings.image,
+              imagePullPolicy: "IfNotPresent",
               env,
-              securityContext: { privileged: false, capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] } },
-              resources: { requests: { cpu: "10m", memory: "32Mi" } },
+              ports: [{ name: "health", containerPort: HEALTH_PORT }],
+              readinessProbe: { httpGet: { path: "/healthz", port: "health" }, periodSeconds: 2, failureThreshold: 3 },
+              // Alive while the process answers at all; login can legitimately take minutes.
+              livenessProbe: { httpGet: { path: "/livez", port: "health" }, periodSeconds: 10, failureThreshold: 6 },
+              // MKNOD: a container's /dev has no /dev/net/tun; the proxy creates it (c 10:200,
+              // which the runtime's default device rules allow).
+              securityContext: {
+                privileged: false,
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW", "MKNOD"] },
+              },
+              resources: settings.resources,
+              volumeMounts: [{ name: "config", mountPath: PROXY_CONFIG_DIR, readOnly: true }],
+              // A proxy that fails at start says why in `kubectl describe` and in the Service.
+              terminationMessagePolicy: "FallbackToLogsOnError",
             },
           ],
+          volumes: [{ name: "config", secret: { secretName: configSecretName(parent), defaultMode: 0o400 } }],
         },
       },
     },

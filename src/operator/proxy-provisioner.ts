@@ -20,6 +20,7 @@ import {
   type ProxySettings,
   type ProxyTarget,
 } from "./proxy-objects.ts";
+import { proxyRole, proxyRoleBinding, proxyServiceAccount } from "./proxy-rbac.ts";
 
 export interface DeviceStatus {
   readonly id: string;
@@ -30,6 +31,46 @@ export interface DeviceStatus {
 }
 
 export type CleanupResult = "done" | "pending";
+
+/** Children removed once the pod and the device are gone; the pod's identity goes last. */
+const CLEANED_UP_LAST = [
+  ["v1", "Service"],
+  ["rbac.authorization.k8s.io/v1", "RoleBinding"],
+  ["rbac.authorization.k8s.io/v1", "Role"],
+  ["v1", "ServiceAccount"],
+] as const;
+
+/** Container states that will not resolve by waiting a little longer. */
+const STUCK_REASONS = new Set([
+  "ErrImagePull",
+  "ImagePullBackOff",
+  "ErrImageNeverPull",
+  "InvalidImageName",
+  "CrashLoopBackOff",
+  "CreateContainerConfigError",
+  "CreateContainerError",
+  "RunContainerError",
+]);
+
+function describePodProblem(pod: V1Pod): string | undefined {
+  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
+  for (const status of statuses) {
+    const waiting = status.state?.waiting;
+    if (!waiting?.reason || !STUCK_REASONS.has(waiting.reason)) continue;
+    // A crash loop's own message is only "back-off ..."; the last run's message says why.
+    const last = status.lastState?.terminated;
+    const detail = last?.message?.trim() ? `${last.reason ?? "exited"} (exit ${last.exitCode}): ${lastLines(last.message)}` : (waiting.message ?? "");
+    return `container ${status.name}: ${waiting.reason}${detail ? `: ${detail}` : ""}`;
+  }
+  const unschedulable = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
+  if (unschedulable?.reason === "Unschedulable") return `cannot be scheduled: ${unschedulable.message ?? ""}`;
+  return undefined;
+}
+
+/** The end of a termination message (the container's last log lines): enough for a condition. */
+function lastLines(message: string): string {
+  return message.trim().split("\n").slice(-3).join(" | ").slice(-400);
+}
 
 const decode = (value: string | undefined): string | undefined => (value === undefined ? undefined : Buffer.from(value, "base64").toString("utf8"));
 
@@ -65,9 +106,26 @@ export class ProxyProvisioner {
     // Created once and never applied again: tailscaled and the proxy own its data.
     const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
     if (!state) await this.kube.create(stateSecret(parent, this.settings));
+    await this.kube.apply(proxyServiceAccount(parent, this.settings));
+    await this.kube.apply(proxyRole(parent, this.settings));
+    await this.kube.apply(proxyRoleBinding(parent, this.settings));
     await this.kube.apply(headlessService(parent, this.settings));
     await this.kube.apply(statefulSet(parent, this.settings, target));
     return deviceFromState(state);
+  }
+
+  /**
+   * Why the proxy's pod is not running, when Kubernetes says so (an image that cannot be pulled,
+   * a container that keeps failing, a pod that cannot be scheduled); undefined while it simply
+   * starts. Shown in the Service's condition instead of a bare "waiting".
+   */
+  async podProblem(parent: ProxyParent): Promise<string | undefined> {
+    const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: this.settings.operatorNamespace, labelSelector: `app=${proxyName(parent)}` });
+    for (const pod of pods) {
+      const problem = describePodProblem(pod);
+      if (problem) return `proxy pod ${pod.metadata?.name ?? ""}: ${problem}`;
+    }
+    return undefined;
   }
 
   /**
@@ -91,8 +149,10 @@ export class ProxyProvisioner {
       }
     }
     for (const secret of secrets) await this.kube.delete({ apiVersion: "v1", kind: "Secret", namespace: ns, name: secret.metadata?.name ?? "" });
-    for (const service of await this.kube.list("v1", "Service", { namespace: ns, labelSelector: selector })) {
-      await this.kube.delete({ apiVersion: "v1", kind: "Service", namespace: ns, name: service.metadata?.name ?? "" });
+    for (const [apiVersion, kind] of CLEANED_UP_LAST) {
+      for (const object of await this.kube.list(apiVersion, kind, { namespace: ns, labelSelector: selector })) {
+        await this.kube.delete({ apiVersion, kind, namespace: ns, name: object.metadata?.name ?? "" });
+      }
     }
     return "done";
   }

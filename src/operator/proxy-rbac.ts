@@ -1,25 +1,40 @@
-// The proxies' identity in the operator namespace: a ServiceAccount allowed to read and write
-// Secrets there (tailscaled keeps its state in one, the proxy reports its device in it) and
-// nothing else. Applied at start (as leader), idempotently.
-import type { V1Role, V1RoleBinding } from "@kubernetes/client-node";
-import type { KubeClient } from "../kube/kube-client.ts";
+// Each proxy's own identity: a ServiceAccount whose Role reaches exactly one object, the proxy's
+// state Secret (tailscaled keeps its state there; the proxy reports its device there). Not the
+// config Secret (the kubelet mounts it), not the operator's credentials, not another proxy's
+// Secrets. Owner labels tie them to the parent, so cleanup removes them with the rest.
+import type { V1Role, V1RoleBinding, V1ServiceAccount } from "@kubernetes/client-node";
+import { childLabels, proxyName, stateSecretName, type ProxyParent, type ProxySettings } from "./proxy-objects.ts";
 
-export async function ensureProxyRbac(kube: KubeClient, namespace: string, serviceAccount: string): Promise<void> {
-  await kube.apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: serviceAccount, namespace } });
-  await kube.apply<V1Role>({
+export function proxyServiceAccount(parent: ProxyParent, settings: ProxySettings): V1ServiceAccount {
+  return {
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: { name: proxyName(parent), namespace: settings.operatorNamespace, labels: childLabels(parent) },
+    // The token is mounted only into the proxy's own pod, by the kubelet.
+    automountServiceAccountToken: true,
+  };
+}
+
+export function proxyRole(parent: ProxyParent, settings: ProxySettings): V1Role {
+  return {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "Role",
-    metadata: { name: serviceAccount, namespace },
+    metadata: { name: proxyName(parent), namespace: settings.operatorNamespace, labels: childLabels(parent) },
     rules: [
-      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "update", "patch"] },
-      { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+      // resourceNames cannot limit create or list, so the operator creates the Secret first and
+      // the proxy never needs either.
+      { apiGroups: [""], resources: ["secrets"], resourceNames: [stateSecretName(parent)], verbs: ["get", "update", "patch"] },
     ],
-  });
-  await kube.apply<V1RoleBinding>({
+  };
+}
+
+export function proxyRoleBinding(parent: ProxyParent, settings: ProxySettings): V1RoleBinding {
+  const name = proxyName(parent);
+  return {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "RoleBinding",
-    metadata: { name: serviceAccount, namespace },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: serviceAccount },
-    subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace }],
-  });
+    metadata: { name, namespace: settings.operatorNamespace, labels: childLabels(parent) },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+    subjects: [{ kind: "ServiceAccount", name, namespace: settings.operatorNamespace }],
+  };
 }

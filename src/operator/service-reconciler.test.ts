@@ -2,7 +2,7 @@
 // pass with nothing to do writes nothing.
 import { describe, it, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import type { V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
+import type { V1Pod, V1Role, V1RoleBinding, V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
 import { FakeKubeClient } from "../../test/fakes/fake-kube-client.ts";
 import { FakeControlPlane } from "../../test/fakes/fake-control-plane.ts";
 import { ServiceReconciler } from "./service-reconciler.ts";
@@ -37,7 +37,8 @@ beforeEach(() => {
     image: "tailnet-operator/proxy:test",
     loginServer: control.loginServer,
     firewallMode: "auto",
-    serviceAccount: "tailnet-proxies",
+    forwarding: "init-container",
+    resources: { requests: { cpu: "10m", memory: "96Mi" } },
     extraEnv: {},
   });
   reconciler = new ServiceReconciler({ kube, provisioner, events: recorder, clock: { now: () => 1_790_000_000_000, sleep: () => Promise.resolve() }, intent: { defaultTags: ["tag:k8s"], defaultLoadBalancer: false } });
@@ -95,7 +96,20 @@ describe("ServiceReconciler", () => {
     assert.equal(env["TS_DEST_IP"], "10.96.0.10");
     assert.equal(env["TS_HOSTNAME"], "tailscaletest-nginx-tailscale");
     assert.equal(env["TS_LOGIN_SERVER"], "http://control.test");
-    assert.deepEqual(sts?.spec?.template.spec?.containers[0]?.securityContext?.capabilities, { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] });
+    const pod = sts?.spec?.template.spec;
+    assert.deepEqual(pod?.containers[0]?.securityContext?.capabilities, { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW", "MKNOD"] });
+    // The key reaches the proxy as a mounted file, never as an environment variable.
+    assert.equal(env["TS_AUTHKEY"], undefined);
+    assert.equal(env["TS_AUTHKEY_FILE"], "/etc/tailnet-proxy/authkey");
+    assert.equal(pod?.volumes?.[0]?.secret?.secretName, `${name}-config`);
+    // Forwarding: a privileged init container, and no unsafe pod sysctls.
+    assert.deepEqual(pod?.initContainers?.map((c) => [c.args, c.securityContext?.privileged]), [[["init", "net.ipv4.ip_forward=1"], true]]);
+    assert.equal(pod?.securityContext?.sysctls, undefined);
+    // Its own identity, reaching only its own state Secret.
+    assert.equal(pod?.serviceAccountName, name);
+    const role = kube.find<V1Role>("Role", "tailscale", name);
+    assert.deepEqual(role?.rules, [{ apiGroups: [""], resources: ["secrets"], resourceNames: [`${name}-0`], verbs: ["get", "update", "patch"] }]);
+    assert.deepEqual(kube.find<V1RoleBinding>("RoleBinding", "tailscale", name)?.subjects, [{ kind: "ServiceAccount", name, namespace: "tailscale" }]);
     assert.equal(sts.metadata?.labels?.["tailscale.com/parent-resource-ns"], "tailscaletest");
     assert.equal(service().status?.conditions?.[0]?.reason, "ProxyPending");
   });
@@ -131,7 +145,7 @@ describe("ServiceReconciler", () => {
     await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { deletionTimestamp: new Date() } });
     assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
     assert.deepEqual(control.deleted, ["7"]);
-    for (const kind of ["StatefulSet", "Secret"]) assert.equal(kube.ofKind(kind).length, 0, kind);
+    for (const kind of ["StatefulSet", "Secret", "ServiceAccount", "Role", "RoleBinding"]) assert.equal(kube.ofKind(kind).length, 0, kind);
     assert.equal(kube.ofKind("Service").filter((s) => s.metadata?.namespace === "tailscale").length, 0);
     assert.deepEqual(service().metadata?.finalizers, []);
   });
@@ -144,6 +158,35 @@ describe("ServiceReconciler", () => {
     assert.equal(service().status?.conditions?.[0]?.reason, "ControlPlaneError");
     assert.equal(events.at(-1)?.type, "Warning");
     assert.equal(kube.ofKind("StatefulSet").length, 0);
+  });
+
+  it("6b: a proxy pod that cannot start says why on the Service, with a Warning", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    kube.seed<V1Pod>({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: `${proxyName(parent)}-0`, namespace: "tailscale", labels: { app: proxyName(parent) } },
+      status: {
+        containerStatuses: [
+          {
+            name: "tailscale",
+            image: "ghcr.io/tailnet-operator/proxy:0.1.0",
+            imageID: "",
+            ready: false,
+            restartCount: 3,
+            state: { waiting: { reason: "CrashLoopBackOff", message: "back-off 40s restarting failed container" } },
+            lastState: { terminated: { exitCode: 1, reason: "Error", message: "line 1\nspawn tailscaled ENOENT\n" } },
+          },
+        ],
+      },
+    });
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), { requeueAfterMs: 1000 });
+    const condition = service().status?.conditions?.[0];
+    assert.equal(condition?.reason, "ProxyFailed");
+    assert.match(condition?.message ?? "", /container tailscale: CrashLoopBackOff: Error \(exit 1\): line 1 \| spawn tailscaled ENOENT/);
+    assert.equal(events.at(-1)?.type, "Warning");
   });
 
   it("7: leaves other Services alone without writing anything", async () => {

@@ -2,7 +2,7 @@
 // in the Service's status, and removes the proxy and its device when the Service no longer asks
 // for it (or is deleted). Level-based: every pass reads the world and converges it.
 import type { V1LoadBalancerIngress, V1Service } from "@kubernetes/client-node";
-import type { KubeClient } from "../kube/kube-client.ts";
+import { KubeApiError, type KubeClient } from "../kube/kube-client.ts";
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/log.ts";
 import type { ReconcileContext, ReconcileResult } from "../runtime/reconciler.ts";
@@ -70,11 +70,19 @@ export class ServiceReconciler {
     } catch (error) {
       if (error instanceof ControlPlaneError && !error.retryable) {
         await this.setStatus(service, { status: "False", reason: REASONS.controlPlaneError, message: error.message }, undefined, "Warning");
+      } else if (error instanceof KubeApiError && error.isNotFound) {
+        // The proxies' namespace does not exist (or was deleted under us): say so, keep retrying.
+        const message = `cannot create the proxy: ${error.message}`;
+        await this.setStatus(service, { status: "False", reason: REASONS.failed, message }, undefined, "Warning");
       }
       throw error;
     }
     if (!device) {
-      await this.setStatus(service, { status: "False", reason: REASONS.pending, message: "waiting for the proxy to join the tailnet" }, undefined);
+      const problem = await this.deps.provisioner.podProblem(parent);
+      const state: ConditionState = problem
+        ? { status: "False", reason: REASONS.failed, message: problem }
+        : { status: "False", reason: REASONS.pending, message: "waiting for the proxy to join the tailnet" };
+      await this.setStatus(service, state, undefined, problem ? "Warning" : "Normal");
       return { requeueAfterMs: PROXY_POLL_MS };
     }
     const ingress = intent.loadBalancer ? loadBalancerIngress(device, intent.destinations) : undefined;

@@ -12,7 +12,8 @@ const ipList = z
 
 export const proxyEnvSchema = z.object({
   TS_KUBE_SECRET: z.string().min(1).describe("state Secret (in the pod's namespace): tailscaled state and device_id/device_fqdn/device_ips"),
-  TS_AUTHKEY: z.string().optional().describe("auth key for the first login (the operator puts it in the config Secret)"),
+  TS_AUTHKEY_FILE: z.string().optional().describe("file holding the auth key for the first login (the config Secret, mounted by the kubelet)"),
+  TS_AUTHKEY: z.string().optional().describe("the auth key itself, for compatibility; prefer TS_AUTHKEY_FILE (an environment variable is inherited by children)"),
   TS_HOSTNAME: z.string().min(1).describe("tailnet hostname of this proxy"),
   TS_LOGIN_SERVER: z.url().optional().describe("control server URL (Headscale); Tailscale's when unset"),
   TS_DEST_IP: ipList.describe("ClusterIP(s) that tailnet traffic is forwarded to"),
@@ -36,6 +37,7 @@ export function proxyHelp(): string {
 
 Usage: tailnet-proxy [--help] [--version]
        tailnet-proxy doctor [--json]   what the proxy would do on this host; changes nothing
+       tailnet-proxy init NAME=VALUE...  set the forwarding sysctls (privileged init container)
 
 Configuration (environment):
 ${rows.join("\n")}

@@ -1,5 +1,6 @@
-// The proxy's health endpoint: /healthz answers 200 once the device has tailnet IPs and the
-// firewall is programmed, 503 before that (and after shutdown starts).
+// The proxy's health endpoint: /healthz (readiness) answers 200 once the device has tailnet IPs
+// and the firewall is programmed, 503 before that (and after shutdown starts); /livez (liveness)
+// answers 200 whenever the process can answer at all, since a first login may take minutes.
 import { createServer, type Server } from "node:http";
 import { listen } from "../shared/listen.ts";
 
@@ -9,6 +10,10 @@ export class HealthServer {
 
   constructor() {
     this.server = createServer((req, res) => {
+      if (req.url === "/livez") {
+        res.writeHead(200, { "content-type": "text/plain" }).end("alive\n");
+        return;
+      }
       if (req.url !== "/healthz") {
         res.writeHead(404).end();
         return;

@@ -14,6 +14,7 @@ import { HealthServer } from "./health.ts";
 import { applyOrClear, chooseFirewall, clearStaleRules } from "./firewall/select.ts";
 import { familyOf, type Firewall, type ForwardingRules, type IpFamily } from "./firewall/rules.ts";
 import { runDoctor } from "./doctor.ts";
+import { ensureTunDevice, writeSysctls } from "./pod-setup.ts";
 
 const log = createLogger({ name: "tailnet-proxy" });
 
@@ -30,6 +31,7 @@ async function run(config: ProxyConfig): Promise<void> {
   const health = new HealthServer();
   await health.listen(config.TS_LOCAL_ADDR_PORT);
   const secret = new KubeStateSecret(config.TS_KUBE_SECRET);
+  if (await ensureTunDevice(runner)) log.info("created /dev/net/tun");
   const tailscaled = new Tailscaled(runner, config);
   const families = [...new Set(config.TS_DEST_IP.map(familyOf))] as IpFamily[];
   // Looking at the host's firewall takes about a second: it runs while tailscaled starts.
@@ -103,12 +105,19 @@ function warnIfNotForwarding(families: readonly IpFamily[]): void {
   const files = { 4: "/proc/sys/net/ipv4/ip_forward", 6: "/proc/sys/net/ipv6/conf/all/forwarding" } as const;
   for (const family of families) {
     const value = readFileSync(files[family], "utf8").trim();
-    if (value !== "1") log.warn({ family, sysctl: files[family], value }, "IP forwarding is off in this pod: set it with the pod's securityContext.sysctls");
+    if (value !== "1") log.warn({ family, sysctl: files[family], value }, "IP forwarding is off in this pod: the operator's init container (or pod sysctls) should have set it");
   }
 }
 
 const args = process.argv.slice(2);
-if (args[0] === "doctor") {
+if (args[0] === "init") {
+  try {
+    log.info({ set: await writeSysctls(args.slice(1)) }, "forwarding sysctls set");
+  } catch (error) {
+    log.error({ err: error }, "init failed");
+    process.exitCode = 1;
+  }
+} else if (args[0] === "doctor") {
   process.exitCode = await runDoctor(new ProcessRunner(), process.env, args.includes("--json"));
 } else if (!answerInfoFlags(args, proxyHelp())) {
   try {

@@ -1,6 +1,7 @@
 // tailscaled as a child of the proxy, with its state in the Kubernetes state Secret (tailscaled's
 // own kube store), so a restarted proxy comes back as the same device.
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { CommandRunner } from "../shared/exec.ts";
 import { ManagedProcess } from "../shared/process.ts";
 import { waitFor } from "../shared/clock.ts";
@@ -44,7 +45,7 @@ export class Tailscaled {
         `--statedir=${this.config.TS_STATE_DIR}`,
         `--socket=${this.config.TS_SOCKET}`,
       ],
-      env: { ...process.env, TS_KUBERNETES_READ_API_SERVER_ADDRESS_FROM_ENV: "true" },
+      env: { ...daemonEnvironment(process.env), TS_KUBERNETES_READ_API_SERVER_ADDRESS_FROM_ENV: "true" },
     });
     await waitFor("tailscaled's LocalAPI", async () => {
       if (!this.daemon?.running) throw new Error("tailscaled exited during start-up");
@@ -61,13 +62,14 @@ export class Tailscaled {
   async ensureLoggedIn(): Promise<"existing" | "new"> {
     const state = (await this.status()).BackendState;
     if (state !== "NeedsLogin") return "existing";
-    if (!this.config.TS_AUTHKEY) throw new Error("device needs login but TS_AUTHKEY is empty");
+    // The key goes to `tailscale up` as a file: on a command line any process could read it.
+    const keyFile = await this.authKeyFile();
     await this.runner.run(
       [
         "tailscale",
         `--socket=${this.config.TS_SOCKET}`,
         "up",
-        `--auth-key=${this.config.TS_AUTHKEY}`,
+        `--auth-key=file:${keyFile}`,
         `--hostname=${this.config.TS_HOSTNAME}`,
         "--accept-dns=false",
         // The proxy programs the firewall itself (see firewall/); tailscaled must not.
@@ -78,6 +80,14 @@ export class Tailscaled {
       { timeoutMs: 130_000 },
     );
     return "new";
+  }
+
+  private async authKeyFile(): Promise<string> {
+    if (this.config.TS_AUTHKEY_FILE) return this.config.TS_AUTHKEY_FILE;
+    if (!this.config.TS_AUTHKEY) throw new Error("the device needs a login but there is no auth key (TS_AUTHKEY_FILE or TS_AUTHKEY)");
+    const file = join(this.config.TS_STATE_DIR, "authkey");
+    await writeFile(file, this.config.TS_AUTHKEY, { mode: 0o600 });
+    return file;
   }
 
   /** The device once it is Running with tailnet addresses. */
@@ -93,4 +103,11 @@ export class Tailscaled {
   async stop(): Promise<void> {
     await this.daemon?.stop(10_000);
   }
+}
+
+/** The proxy's environment without the auth key, for tailscaled (a child inherits it otherwise). */
+export function daemonEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const rest = { ...env };
+  delete rest["TS_AUTHKEY"];
+  return rest;
 }

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import type { CommandRunner } from "../shared/exec.ts";
 import type { ManagedProcess } from "../shared/process.ts";
-import { createApiserverPki } from "./pki.ts";
+import { createApiserverPki, issueClientCert, type ApiserverPki } from "./pki.ts";
 import { startAndAwait } from "./started-process.ts";
 import { httpGet } from "./https-probe.ts";
 
@@ -35,11 +35,14 @@ export const APISERVER_PORT = 6443;
 
 export class KubeControlPlane {
   readonly access: KubeAccess;
+  /** The CA (with its key) and the service-account keys, for the controllers and nodes. */
+  readonly pki: ApiserverPki;
   private readonly processes: ManagedProcess[];
   private readonly startApiserver: () => Promise<ManagedProcess>;
 
-  private constructor(access: KubeAccess, processes: ManagedProcess[], startApiserver: () => Promise<ManagedProcess>) {
+  private constructor(access: KubeAccess, pki: ApiserverPki, processes: ManagedProcess[], startApiserver: () => Promise<ManagedProcess>) {
     this.access = access;
+    this.pki = pki;
     this.processes = processes;
     this.startApiserver = startApiserver;
   }
@@ -57,6 +60,11 @@ export class KubeControlPlane {
     const pki = await createApiserverPki(options.runner, join(dir, "pki"), {
       ips: ["127.0.0.1", options.advertiseAddress, firstServiceIp(options.serviceClusterIpRange)],
       dns: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
+    });
+    // What the API server presents to kubelets (logs, exec, port-forward); system:masters may.
+    const kubeletClient = await issueClientCert(options.runner, pki, join(dir, "pki"), "apiserver-kubelet-client", {
+      commonName: "kube-apiserver-kubelet-client",
+      organizations: ["system:masters"],
     });
     const adminToken = randomBytes(24).toString("hex");
     const unprivilegedToken = randomBytes(24).toString("hex");
@@ -103,14 +111,18 @@ export class KubeControlPlane {
               `--tls-cert-file=${pki.servingCert}`,
               `--tls-private-key-file=${pki.servingKey}`,
               `--token-auth-file=${join(dir, "tokens.csv")}`,
-              "--authorization-mode=RBAC",
+              // Kubelets, kube-proxy and the controllers authenticate with client certificates.
+              `--client-ca-file=${pki.caCert}`,
+              "--authorization-mode=Node,RBAC",
+              "--enable-admission-plugins=NodeRestriction",
+              `--kubelet-client-certificate=${kubeletClient.cert}`,
+              `--kubelet-client-key=${kubeletClient.key}`,
+              // Nodes have no resolvable hostnames in the sandbox.
+              "--kubelet-preferred-address-types=InternalIP",
               "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
               `--service-account-key-file=${pki.serviceAccountPub}`,
               `--service-account-signing-key-file=${pki.serviceAccountKey}`,
               `--service-cluster-ip-range=${options.serviceClusterIpRange}`,
-              // No controller-manager creates default ServiceAccounts, so this plugin would
-              // reject every Pod; the pod runner mints tokens itself.
-              "--disable-admission-plugins=ServiceAccount",
               "--allow-privileged=true",
               "--enable-priority-and-fairness=false",
               "-v=1",
@@ -122,7 +134,7 @@ export class KubeControlPlane {
       processes.push(await startApiserver());
       const adminKubeconfig = join(dir, "admin.kubeconfig");
       await writeFile(adminKubeconfig, kubeconfig(server, pki.caCert, adminToken), { mode: 0o600 });
-      return new KubeControlPlane({ server, caFile: pki.caCert, adminToken, unprivilegedToken, adminKubeconfig }, processes, startApiserver);
+      return new KubeControlPlane({ server, caFile: pki.caCert, adminToken, unprivilegedToken, adminKubeconfig }, pki, processes, startApiserver);
     } catch (error) {
       for (const proc of processes.reverse()) await proc.stop();
       throw error;
@@ -142,6 +154,18 @@ export function kubeconfig(server: string, caFile: string, token: string, namesp
     clusters: [{ name: "sandbox", cluster: { server, "certificate-authority": caFile } }],
     users: [{ name: "sandbox-user", user: { token } }],
     contexts: [{ name: "sandbox", context: { cluster: "sandbox", user: "sandbox-user", namespace } }],
+    "current-context": "sandbox",
+  });
+}
+
+/** A kubeconfig for a client certificate (kubelet, kube-proxy, controller-manager, scheduler). */
+export function certKubeconfig(server: string, caFile: string, cert: { cert: string; key: string }): string {
+  return stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "sandbox", cluster: { server, "certificate-authority": caFile } }],
+    users: [{ name: "sandbox-user", user: { "client-certificate": cert.cert, "client-key": cert.key } }],
+    contexts: [{ name: "sandbox", context: { cluster: "sandbox", user: "sandbox-user" } }],
     "current-context": "sandbox",
   });
 }

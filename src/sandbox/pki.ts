@@ -2,10 +2,12 @@
 // crypto can make keys but not X.509 certificates). EC P-256 keys keep generation fast.
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
 import type { CommandRunner } from "../shared/exec.ts";
 
 export interface ApiserverPki {
   readonly caCert: string;
+  readonly caKey: string;
   readonly servingCert: string;
   readonly servingKey: string;
   readonly serviceAccountKey: string;
@@ -20,6 +22,7 @@ export async function createApiserverPki(
   const path = (name: string): string => join(dir, name);
   const pki: ApiserverPki = {
     caCert: path("ca.crt"),
+    caKey: path("ca.key"),
     servingCert: path("apiserver.crt"),
     servingKey: path("apiserver.key"),
     serviceAccountKey: path("sa.key"),
@@ -47,4 +50,31 @@ export async function createApiserverPki(
     "-CAcreateserial", "-days", "30", "-extfile", path("apiserver.ext"), "-out", pki.servingCert,
   ]);
   return pki;
+}
+
+/** A client certificate from the sandbox CA: the API server maps CN to the user, O to groups. */
+export interface ClientCert {
+  readonly cert: string;
+  readonly key: string;
+}
+
+export async function issueClientCert(
+  runner: CommandRunner,
+  pki: Pick<ApiserverPki, "caCert" | "caKey">,
+  dir: string,
+  name: string,
+  subject: { commonName: string; organizations?: readonly string[] },
+): Promise<ClientCert> {
+  const path = (suffix: string): string => join(dir, `${name}${suffix}`);
+  const out: ClientCert = { cert: path(".crt"), key: path(".key") };
+  await runner.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", out.key]);
+  const subj = `${(subject.organizations ?? []).map((o) => `/O=${o}`).join("")}/CN=${subject.commonName}`;
+  await runner.run(["openssl", "req", "-new", "-key", out.key, "-subj", subj, "-out", path(".csr")]);
+  await writeFile(path(".ext"), "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
+  await runner.run([
+    "openssl", "x509", "-req", "-in", path(".csr"), "-CA", pki.caCert, "-CAkey", pki.caKey,
+    // A random serial: certificates are issued concurrently, and a shared serial file would race.
+    "-set_serial", `0x${randomBytes(8).toString("hex")}`, "-days", "30", "-extfile", path(".ext"), "-out", out.cert,
+  ]);
+  return out;
 }
