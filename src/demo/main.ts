@@ -1,13 +1,13 @@
-// make demo: the product in the local sandbox. Starts kube-apiserver, etcd and Headscale, runs
-// the operator, applies the manifest users already have (examples/l3-service.yaml, unchanged),
-// waits for the Service's EXTERNAL-IP and fetches the page from another tailnet device.
+// make demo: the product on a real Kubernetes node in the local sandbox. Starts the cluster
+// (kube-apiserver, etcd, controller-manager, scheduler, a node with kubelet + containerd +
+// kube-proxy, CoreDNS) and Headscale, installs the operator with Helm from the images built
+// here, applies the manifest users already have (examples/l3-service.yaml, unchanged), waits for
+// nginx's pods and the Service's EXTERNAL-IP, and fetches nginx's page from a tailnet laptop.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { CoreV1Api, KubernetesObjectApi, loadAllYaml, type KubernetesObject, type V1Service } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, KubernetesObjectApi, loadAllYaml, type KubernetesObject, type V1Service } from "@kubernetes/client-node";
 import { Sandbox } from "../sandbox/sandbox.ts";
-import { PodRunner } from "../sandbox/pod-runner.ts";
-import { projectImageMap } from "../sandbox/images.ts";
-import { startOperator } from "../sandbox/operator-process.ts";
+import { installOperator, OPERATOR_NAMESPACE } from "../sandbox/operator-install.ts";
 import { nodeToolArgv } from "../sandbox/tools.ts";
 import { waitFor } from "../shared/clock.ts";
 
@@ -21,57 +21,56 @@ const MANIFEST = new URL("../../examples/l3-service.yaml", import.meta.url);
 const t0 = Date.now();
 const seconds = (since: number): string => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 async function step<T>(what: string, work: () => Promise<T>): Promise<T> {
-  process.stdout.write(`==> ${what} ... `);
+  process.stdout.write(`==> ${what} ...\n`);
   const started = Date.now();
   const result = await work();
-  process.stdout.write(`done (${seconds(started)})\n`);
+  process.stdout.write(`    done (${seconds(started)})\n`);
   return result;
 }
 
-const sandbox = await step("starting the sandbox: kube-apiserver, etcd, Headscale", () => Sandbox.start());
+const sandbox = await step("starting the sandbox cluster (control plane, a node, CoreDNS) and Headscale", () => Sandbox.start());
 try {
   const kc = sandbox.kubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
-  await step("starting tailnet-operator (Headscale control plane) and the pod runner", async () => {
-    await core.createNamespace({ body: { metadata: { name: "tailscale" } } });
-    sandbox.track(new PodRunner(sandbox, { images: projectImageMap() }).start());
-    sandbox.track(await startOperator(sandbox, { id: "demo", httpPort: 18080 }));
-  });
-  const service = await step("applying examples/l3-service.yaml (the seed manifest, unchanged)", async () => {
+  const apps = kc.makeApiClient(AppsV1Api);
+  await step(`helm install tailnet-operator (namespace ${OPERATOR_NAMESPACE}, Headscale control plane, images built here)`, () => installOperator(sandbox));
+  await step("applying examples/l3-service.yaml (the seed manifest, unchanged)", async () => {
     const objects = KubernetesObjectApi.makeApiClient(kc);
     for (const object of loadAllYaml(readFileSync(MANIFEST, "utf8")) as KubernetesObject[]) await objects.create(object);
-    const svc = await core.readNamespacedService({ name: "nginx-tailscale", namespace: "tailscaletest" });
-    // No kubelet runs nginx here: a sandbox host serves a page on the Service's ClusterIP.
-    await sandbox.addBackend({ name: "nginx-tailscale (sandbox stand-in for the nginx pods)", ips: [svc.spec?.clusterIP ?? ""], ports: [80] });
-    return svc;
   });
   const created = Date.now();
+  await step("waiting for nginx's two pods", () =>
+    waitFor("nginx-tailscale available", async () => {
+      const deployment = await apps.readNamespacedDeployment({ name: "nginx-tailscale", namespace: "tailscaletest" });
+      return (deployment.status?.availableReplicas ?? 0) >= 2 ? true : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 250 }),
+  );
   const ready = await step("waiting for the Service's EXTERNAL-IP", () =>
     waitFor("EXTERNAL-IP", async () => {
       const svc = await core.readNamespacedService({ name: "nginx-tailscale", namespace: "tailscaletest" });
       return svc.status?.loadBalancer?.ingress?.length ? svc : undefined;
-    }, { timeoutMs: 90_000, intervalMs: 100 }),
+    }, { timeoutMs: 180_000, intervalMs: 100 }),
   );
   const externalIpAfter = seconds(created);
-  printServices([ready], service);
+  printServices([ready]);
   const externalName = ready.status?.loadBalancer?.ingress?.[0]?.hostname ?? "";
   const laptop = await step("joining a laptop to the tailnet", () => sandbox.addDevice("laptop"));
   const url = `http://${externalName}/`;
-  const page = await step(`curl ${url} from the laptop`, () =>
+  const page = await step(`curl ${url} from the laptop (tailnet -> proxy pod -> kube-proxy -> nginx pod)`, () =>
     waitFor("the page", async () => (await sandbox.runner.run(laptop.exec(nodeToolArgv("tailnet-client.ts", ["get", url])), { timeoutMs: 10_000 })).stdout, { timeoutMs: 60_000, intervalMs: 250 }),
   );
-  const [statusLine, firstLine] = page.split("\n");
-  process.stdout.write(`    ${statusLine ?? ""}\n    ${firstLine ?? ""}\n`);
-  process.stdout.write(`EXTERNAL-IP ${externalIpAfter} after the Service was created; whole demo ${seconds(t0)}\n`);
+  const lines = page.split("\n");
+  process.stdout.write(`    ${lines[0] ?? ""}\n    ${lines.find((line) => /<title>/i.test(line))?.trim() ?? ""}\n`);
+  process.stdout.write(`EXTERNAL-IP ${externalIpAfter} after the manifest was applied; whole demo ${seconds(t0)}\n`);
 
   if (values.keep) {
-    const hub = sandbox.run.hubNamespace;
+    const inHub = `ip netns exec ${sandbox.run.hubNamespace}`;
     process.stdout.write(
-      `\nThe sandbox keeps running until Ctrl-C. From another shell (as root):\n` +
+      `\nThe sandbox keeps running until Ctrl-C. From another shell (as root; the cluster is only reachable inside the sandbox):\n` +
+        `  ${inHub} kubectl --kubeconfig ${sandbox.kube.adminKubeconfig} get pods -A -o wide\n` +
+        `  ${inHub} kubectl --kubeconfig ${sandbox.kube.adminKubeconfig} -n ${OPERATOR_NAMESPACE} logs deploy/tailnet-operator\n` +
         `  ip netns exec ${laptop.host.namespace.name} ${process.execPath} ${nodeToolArgv("tailnet-client.ts", [])[1] ?? ""} get ${url}\n` +
-        `  ip netns exec ${hub} curl -s --cacert ${sandbox.kube.caFile} -H "Authorization: Bearer $(cut -d, -f1 ${sandbox.run.dir}/kube/tokens.csv | head -1)" ${sandbox.kube.server}/api/v1/namespaces/tailscaletest/services/nginx-tailscale\n` +
-        `  ${sandbox.bins.headscale} -c ${sandbox.headscale.configFile} nodes list\n` +
-        `  operator log: ${sandbox.run.dir}/operator-demo.log\n`,
+        `  ${sandbox.bins.headscale} -c ${sandbox.headscale.configFile} nodes list\n`,
     );
     await new Promise<void>((resolve) => {
       for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -86,9 +85,9 @@ try {
 }
 
 /** The table `kubectl get services -n tailscaletest` prints. */
-function printServices(services: readonly V1Service[], fallback: V1Service): void {
+function printServices(services: readonly V1Service[]): void {
   const rows = services.map((svc) => {
-    const ports = (svc.spec?.ports ?? fallback.spec?.ports ?? []).map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ""}/${p.protocol ?? "TCP"}`).join(",");
+    const ports = (svc.spec?.ports ?? []).map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ""}/${p.protocol ?? "TCP"}`).join(",");
     const external = (svc.status?.loadBalancer?.ingress ?? []).map((i) => i.hostname ?? i.ip ?? "").join(",");
     return [svc.metadata?.name ?? "", svc.spec?.type ?? "", svc.spec?.clusterIP ?? "", external || "<pending>", ports];
   });

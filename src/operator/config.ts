@@ -67,6 +67,9 @@ export function operatorHelp(): string {
   return `tailnet-operator: puts Kubernetes Services on a tailnet (Tailscale or Headscale)
 
 Usage: tailnet-operator [--flag=value ...] [--help] [--version]
+       tailnet-operator uninstall [--flag=value ...]
+           remove every proxy and its device, and release every Service (the chart runs this
+           before helm uninstall removes the operator)
 
 The Kubernetes API is found through KUBECONFIG, or in-cluster. Configuration (environment
 variable, then its flag; a flag wins):

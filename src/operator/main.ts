@@ -20,6 +20,8 @@ import { isExposed } from "./service-intent.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
 import { ServiceReconciler } from "./service-reconciler.ts";
 import { KubeEventRecorder } from "./events.ts";
+import { releaseAll } from "./uninstall.ts";
+import type { Logger } from "../shared/log.ts";
 
 function controlPlane(config: OperatorConfig): ControlPlane {
   if (config.CONTROL_PLANE === "headscale") {
@@ -39,11 +41,42 @@ function parentKey(labels: Record<string, string> | undefined): string | undefin
   return `${labels[LABELS.parentNamespace] ?? ""}/${labels[LABELS.parentName] ?? ""}`;
 }
 
-async function run(config: OperatorConfig): Promise<void> {
-  const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
+/** What both the controller and `uninstall` are built from. */
+function compose(config: OperatorConfig, log: Logger) {
   const kc = new KubeConfig();
   kc.loadFromDefault();
   const kube = new ClientNodeKubeClient(kc);
+  const provisioner = new ProxyProvisioner(kube, controlPlane(config), {
+    operatorNamespace: config.OPERATOR_NAMESPACE,
+    image: config.PROXY_IMAGE,
+    loginServer: config.OPERATOR_LOGIN_SERVER,
+    firewallMode: config.PROXY_FIREWALL_MODE,
+    forwarding: config.PROXY_FORWARDING,
+    resources: config.PROXY_RESOURCES,
+    extraEnv: config.PROXY_ENV,
+  });
+  const intentOptions = { defaultTags: config.PROXY_TAGS.split(",").map((t) => t.trim()), defaultLoadBalancer: config.OPERATOR_DEFAULT_LOAD_BALANCER };
+  const reconciler = new ServiceReconciler({
+    kube,
+    provisioner,
+    events: new KubeEventRecorder(kube, log, systemClock),
+    clock: systemClock,
+    intent: intentOptions,
+  });
+  return { kc, kube, reconciler, intentOptions };
+}
+
+async function uninstall(config: OperatorConfig): Promise<void> {
+  const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
+  const { kube, reconciler } = compose(config, log);
+  const result = await releaseAll({ kube, release: reconciler.release, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
+  log.info({ released: result.released.length, failed: result.failed }, "uninstall finished");
+  if (result.failed.length > 0) throw new Error(`could not release ${result.failed.map((f) => `${f.key} (${f.error})`).join(", ")}`);
+}
+
+async function run(config: OperatorConfig): Promise<void> {
+  const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
+  const { kc, kube, reconciler, intentOptions } = compose(config, log);
   const metrics = new RuntimeMetrics();
   const http = new OperatorHttpServer(metrics.registry);
   await http.listen(config.OPERATOR_HTTP_ADDR);
@@ -57,23 +90,6 @@ async function run(config: OperatorConfig): Promise<void> {
     });
   }
 
-  const intentOptions = { defaultTags: config.PROXY_TAGS.split(",").map((t) => t.trim()), defaultLoadBalancer: config.OPERATOR_DEFAULT_LOAD_BALANCER };
-  const provisioner = new ProxyProvisioner(kube, controlPlane(config), {
-    operatorNamespace: config.OPERATOR_NAMESPACE,
-    image: config.PROXY_IMAGE,
-    loginServer: config.OPERATOR_LOGIN_SERVER,
-    firewallMode: config.PROXY_FIREWALL_MODE,
-    forwarding: config.PROXY_FORWARDING,
-    resources: config.PROXY_RESOURCES,
-    extraEnv: config.PROXY_ENV,
-  });
-  const reconciler = new ServiceReconciler({
-    kube,
-    provisioner,
-    events: new KubeEventRecorder(kube, log, systemClock),
-    clock: systemClock,
-    intent: intentOptions,
-  });
   const controller = new Controller({ name: "service", reconcile: reconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
 
   const elector = config.LEADER_ELECTION
@@ -155,17 +171,19 @@ async function run(config: OperatorConfig): Promise<void> {
   log.info("stopped");
 }
 
+const UNINSTALL_DEADLINE_MS = 240_000;
 const argv = process.argv.slice(2);
+const command = argv[0] === "uninstall" ? "uninstall" : "run";
 if (!answerInfoFlags(argv, operatorHelp())) {
   let config: OperatorConfig | undefined;
   try {
-    config = loadOperatorConfig(configInput(process.env, argv));
+    config = loadOperatorConfig(configInput(process.env, command === "uninstall" ? argv.slice(1) : argv));
   } catch (error) {
     process.stderr.write(`tailnet-operator: ${(error as Error).message}\n`);
     process.exitCode = 2;
   }
   if (config) {
-    await run(config).catch((error: unknown) => {
+    await (command === "uninstall" ? uninstall(config) : run(config)).catch((error: unknown) => {
       createLogger({ name: "tailnet-operator" }).error({ err: error }, "operator failed");
       process.exitCode = 1;
     });

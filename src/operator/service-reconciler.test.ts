@@ -6,6 +6,7 @@ import type { V1Pod, V1Role, V1RoleBinding, V1Secret, V1Service, V1StatefulSet }
 import { FakeKubeClient } from "../../test/fakes/fake-kube-client.ts";
 import { FakeControlPlane } from "../../test/fakes/fake-control-plane.ts";
 import { ServiceReconciler } from "./service-reconciler.ts";
+import { releaseAll } from "./uninstall.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
 import { proxyName, stateSecretName } from "./proxy-objects.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
@@ -101,16 +102,16 @@ describe("ServiceReconciler", () => {
     // The key reaches the proxy as a mounted file, never as an environment variable.
     assert.equal(env["TS_AUTHKEY"], undefined);
     assert.equal(env["TS_AUTHKEY_FILE"], "/etc/tailnet-proxy/authkey");
-    assert.equal(pod?.volumes?.[0]?.secret?.secretName, `${name}-config`);
+    assert.equal(pod.volumes?.[0]?.secret?.secretName, `${name}-config`);
     // Forwarding: a privileged init container, and no unsafe pod sysctls.
-    assert.deepEqual(pod?.initContainers?.map((c) => [c.args, c.securityContext?.privileged]), [[["init", "net.ipv4.ip_forward=1"], true]]);
-    assert.equal(pod?.securityContext?.sysctls, undefined);
+    assert.deepEqual(pod.initContainers?.map((c) => [c.args, c.securityContext?.privileged]), [[["init", "net.ipv4.ip_forward=1"], true]]);
+    assert.equal(pod.securityContext?.sysctls, undefined);
     // Its own identity, reaching only its own state Secret.
-    assert.equal(pod?.serviceAccountName, name);
+    assert.equal(pod.serviceAccountName, name);
     const role = kube.find<V1Role>("Role", "tailscale", name);
     assert.deepEqual(role?.rules, [{ apiGroups: [""], resources: ["secrets"], resourceNames: [`${name}-0`], verbs: ["get", "update", "patch"] }]);
     assert.deepEqual(kube.find<V1RoleBinding>("RoleBinding", "tailscale", name)?.subjects, [{ kind: "ServiceAccount", name, namespace: "tailscale" }]);
-    assert.equal(sts.metadata?.labels?.["tailscale.com/parent-resource-ns"], "tailscaletest");
+    assert.equal(sts?.metadata?.labels?.["tailscale.com/parent-resource-ns"], "tailscaletest");
     assert.equal(service().status?.conditions?.[0]?.reason, "ProxyPending");
   });
 
@@ -185,8 +186,19 @@ describe("ServiceReconciler", () => {
     assert.deepEqual(await reconciler.reconcile(KEY, ctx), { requeueAfterMs: 1000 });
     const condition = service().status?.conditions?.[0];
     assert.equal(condition?.reason, "ProxyFailed");
-    assert.match(condition?.message ?? "", /container tailscale: CrashLoopBackOff: Error \(exit 1\): line 1 \| spawn tailscaled ENOENT/);
+    assert.match(condition.message, /container tailscale: CrashLoopBackOff: Error \(exit 1\): line 1 \| spawn tailscaled ENOENT/);
     assert.equal(events.at(-1)?.type, "Warning");
+  });
+
+  it("6c: uninstall releases a Service that still asks for a proxy: device, children, status and finalizer gone", async () => {
+    await provisionToReady();
+    const result = await releaseAll({ kube, release: reconciler.release, log, clock: { now: () => 0, sleep: () => Promise.resolve() }, deadlineMs: 1_000 });
+    assert.deepEqual(result, { released: [KEY], failed: [] });
+    assert.deepEqual(control.deleted, ["7"]);
+    for (const kind of ["StatefulSet", "Secret", "ServiceAccount", "Role", "RoleBinding"]) assert.equal(kube.ofKind(kind).length, 0, kind);
+    assert.deepEqual(service().metadata?.finalizers, []);
+    assert.equal(service().status?.loadBalancer?.ingress, undefined);
+    assert.equal(service().spec?.loadBalancerClass, "tailscale", "the user's spec is left as written");
   });
 
   it("7: leaves other Services alone without writing anything", async () => {

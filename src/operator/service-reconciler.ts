@@ -91,6 +91,17 @@ export class ServiceReconciler {
     return {};
   };
 
+  /**
+   * Removes the proxy and device of a Service that still carries our finalizer, whatever the
+   * Service asks for: what `tailnet-operator uninstall` does before the operator goes away.
+   */
+  readonly release = async (key: string, { log }: ReconcileContext): Promise<ReconcileResult> => {
+    const { namespace, name } = splitKey(key);
+    const service = await this.deps.kube.get<V1Service>({ apiVersion: "v1", kind: "Service", namespace, name });
+    if (!service?.metadata?.finalizers?.includes(FINALIZER)) return {};
+    return this.removeProxy(service, { namespace, name, type: "svc" }, log);
+  };
+
   private async removeProxy(service: V1Service, parent: ProxyParent, log: Logger): Promise<ReconcileResult> {
     if ((await this.deps.provisioner.cleanup(parent, log)) === "pending") return { requeueAfterMs: PROXY_POLL_MS };
     const ref = { apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name };

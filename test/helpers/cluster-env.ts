@@ -1,0 +1,184 @@
+// End-to-end tests on the sandbox's real node: the operator installed by Helm from its image,
+// real pods behind real kube-proxy, plus helpers to read what the operator and its proxies did.
+import { readFileSync, readdirSync } from "node:fs";
+import {
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  loadAllYaml,
+  type CoreV1Event,
+  type KubernetesObject,
+  type V1Pod,
+  type V1Service,
+} from "@kubernetes/client-node";
+import type { Sandbox } from "../../src/sandbox/sandbox.ts";
+import { nodeToolArgv } from "../../src/sandbox/tools.ts";
+import type { TailnetDevice } from "../../src/sandbox/tailnet-device.ts";
+import { waitFor } from "../../src/shared/clock.ts";
+import { OPERATOR_NAMESPACE } from "../../src/sandbox/operator-install.ts";
+
+export { OPERATOR_NAMESPACE };
+/** The image the seed manifest names; the sandbox builds it from Debian's nginx. */
+export const NGINX_IMAGE = "nginx:1.20-alpine";
+
+/** The seed manifests users already have, from examples/ (byte-identical, see examples.test.ts). */
+export function seedManifest(file: string): KubernetesObject[] {
+  return loadAllYaml(readFileSync(new URL(`../../examples/${file}`, import.meta.url), "utf8")) as KubernetesObject[];
+}
+
+export class ClusterEnv {
+  readonly sandbox: Sandbox;
+  readonly kc: KubeConfig;
+  readonly core: CoreV1Api;
+  readonly apps: AppsV1Api;
+  readonly leases: CoordinationV1Api;
+  readonly objects: KubernetesObjectApi;
+
+  constructor(sandbox: Sandbox) {
+    this.sandbox = sandbox;
+    this.kc = sandbox.kubeConfig();
+    this.core = this.kc.makeApiClient(CoreV1Api);
+    this.apps = this.kc.makeApiClient(AppsV1Api);
+    this.leases = this.kc.makeApiClient(CoordinationV1Api);
+    this.objects = KubernetesObjectApi.makeApiClient(this.kc);
+  }
+
+  async apply(objects: readonly KubernetesObject[]): Promise<void> {
+    for (const object of objects) await this.objects.create(object);
+  }
+
+  async ensureNamespace(name: string): Promise<void> {
+    await this.core.createNamespace({ body: { metadata: { name } } }).catch(() => undefined);
+  }
+
+  /** An nginx Deployment (real pods) and a Service selecting it. */
+  async webService(namespace: string, name: string, spec: V1Service["spec"], annotations: Record<string, string> = {}): Promise<V1Service> {
+    await this.ensureNamespace(namespace);
+    const labels = { app: name };
+    await this.apps.createNamespacedDeployment({
+      namespace,
+      body: {
+        metadata: { name, labels },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: labels },
+          template: { metadata: { labels }, spec: { containers: [{ name: "nginx", image: NGINX_IMAGE, ports: [{ containerPort: 80 }] }] } },
+        },
+      },
+    });
+    return this.core.createNamespacedService({ namespace, body: { metadata: { name, annotations }, spec: { ports: [{ port: 80 }], selector: labels, ...spec } } });
+  }
+
+  async service(namespace: string, name: string): Promise<V1Service | undefined> {
+    return this.core.readNamespacedService({ name, namespace }).catch(() => undefined);
+  }
+
+  /** Waits until the Service satisfies check; the message names what was awaited. */
+  async waitForService(namespace: string, name: string, what: string, check: (svc: V1Service) => boolean, timeoutMs = 120_000): Promise<V1Service> {
+    return waitFor(`${namespace}/${name}: ${what}`, async () => {
+      const svc = await this.service(namespace, name);
+      return svc && check(svc) ? svc : undefined;
+    }, { timeoutMs, intervalMs: 200 });
+  }
+
+  /** Names of the operator's children for a parent Service, by kind. */
+  async children(namespace: string, name: string): Promise<string[]> {
+    const labelSelector = `tailscale.com/parent-resource=${name},tailscale.com/parent-resource-ns=${namespace}`;
+    const kinds = [
+      ["v1", "Secret"],
+      ["v1", "Service"],
+      ["v1", "ServiceAccount"],
+      ["apps/v1", "StatefulSet"],
+      ["rbac.authorization.k8s.io/v1", "Role"],
+      ["rbac.authorization.k8s.io/v1", "RoleBinding"],
+    ] as const;
+    const names: string[] = [];
+    for (const [apiVersion, kind] of kinds) {
+      const list = await this.objects.list(apiVersion, kind, OPERATOR_NAMESPACE, undefined, undefined, undefined, undefined, labelSelector);
+      names.push(...list.items.map((o) => `${kind}/${o.metadata?.name ?? ""}`));
+    }
+    return names.sort();
+  }
+
+  async events(namespace: string, name: string): Promise<CoreV1Event[]> {
+    return (await this.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` })).items;
+  }
+
+  /** Headscale nodes whose MagicDNS name is the given hostname. */
+  async devices(hostname: string): Promise<{ id: string; tags: string[] }[]> {
+    return (await this.sandbox.headscaleAdmin.listNodes()).filter((n) => n.given_name === hostname).map((n) => ({ id: String(n.id), tags: n.tags ?? [] }));
+  }
+
+  async pod(namespace: string, name: string): Promise<V1Pod | undefined> {
+    return this.core.readNamespacedPod({ name, namespace }).catch(() => undefined);
+  }
+
+  async operatorPods(): Promise<V1Pod[]> {
+    const pods = await this.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: "app.kubernetes.io/name=tailnet-operator" });
+    return pods.items.filter((p) => !p.metadata?.deletionTimestamp);
+  }
+
+  /** The Lease holder: the operator replica that acts. */
+  async leader(): Promise<string | undefined> {
+    const lease = await this.leases.readNamespacedLease({ name: "tailnet-operator-leader", namespace: OPERATOR_NAMESPACE }).catch(() => undefined);
+    return lease?.spec?.holderIdentity ?? undefined;
+  }
+
+  /** A client authenticated as a ServiceAccount, with a token from the real TokenRequest API. */
+  async clientAs(namespace: string, serviceAccount: string): Promise<CoreV1Api> {
+    const request = await this.core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace, body: { spec: { audiences: [], expirationSeconds: 600 } } });
+    const kc = this.sandbox.kubeConfig(request.status?.token ?? "");
+    return kc.makeApiClient(CoreV1Api);
+  }
+
+  async fetch(device: TailnetDevice, url: string, timeoutMs = 60_000): Promise<string> {
+    return waitFor(`GET ${url} from ${device.hostname}`, async () => (await this.sandbox.runner.run(device.exec(nodeToolArgv("tailnet-client.ts", ["get", url])), { timeoutMs: 10_000 })).stdout, { timeoutMs, intervalMs: 250 });
+  }
+}
+
+export function readyCondition(svc: V1Service): { status: string; reason: string; message: string } | undefined {
+  const condition = svc.status?.conditions?.find((c) => c.type === "TailscaleProxyReady");
+  return condition && { status: condition.status, reason: condition.reason, message: condition.message };
+}
+
+/** Every process on the machine whose command line or environment contains needle (by PID). */
+export function processesContaining(needle: string): { pid: number; where: "cmdline" | "environ" }[] {
+  const found: { pid: number; where: "cmdline" | "environ" }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    for (const where of ["cmdline", "environ"] as const) {
+      try {
+        if (readFileSync(`/proc/${entry}/${where}`).includes(needle)) found.push({ pid: Number(entry), where });
+      } catch {
+        // Gone, or a kernel thread.
+      }
+    }
+  }
+  return found;
+}
+
+/** PIDs of processes whose command line contains every one of the parts. */
+export function pidsOf(...parts: string[]): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (parts.every((part) => cmdline.includes(part))) pids.push(Number(entry));
+    } catch {
+      // Gone.
+    }
+  }
+  return pids;
+}
+
+/** A process's environment as lines; empty when it is gone. */
+export function processEnvironment(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "utf8").replaceAll("\0", "\n");
+  } catch {
+    return "";
+  }
+}
