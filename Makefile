@@ -24,21 +24,31 @@ lint: deps ## Lint everything
 	eslint --max-warnings 0 .
 
 test-unit: deps ## Unit tests (no root, no network)
-	$(NODE) --test --test-reporter=spec 'src/**/*.test.ts'
+	$(NODE) --test --test-reporter=spec 'src/**/*.test.ts' 'test/images/*.test.ts'
 
-test-sandbox: deps bins ## Tests against the real sandbox (root; builds binaries if missing)
+images: deps bins ## Build the OCI images (operator, proxy; sandbox: pause, coredns, nginx) into the cache; ARGS=--check|--verify-reproducible
+	$(NODE) scripts/images/build.ts $(ARGS)
+
+test-chart: deps bins ## Chart tests: helm lint, renders, the static manifest is the chart's (no root)
+	$(NODE) --test --test-reporter=spec 'test/chart/*.test.ts'
+
+manifest: deps bins ## Regenerate deploy/operator.yaml from the chart
+	bash scripts/render-manifest.sh
+
+test-sandbox: deps bins images ## Tests against the real sandbox cluster (root; builds binaries and images if missing)
 	$(LAUNCH) $(NODE) --test --test-reporter=spec --test-concurrency=1 \
 	  --test-global-setup=test/global-setup.ts 'test/sandbox/**/*.test.ts'
 
 check: typecheck lint test-unit ## Typecheck, lint and unit tests
 
-test: deps bins ## Everything CI runs: typecheck, lint, unit and sandbox tests
-	$(MAKE) --no-print-directory typecheck lint test-unit test-sandbox
+test: deps bins ## Everything CI runs: typecheck, lint, unit, chart and sandbox tests
+	$(MAKE) --no-print-directory typecheck lint test-unit test-chart test-sandbox
 
-demo: deps bins ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
+demo: deps bins images ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
 	$(LAUNCH) $(NODE) src/demo/main.ts $(ARGS)
 
-bench: deps bins ## Print figures: sandbox start-up and memory, Service exposure, firewall backends
+bench: deps bins images ## Print figures: sandbox start-up and memory, Service exposure, firewall backends
+	$(NODE) scripts/images/build.ts
 	$(LAUNCH) $(NODE) bench/sandbox-startup.ts
 	$(LAUNCH) $(NODE) bench/service-exposure.ts
 	$(LAUNCH) $(NODE) bench/firewall.ts
@@ -46,4 +56,4 @@ bench: deps bins ## Print figures: sandbox start-up and memory, Service exposure
 clean-sandbox: deps ## Remove sandboxes left by crashed runs
 	$(LAUNCH) true
 
-.PHONY: help deps bins typecheck lint test-unit test-sandbox check test demo bench clean-sandbox
+.PHONY: help deps bins images typecheck lint test-unit test-chart test-sandbox check test demo bench manifest clean-sandbox

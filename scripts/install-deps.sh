@@ -10,6 +10,7 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 declare -A PACKAGES=(
   [ip]=iproute2 [nft]=nftables [iptables-legacy]=iptables [openssl]=openssl [curl]=curl
   [ping]=iputils-ping [setpriv]=util-linux [unshare]=util-linux [sysctl]=procps [pkg-config]=pkg-config
+  [mmdebstrap]=mmdebstrap
 )
 # file -> Debian package, for what is not a command (headers for cgo builds)
 declare -A FILES=(

@@ -1,0 +1,3 @@
+module tailnet-operator.local/pause
+
+go 1.24
