@@ -52,3 +52,53 @@ export function resolveBinaries(): Binaries {
   }
   return bins;
 }
+
+/** What a cluster node and its control plane need beyond the API server. */
+export interface NodeBinaries {
+  readonly kubelet: string;
+  readonly kubeProxy: string;
+  readonly kubeControllerManager: string;
+  readonly kubeScheduler: string;
+  readonly containerd: string;
+  /** Directory of containerd-shim-runc-v2: containerd finds the shim on its PATH. */
+  readonly containerdBinDir: string;
+  readonly ctr: string;
+  readonly runc: string;
+  /** Directory of the CNI plugins (bridge, host-local, loopback, portmap). */
+  readonly cniBinDir: string;
+}
+
+/** Paths of the node's binaries; throws naming what is missing and how to build it. */
+export function resolveNodeBinaries(): NodeBinaries {
+  const pins = readPins();
+  const dir = binCacheDir();
+  const versioned = (name: string, key: string): string => {
+    const value = pins[key];
+    if (!value) throw new Error(`scripts/pins.env has no ${key}`);
+    return join(dir, `${name}-${value}`);
+  };
+  const k8s = versioned("kubernetes", "K8S_VERSION");
+  const containerd = versioned("containerd", "CONTAINERD_VERSION");
+  const cni = versioned("cni-plugins", "CNI_PLUGINS_VERSION");
+  const bins: NodeBinaries = {
+    kubelet: join(k8s, "kubelet"),
+    kubeProxy: join(k8s, "kube-proxy"),
+    kubeControllerManager: join(k8s, "kube-controller-manager"),
+    kubeScheduler: join(k8s, "kube-scheduler"),
+    containerd: join(containerd, "containerd"),
+    containerdBinDir: containerd,
+    ctr: join(containerd, "ctr"),
+    runc: join(versioned("runc", "RUNC_VERSION"), "runc"),
+    cniBinDir: cni,
+  };
+  const paths = [
+    bins.kubelet, bins.kubeProxy, bins.kubeControllerManager, bins.kubeScheduler, bins.containerd,
+    join(containerd, "containerd-shim-runc-v2"), bins.ctr, bins.runc,
+    ...["bridge", "host-local", "loopback", "portmap"].map((plugin) => join(cni, plugin)),
+  ];
+  const missing = paths.filter((path) => !existsSync(path));
+  if (missing.length > 0) {
+    throw new Error(`missing node binaries: ${missing.join(", ")}; build them with scripts/build-bins.sh (make bins)`);
+  }
+  return bins;
+}

@@ -1,6 +1,8 @@
-// etcd + kube-apiserver for the sandbox, configured like controller-runtime's envtest (RBAC on,
-// service-account signing so TokenRequest works) and serving on the hub bridge address so pods
-// in other sandbox namespaces reach it as their in-cluster API server.
+// etcd + kube-apiserver for the sandbox, configured for real nodes: Node and RBAC authorization,
+// NodeRestriction, client certificates from the sandbox CA (kubelets, kube-proxy, controllers),
+// a client certificate of its own for the kubelets' API (logs, exec), service-account signing,
+// and bearer tokens for tests. It serves on the hub bridge address, which pods reach through
+// the kubernetes Service.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";

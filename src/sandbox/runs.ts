@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CommandRunner } from "../shared/exec.ts";
 import { listNamespaces, removeNamespace } from "./netns.ts";
+import { removeCgroups } from "./cluster/node-mounts.ts";
 
 /** Every sandbox namespace is called tno-<run id>-<role>. */
 export const NAMESPACE_PREFIX = "tno-";
@@ -64,6 +65,8 @@ export async function removeRun(runner: CommandRunner, id: string): Promise<stri
   // The hub goes last: processes in the device namespaces are often children of the hub's.
   names.sort((a, b) => Number(a.endsWith("-hub")) - Number(b.endsWith("-hub")));
   for (const name of names) await removeNamespace(runner, name);
+  // Containers run in network namespaces of their own; their nodes' cgroups find them.
+  await removeCgroups(namespacePrefix(id), { prefix: true });
   await removeCreatedMountPoints(join(runInfo(id).dir, CREATED_MOUNT_POINTS));
   await rm(runInfo(id).dir, { recursive: true, force: true });
   return names;

@@ -1,11 +1,12 @@
-// The local sandbox: a real kube-apiserver + etcd and a real Headscale in the hub namespace,
-// plus tailnet devices, backend hosts and pods in namespaces of their own on the hub bridge.
+// The local sandbox: a real Kubernetes cluster (etcd, kube-apiserver, controller-manager and
+// scheduler in the hub namespace, real nodes in namespaces of their own on the hub bridge, CoreDNS)
+// and a real Headscale, plus tailnet devices and backend hosts on the same bridge.
 // One process starts it; other processes of the same run (test files) attach to it.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { ProcessRunner, type CommandRunner } from "../shared/exec.ts";
-import { resolveBinaries, type Binaries } from "./binaries.ts";
+import { resolveBinaries, resolveNodeBinaries, type Binaries } from "./binaries.ts";
 import { currentRun } from "./hub.ts";
 import type { RunInfo } from "./runs.ts";
 import { HUB_ADDRESS, HUB_ADDRESS6, SERVICE_CIDR, SERVICE_CIDR6, SandboxNetwork } from "./network.ts";
@@ -13,11 +14,19 @@ import { KubeControlPlane, type KubeAccess } from "./kube-control-plane.ts";
 import { HeadscaleAdmin, HeadscaleServer, type HeadscaleAccess } from "./headscale.ts";
 import { TailnetDevice } from "./tailnet-device.ts";
 import { BackendHost, type BackendOptions } from "./backend-host.ts";
+import { DEFAULT_NODES, SandboxCluster, progress, type ClusterState } from "./cluster/cluster.ts";
+import type { KubeNode, KubeNodeSpec } from "./cluster/kube-node.ts";
 
 /** What attaching processes need; written to the run directory by the starting process. */
 interface SandboxState {
   readonly kube: KubeAccess;
   readonly headscale: HeadscaleAccess;
+  readonly cluster: ClusterState;
+}
+
+export interface SandboxOptions {
+  /** The cluster's nodes (default: one, node-1); an empty list runs no node (and no CoreDNS). */
+  readonly nodes?: readonly KubeNodeSpec[];
 }
 
 export const TAILNET_DOMAIN = "tailnet.test";
@@ -38,11 +47,21 @@ export class Sandbox {
   /** Servers this handle started (empty when attached), stopped last. */
   private readonly servers: Stoppable[];
   private readonly controlPlane: KubeControlPlane | undefined;
+  private readonly cluster: SandboxCluster;
   /** Devices, backends and pods this handle created, stopped first. */
   private readonly children: Stoppable[] = [];
 
-  private constructor(run: RunInfo, state: SandboxState, bins: Binaries, runner: CommandRunner, servers: Stoppable[], controlPlane?: KubeControlPlane) {
+  private constructor(
+    run: RunInfo,
+    state: SandboxState,
+    bins: Binaries,
+    runner: CommandRunner,
+    servers: Stoppable[],
+    cluster: SandboxCluster,
+    controlPlane?: KubeControlPlane,
+  ) {
     this.controlPlane = controlPlane;
+    this.cluster = cluster;
     this.run = run;
     this.kube = state.kube;
     this.headscale = state.headscale;
@@ -53,14 +72,22 @@ export class Sandbox {
     this.headscaleAdmin = new HeadscaleAdmin(runner, bins.headscale, state.headscale.configFile);
   }
 
-  /** Starts the control plane and Headscale in the current run's hub. */
-  static async start(): Promise<Sandbox> {
+  /**
+   * Starts the cluster (control plane, controllers, nodes with the built images, CoreDNS) and
+   * Headscale in the current run's hub; resolves once every node is Ready and CoreDNS available.
+   */
+  static async start(options: SandboxOptions = {}): Promise<Sandbox> {
+    const started = Date.now();
     const run = currentRun();
     const bins = resolveBinaries();
+    const nodeSpecs = options.nodes ?? DEFAULT_NODES;
+    const nodeBins = resolveNodeBinaries();
     const runner = new ProcessRunner();
-    await new SandboxNetwork(runner, run).createBridge();
+    const network = new SandboxNetwork(runner, run);
+    await network.createBridge();
     const servers: Stoppable[] = [];
     try {
+      const serviceClusterIpRange = `${SERVICE_CIDR},${SERVICE_CIDR6}`;
       const [kube, headscale] = await Promise.all([
         KubeControlPlane.start({
           runner,
@@ -68,7 +95,7 @@ export class Sandbox {
           etcdBinary: bins.etcd,
           apiserverBinary: bins.kubeApiserver,
           advertiseAddress: HUB_ADDRESS,
-          serviceClusterIpRange: `${SERVICE_CIDR},${SERVICE_CIDR6}`,
+          serviceClusterIpRange,
         }).then((started) => (servers.push(started), started)),
         HeadscaleServer.start({
           runner,
@@ -79,9 +106,24 @@ export class Sandbox {
           baseDomain: TAILNET_DOMAIN,
         }).then((started) => (servers.push(started), started)),
       ]);
-      const state: SandboxState = { kube: kube.access, headscale: headscale.access };
+      progress(`kube-apiserver and Headscale ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      const cluster = await SandboxCluster.start({
+        runner,
+        run,
+        network,
+        bins: nodeBins,
+        kubeConfig: adminKubeConfig(kube.access, kube.access.adminToken),
+        server: kube.access.server,
+        pki: kube.pki,
+        serviceClusterIpRange,
+        nodes: nodeSpecs,
+      });
+      // Nodes and controllers stop before the API server they report to.
+      servers.unshift(cluster);
+      const state: SandboxState = { kube: kube.access, headscale: headscale.access, cluster: cluster.state };
       await writeFile(join(run.dir, STATE_FILE), JSON.stringify(state, null, 2), { mode: 0o600 });
-      return new Sandbox(run, state, bins, runner, servers, kube);
+      progress(`sandbox ${run.id} ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      return new Sandbox(run, state, bins, runner, servers, cluster, kube);
     } catch (error) {
       for (const server of servers) await server.stop();
       throw error;
@@ -92,7 +134,37 @@ export class Sandbox {
   static async attach(): Promise<Sandbox> {
     const run = currentRun();
     const state = JSON.parse(await readFile(join(run.dir, STATE_FILE), "utf8")) as SandboxState;
-    return new Sandbox(run, state, resolveBinaries(), new ProcessRunner(), []);
+    const runner = new ProcessRunner();
+    const cluster = await SandboxCluster.load(runner, resolveNodeBinaries(), state.cluster);
+    return new Sandbox(run, state, resolveBinaries(), runner, [], cluster);
+  }
+
+  /** The cluster's nodes: name, address (state), exec() inside the node, ctr(), importImage(). */
+  get nodes(): readonly KubeNode[] {
+    return this.cluster.nodes;
+  }
+
+  node(name: string): KubeNode {
+    return this.cluster.node(name);
+  }
+
+  /** An admin kubeconfig file (for kubectl --kubeconfig, helm). */
+  get kubeconfigPath(): string {
+    return this.kube.adminKubeconfig;
+  }
+
+  /**
+   * A node reboot: kills its kubelet and containerd (by PID) and starts them again; running
+   * containers keep running under their shims, as with a real containerd restart. Resolves once
+   * the restarted kubelet has reported the node Ready. Works from attached handles too.
+   */
+  async restartNode(name: string): Promise<void> {
+    await this.cluster.restartNode(this.kubeConfig(), name);
+  }
+
+  /** Imports an OCI archive (one platform) into every node's containerd, under ref if given. */
+  async importImage(tar: string, ref?: string): Promise<void> {
+    await this.cluster.importImage(tar, ref);
   }
 
   /** Restarts kube-apiserver; only the process that started the sandbox can. */
@@ -103,14 +175,7 @@ export class Sandbox {
 
   /** A client-node KubeConfig for the admin identity (or another token). */
   kubeConfig(token = this.kube.adminToken): KubeConfig {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "sandbox", server: this.kube.server, caFile: this.kube.caFile, skipTLSVerify: false }],
-      users: [{ name: "sandbox-user", token }],
-      contexts: [{ name: "sandbox", cluster: "sandbox", user: "sandbox-user" }],
-      currentContext: "sandbox",
-    });
-    return kc;
+    return adminKubeConfig(this.kube, token);
   }
 
   /** Joins a new device to the tailnet with the given key, or a fresh one (tagged, or a user's). */
@@ -170,4 +235,15 @@ export class Sandbox {
     }
     if (errors.length > 0) throw new AggregateError(errors, "sandbox: some parts did not stop cleanly");
   }
+}
+
+function adminKubeConfig(kube: KubeAccess, token: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: "sandbox", server: kube.server, caFile: kube.caFile, skipTLSVerify: false }],
+    users: [{ name: "sandbox-user", token }],
+    contexts: [{ name: "sandbox", cluster: "sandbox", user: "sandbox-user" }],
+    currentContext: "sandbox",
+  });
+  return kc;
 }

@@ -1,11 +1,12 @@
 // End-to-end tests on the sandbox's real node: the operator installed by Helm from its image,
 // real pods behind real kube-proxy, plus helpers to read what the operator and its proxies did.
 import { readFileSync, readdirSync } from "node:fs";
+import type {
+  KubeConfig} from "@kubernetes/client-node";
 import {
   AppsV1Api,
   CoordinationV1Api,
   CoreV1Api,
-  KubeConfig,
   KubernetesObjectApi,
   loadAllYaml,
   type CoreV1Event,

@@ -75,6 +75,8 @@ export class KubeControllers {
               `--service-cluster-ip-range=${options.serviceClusterIpRange}`,
               `--cluster-signing-cert-file=${options.pki.caCert}`,
               `--cluster-signing-key-file=${options.pki.caKey}`,
+              // Otherwise it creates /usr/libexec/kubernetes/kubelet-plugins on the host.
+              `--flex-volume-plugin-dir=${join(options.dir, "volume-plugins")}`,
             ],
           },
           () => healthz(CONTROLLER_MANAGER_PORT),

@@ -9,13 +9,12 @@
 // /<run prefix><node>/ in every hierarchy. removeRunCgroups() kills what runs in them (the
 // containers live in network namespaces of their own, so killing a node's network namespace
 // does not reach them) and removes the directories.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readdir, readFile, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { CommandRunner } from "../../shared/exec.ts";
 import { HOST_MOUNT_NAMESPACE_ENV } from "../netns.ts";
 import { awaitDaemon, sleep, startDaemon, type DaemonRecord } from "./daemon.ts";
-import { existsSync } from "node:fs";
 
 /** One cgroup hierarchy as /proc/self/cgroup lists it, and where and how to mount it. */
 export interface CgroupHierarchy {
@@ -49,8 +48,23 @@ export function cgroupHierarchies(procSelfCgroup: string): CgroupHierarchy[] {
   return v1;
 }
 
+/**
+ * Global kernel settings the kubelet writes when they differ from what it wants (its
+ * protectKernelDefaults=true instead refuses to start). They are the host's, not the node's:
+ * the holder covers them with files that already hold the kubelet's values, so the host's
+ * kernel.panic, panic_on_oops and overcommit policy stay as they are.
+ */
+export const KUBELET_KERNEL_TUNABLES: Readonly<Record<string, string>> = {
+  "vm/overcommit_memory": "1",
+  "vm/panic_on_oom": "0",
+  "kernel/panic": "10",
+  "kernel/panic_on_oops": "1",
+  "kernel/keys/root_maxkeys": "1000000",
+  "kernel/keys/root_maxbytes": "25000000",
+};
+
 /** The shell script the holder runs: mounts, the kubelet's cgroup root, then wait forever. */
-export function holderScript(hierarchies: readonly CgroupHierarchy[], cgroupRoot: string, readyFile: string): string {
+export function holderScript(hierarchies: readonly CgroupHierarchy[], cgroupRoot: string, dir: string, readyFile: string): string {
   const lines = ["set -eu"];
   const base = "/sys/fs/cgroup";
   const pureV2 = hierarchies.length === 1 && hierarchies[0]?.options === undefined;
@@ -61,12 +75,14 @@ export function holderScript(hierarchies: readonly CgroupHierarchy[], cgroupRoot
     lines.push(h.options === undefined ? `mount -t cgroup2 cgroup2 '${dir}'` : `mount -t cgroup -o '${h.options}' cgroup '${dir}'`);
     for (const alias of h.aliases) lines.push(`ln -s '${h.dir}' '${base}/${alias}'`);
   }
-  for (const dir of ["/run", "/var/lib", "/var/log"]) lines.push(`mount -t tmpfs -o mode=755 tno-node ${dir}`);
-  // The kubelet insists that its cgroup root exists in every hierarchy it uses.
-  for (const h of hierarchies) {
-    if (h.options === undefined) continue;
-    lines.push(`mkdir -p '${base}/${h.dir}/${cgroupRoot}'`);
+  for (const tmp of ["/run", "/var/lib", "/var/log"]) lines.push(`mount -t tmpfs -o mode=755 tno-node ${tmp}`);
+  lines.push(`mkdir -p '${dir}/sysctl'`);
+  for (const [key, value] of Object.entries(KUBELET_KERNEL_TUNABLES)) {
+    const file = `${dir}/sysctl/${key.replaceAll("/", ".")}`;
+    lines.push(`echo ${value} > '${file}'`, `mount --bind '${file}' /proc/sys/${key}`);
   }
+  // The kubelet insists that its cgroup root exists in every hierarchy it uses.
+  for (const h of hierarchies) lines.push(`mkdir -p '${h.dir === "" ? base : `${base}/${h.dir}`}/${cgroupRoot}'`);
   // A new v1 cpuset cgroup has no CPUs or memory nodes, so nothing could join its children.
   const cpuset = hierarchies.find((h) => h.options?.split(",").includes("cpuset"));
   if (cpuset) {
@@ -87,7 +103,7 @@ export async function startHolder(
   options: { netnsExec: (argv: readonly string[]) => string[]; cgroupRoot: string; dir: string },
 ): Promise<DaemonRecord> {
   const readyFile = join(options.dir, "mounts-ready");
-  const script = holderScript(cgroupHierarchies(readFileSync("/proc/self/cgroup", "utf8")), options.cgroupRoot, readyFile);
+  const script = holderScript(cgroupHierarchies(readFileSync("/proc/self/cgroup", "utf8")), options.cgroupRoot, options.dir, readyFile);
   const argv = options.netnsExec(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script]);
   const holder = await startDaemon(runner, "node namespace holder", argv, join(options.dir, "holder.log"));
   await awaitDaemon(holder, "mounted", () => Promise.resolve(existsSync(readyFile)), 10_000);
@@ -105,13 +121,17 @@ function hostCgroupFs(): string {
   return match?.[1] ? `/proc/${match[1]}/root/sys/fs/cgroup` : "/sys/fs/cgroup";
 }
 
-/** Kills every process in cgroups named <prefix>* (any hierarchy) and removes those cgroups. */
-export async function removeCgroups(prefix: string, timeoutMs = 10_000): Promise<void> {
+/**
+ * Kills every process in the top-level cgroups named name (or starting with it, with prefix
+ * true) in every hierarchy, and removes those cgroups.
+ */
+export async function removeCgroups(name: string, options: { prefix?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
   const base = hostCgroupFs();
   const roots: string[] = [];
   for (const hierarchy of await readdir(base).catch(() => [])) {
     for (const entry of await readdir(join(base, hierarchy)).catch(() => [])) {
-      if (entry.startsWith(prefix)) roots.push(join(base, hierarchy, entry));
+      if (options.prefix ? entry.startsWith(name) : entry === name) roots.push(join(base, hierarchy, entry));
     }
   }
   const deadline = Date.now() + timeoutMs;
