@@ -6,7 +6,7 @@ import { describe, it, before } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Secret } from "@kubernetes/client-node";
 import { attachSandbox } from "../helpers/sandbox.ts";
-import { ClusterEnv, OPERATOR_NAMESPACE, pidsOf, processEnvironment, processesContaining, seedManifest } from "../helpers/cluster-env.ts";
+import { ClusterEnv, OPERATOR_NAMESPACE, pidsOf, processEnvironment, processesContaining, readyCondition, seedManifest } from "../helpers/cluster-env.ts";
 import { installOperator, RELEASE, SandboxHelm } from "../../src/sandbox/operator-install.ts";
 import { TAILNET_DOMAIN } from "../../src/sandbox/sandbox.ts";
 import type { TailnetDevice } from "../../src/sandbox/tailnet-device.ts";
@@ -159,21 +159,28 @@ describe("install on a real node", () => {
     assert.deepEqual(await env.devices(SEED_HOST), before);
   });
 
-  it("uninstalls cleanly once Services stop asking: devices deleted, nothing left in the cluster", async () => {
-    for (const [namespace, name] of [["tailscaletest", "nginx-tailscale"], ["rbac", "other"], ["crash", "web"]] as const) {
-      await env.core.deleteNamespacedService({ namespace, name });
+  it("uninstalls cleanly with Services still exposed: the hook deletes devices and releases Services, nothing is left", async () => {
+    // One Service goes the ordinary way first; the other two are still exposed at uninstall.
+    await env.core.deleteNamespacedService({ namespace: "crash", name: "web" });
+    await waitFor("crash/web to be deleted", async () => ((await env.service("crash", "web")) ? undefined : true), { timeoutMs: 120_000 });
+    assert.equal((await env.devices(SEED_HOST)).length, 1, "the seed Service is still exposed");
+
+    await new SandboxHelm(sandbox).run(["uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--wait", "--timeout", "5m"]);
+    for (const [namespace, name] of [["tailscaletest", "nginx-tailscale"], ["rbac", "other"]] as const) {
+      const svc = await env.service(namespace, name);
+      assert.ok(svc, `${namespace}/${name} is the user's and stays`);
+      assert.deepEqual(svc.metadata?.finalizers ?? [], [], `${namespace}/${name} is let go`);
+      assert.equal(readyCondition(svc), undefined, `${namespace}/${name} has no condition of ours`);
+      assert.equal(svc.spec?.loadBalancerClass ?? svc.metadata?.annotations?.["tailscale.com/expose"], namespace === "rbac" ? "true" : "tailscale", "the user's spec is left as written");
     }
-    await waitFor("the exposed Services to be gone", async () => {
-      const left = await Promise.all([env.service("tailscaletest", "nginx-tailscale"), env.service("rbac", "other"), env.service("crash", "web")]);
-      return left.every((s) => s === undefined) ? true : undefined;
-    }, { timeoutMs: 120_000 });
-    await new SandboxHelm(sandbox).run(["uninstall", RELEASE, "-n", OPERATOR_NAMESPACE, "--wait"]);
-    const managed = await env.objects.list("v1", "Secret", OPERATOR_NAMESPACE, undefined, undefined, undefined, undefined, "tailscale.com/managed=true");
-    assert.deepEqual(managed.items.map((s: V1Secret) => s.metadata?.name), []);
-    const left = await env.core.listNamespacedServiceAccount({ namespace: OPERATOR_NAMESPACE });
-    assert.deepEqual(left.items.map((sa) => sa.metadata?.name), ["default"], "only the namespace's default ServiceAccount is left");
-    assert.deepEqual((await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE })).items.map((p) => p.metadata?.name), []);
     const tagged = (await sandbox.headscaleAdmin.listNodes()).filter((n) => (n.tags ?? []).includes("tag:k8s"));
     assert.deepEqual(tagged.map((n) => n.given_name), [], "no proxy device is left on the tailnet");
+    await waitFor("every pod in the operator namespace to be gone", async () => ((await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE })).items.length === 0 ? true : undefined), { timeoutMs: 120_000 });
+    const managed = await env.objects.list("v1", "Secret", OPERATOR_NAMESPACE, undefined, undefined, undefined, undefined, "tailscale.com/managed=true");
+    assert.deepEqual(managed.items.map((s: V1Secret) => s.metadata?.name), []);
+    const accounts = await env.core.listNamespacedServiceAccount({ namespace: OPERATOR_NAMESPACE });
+    assert.deepEqual(accounts.items.map((sa) => sa.metadata?.name), ["default"], "only the namespace's default ServiceAccount is left");
+    const jobs = await env.objects.list("batch/v1", "Job", OPERATOR_NAMESPACE);
+    assert.deepEqual(jobs.items.map((j) => j.metadata?.name), [], "the hook's Job is removed once it succeeded");
   });
 });

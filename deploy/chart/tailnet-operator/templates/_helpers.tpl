@@ -1,0 +1,207 @@
+{{/* Names, labels, image references and the credentials check shared by the templates. */}}
+
+{{- define "tailnet-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release name, plus the chart name unless the release name already contains it. */}}
+{{- define "tailnet-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tailnet-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tailnet-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tailnet-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "tailnet-operator.labels" -}}
+helm.sh/chart: {{ include "tailnet-operator.chart" . }}
+{{ include "tailnet-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: tailnet-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+One fully qualified image reference: registry/repository@digest when a digest is given (it pins
+the content, so it wins over the tag), else registry/repository:tag (default: appVersion).
+Call with (dict "image" <values> "registry" <fallback registry> "appVersion" <version>).
+*/}}
+{{- define "tailnet-operator.imageRef" -}}
+{{- $registry := default .registry .image.registry -}}
+{{- $repository := printf "%s/%s" $registry .image.repository -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (default .appVersion .image.tag) -}}
+{{- end -}}
+{{- end }}
+
+{{- define "tailnet-operator.operatorImage" -}}
+{{- include "tailnet-operator.imageRef" (dict "image" .Values.image "registry" .Values.image.registry "appVersion" .Chart.AppVersion) -}}
+{{- end }}
+
+{{- define "tailnet-operator.proxyImage" -}}
+{{- include "tailnet-operator.imageRef" (dict "image" .Values.proxy.image "registry" .Values.image.registry "appVersion" .Chart.AppVersion) -}}
+{{- end }}
+
+{{/* True ("true") when the chart creates the credentials Secret from values. */}}
+{{- define "tailnet-operator.credentialsFromValues" -}}
+{{- $cp := .Values.controlPlane -}}
+{{- if or $cp.oauth.clientId $cp.oauth.clientSecret $cp.headscale.apiKey }}true{{ end -}}
+{{- end }}
+
+{{/*
+Name of the Secret holding the control-plane credentials, after checking that the values give
+exactly one complete source for the chosen control plane (and a login server for Headscale).
+*/}}
+{{- define "tailnet-operator.credentialsSecret" -}}
+{{- $cp := .Values.controlPlane -}}
+{{- $oauth := or $cp.oauth.clientId $cp.oauth.clientSecret -}}
+{{- if eq $cp.type "headscale" -}}
+  {{- if not $cp.loginServer -}}
+    {{- fail "controlPlane.type=headscale needs controlPlane.loginServer: the Headscale server's URL, e.g. --set controlPlane.loginServer=https://headscale.example.com" -}}
+  {{- end -}}
+  {{- if $oauth -}}
+    {{- fail "controlPlane.oauth.clientId/clientSecret are Tailscale OAuth credentials, but controlPlane.type=headscale: give controlPlane.headscale.apiKey or controlPlane.existingSecret instead" -}}
+  {{- end -}}
+  {{- if and $cp.existingSecret $cp.headscale.apiKey -}}
+    {{- fail "give the Headscale API key ONE way: controlPlane.existingSecret or controlPlane.headscale.apiKey, not both" -}}
+  {{- end -}}
+  {{- if not (or $cp.existingSecret $cp.headscale.apiKey) -}}
+    {{- fail "controlPlane.type=headscale needs an API key: set controlPlane.existingSecret (a Secret in the release namespace with key api-key) or controlPlane.headscale.apiKey" -}}
+  {{- end -}}
+{{- else -}}
+  {{- if $cp.headscale.apiKey -}}
+    {{- fail "controlPlane.headscale.apiKey is a Headscale credential, but controlPlane.type=tailscale: give controlPlane.oauth.clientId/clientSecret or controlPlane.existingSecret instead (or set controlPlane.type=headscale)" -}}
+  {{- end -}}
+  {{- if and $cp.existingSecret $oauth -}}
+    {{- fail "give the Tailscale OAuth client ONE way: controlPlane.existingSecret or controlPlane.oauth.clientId/clientSecret, not both" -}}
+  {{- end -}}
+  {{- if and $oauth (not (and $cp.oauth.clientId $cp.oauth.clientSecret)) -}}
+    {{- fail "controlPlane.oauth needs both clientId and clientSecret" -}}
+  {{- end -}}
+  {{- if not (or $cp.existingSecret $oauth) -}}
+    {{- fail "controlPlane.type=tailscale needs an OAuth client: set controlPlane.existingSecret (a Secret in the release namespace with keys client_id and client_secret) or controlPlane.oauth.clientId and controlPlane.oauth.clientSecret" -}}
+  {{- end -}}
+{{- end -}}
+{{- default (printf "%s-credentials" (include "tailnet-operator.fullname" .)) $cp.existingSecret -}}
+{{- end }}
+
+{{/* PROXY_ENV: NAME=value pairs, sorted so that renders are stable. */}}
+{{- define "tailnet-operator.proxyEnv" -}}
+{{- $pairs := list -}}
+{{- range $name := keys .Values.proxy.env | sortAlpha -}}
+{{- $pairs = append $pairs (printf "%s=%s" $name (get $.Values.proxy.env $name | toString)) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end }}
+
+{{/* The operator container's environment, shared by the Deployment and the uninstall hook. */}}
+{{- define "tailnet-operator.env" -}}
+{{- $cp := .Values.controlPlane -}}
+- name: OPERATOR_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+# The pod's name is its identity in the leader Lease.
+- name: LEADER_ELECTION_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: LEADER_ELECTION
+  value: {{ gt (int .Values.replicaCount) 1 | quote }}
+- name: LEASE_DURATION_SECONDS
+  value: {{ int .Values.leaderElection.leaseDurationSeconds | quote }}
+- name: CONTROL_PLANE
+  value: {{ $cp.type | quote }}
+{{- with $cp.loginServer }}
+- name: OPERATOR_LOGIN_SERVER
+  value: {{ . | quote }}
+{{- end }}
+{{- if eq $cp.type "headscale" }}
+- name: HEADSCALE_API_KEY_FILE
+  value: /etc/tailnet-operator/api-key
+{{- else }}
+- name: TAILSCALE_API_URL
+  value: {{ $cp.tailscaleApiUrl | quote }}
+- name: CLIENT_ID_FILE
+  value: /etc/tailnet-operator/client_id
+- name: CLIENT_SECRET_FILE
+  value: /etc/tailnet-operator/client_secret
+{{- end }}
+- name: PROXY_IMAGE
+  value: {{ include "tailnet-operator.proxyImage" . | quote }}
+- name: PROXY_TAGS
+  value: {{ .Values.proxy.tags | quote }}
+- name: PROXY_FIREWALL_MODE
+  value: {{ .Values.proxy.firewallMode | quote }}
+- name: PROXY_FORWARDING
+  value: {{ .Values.proxy.forwarding | quote }}
+{{- with include "tailnet-operator.proxyEnv" . }}
+- name: PROXY_ENV
+  value: {{ . | quote }}
+{{- end }}
+- name: PROXY_RESOURCES
+  value: {{ .Values.proxy.resources | toJson | quote }}
+- name: OPERATOR_DEFAULT_LOAD_BALANCER
+  value: {{ .Values.defaultLoadBalancer | quote }}
+- name: OPERATOR_WORKERS
+  value: {{ int .Values.workers | quote }}
+- name: OPERATOR_LOGGING
+  value: {{ .Values.logLevel | quote }}
+- name: NODE_OPTIONS
+  value: {{ printf "--max-old-space-size=%d" (int .Values.maxOldSpaceSizeMiB) | quote }}
+{{- with .Values.extraEnv }}
+{{- toYaml . | nindent 0 }}
+{{- end }}
+{{- end }}
+
+{{/* The operator container's security context (Pod Security "restricted"). */}}
+{{- define "tailnet-operator.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The credentials volume: only the keys this control plane needs. */}}
+{{- define "tailnet-operator.credentialsVolume" -}}
+{{- $secret := include "tailnet-operator.credentialsSecret" . -}}
+{{- $cp := .Values.controlPlane -}}
+# Only the keys this control plane needs; a missing key keeps the pod from starting
+# with an Event that names it.
+- name: credentials
+  secret:
+    secretName: {{ $secret }}
+    defaultMode: 0440
+    items:
+      {{- if eq $cp.type "headscale" }}
+      - key: api-key
+        path: api-key
+      {{- else }}
+      - key: client_id
+        path: client_id
+      - key: client_secret
+        path: client_secret
+      {{- end }}
+{{- end }}
