@@ -14,7 +14,7 @@ help: ## List the targets
 deps: ## Install Debian packages and npm packages (with the project's Node.js LTS)
 	@bash scripts/install-deps.sh
 
-bins: ## Build the pinned sandbox binaries into the cache (skips what is built)
+bins: deps ## Build the pinned sandbox binaries into the cache (skips what is built)
 	@bash scripts/build-bins.sh
 
 typecheck: deps ## Type-check everything
