@@ -52,6 +52,7 @@ export const operatorEnvSchema = z.object({
     .describe("how proxies turn on IP forwarding: init-container (a privileged init container; any kubelet) or pod-sysctls (no privileged container; the kubelet must allow the forwarding sysctls)"),
   PROXY_RESOURCES: resources.default(DEFAULT_PROXY_RESOURCES).describe("resources of the proxy container, as JSON ({\"requests\":{\"memory\":\"64Mi\"}})"),
   OPERATOR_DEFAULT_LOAD_BALANCER: bool.default(false).describe("also claim LoadBalancer Services with no loadBalancerClass"),
+  OPERATOR_DEPLOYMENT: z.string().optional().describe("uninstall: the operator's Deployment, scaled to zero first so that it does not re-create what uninstall removes"),
   OPERATOR_LOGGING: z.enum(["debug", "info", "warn", "error"]).default("info").describe("log level"),
   OPERATOR_HTTP_ADDR: z.string().default("[::]:8081").describe("address:port for /healthz, /readyz and /metrics"),
   OPERATOR_WORKERS: z.coerce.number().int().min(1).max(64).default(4).describe("reconciles run in parallel"),

@@ -20,7 +20,7 @@ import { isExposed } from "./service-intent.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
 import { ServiceReconciler } from "./service-reconciler.ts";
 import { KubeEventRecorder } from "./events.ts";
-import { releaseAll } from "./uninstall.ts";
+import { releaseAll, stopOperator } from "./uninstall.ts";
 import type { Logger } from "../shared/log.ts";
 
 function controlPlane(config: OperatorConfig): ControlPlane {
@@ -69,6 +69,9 @@ function compose(config: OperatorConfig, log: Logger) {
 async function uninstall(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
   const { kube, reconciler } = compose(config, log);
+  if (config.OPERATOR_DEPLOYMENT) {
+    await stopOperator({ kube, namespace: config.OPERATOR_NAMESPACE, deployment: config.OPERATOR_DEPLOYMENT, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
+  }
   const result = await releaseAll({ kube, release: reconciler.release, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
   log.info({ released: result.released.length, failed: result.failed }, "uninstall finished");
   if (result.failed.length > 0) throw new Error(`could not release ${result.failed.map((f) => `${f.key} (${f.error})`).join(", ")}`);

@@ -2,8 +2,8 @@
 // credentials still exist. Every Service the operator still holds (our finalizer) gets its
 // proxy, device and status removed and is let go, so that uninstalling leaves nothing behind on
 // the tailnet or in the cluster and no Service is stuck behind a finalizer nobody will remove.
-import type { V1Service } from "@kubernetes/client-node";
-import type { KubeClient } from "../kube/kube-client.ts";
+import type { V1Deployment, V1Pod, V1Service } from "@kubernetes/client-node";
+import { KubeApiError, type KubeClient } from "../kube/kube-client.ts";
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/log.ts";
 import type { ReconcileContext, ReconcileResult } from "../runtime/reconciler.ts";
@@ -12,6 +12,28 @@ import { FINALIZER } from "./names.ts";
 export interface UninstallResult {
   readonly released: string[];
   readonly failed: { key: string; error: string }[];
+}
+
+/**
+ * Scales the operator's Deployment to zero and waits for its pods to go: a running operator
+ * would re-create the proxies that uninstall removes, since their Services still ask for them.
+ */
+export async function stopOperator(options: { kube: KubeClient; namespace: string; deployment: string; log: Logger; clock: Clock; deadlineMs: number }): Promise<void> {
+  const { kube, namespace, deployment, log, clock } = options;
+  const ref = { apiVersion: "apps/v1", kind: "Deployment", namespace, name: deployment };
+  const found = await kube.get<V1Deployment>(ref);
+  if (!found) {
+    log.info({ deployment }, "no operator Deployment to stop");
+    return;
+  }
+  await kube.mergePatch(ref, { spec: { replicas: 0 } });
+  const selector = Object.entries(found.spec?.selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+  const deadline = clock.now() + options.deadlineMs;
+  while ((await kube.list<V1Pod>("v1", "Pod", { namespace, labelSelector: selector })).length > 0) {
+    if (clock.now() > deadline) throw new Error(`the operator's pods (${selector}) did not stop`);
+    await clock.sleep(500);
+  }
+  log.info({ deployment }, "operator stopped");
 }
 
 export async function releaseAll(options: {
@@ -33,7 +55,11 @@ export async function releaseAll(options: {
     const ctx = { log: log.child({ service: key }), signal };
     try {
       for (;;) {
-        const { requeueAfterMs } = await release(key, ctx);
+        const { requeueAfterMs } = await release(key, ctx).catch((error: unknown) => {
+          // Someone else wrote the Service meanwhile (the user, or a controller): read it again.
+          if (error instanceof KubeApiError && error.isConflict) return { requeueAfterMs: 0 };
+          throw error;
+        });
         if (requeueAfterMs === undefined) break;
         if (clock.now() > deadline) throw new Error("timed out waiting for the proxy to stop");
         await clock.sleep(Math.max(requeueAfterMs, 250));

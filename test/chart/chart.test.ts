@@ -330,7 +330,7 @@ describe("chart", () => {
     const operatorPod = podOf(deployment);
     assert.deepEqual(pod?.containers[0]?.args, ["uninstall"]);
     assert.equal(pod.serviceAccountName, operatorPod?.serviceAccountName);
-    assert.deepEqual(pod.containers[0].env, operatorPod?.containers[0]?.env);
+    assert.deepEqual(pod.containers[0].env, [...(operatorPod?.containers[0]?.env ?? []), { name: "OPERATOR_DEPLOYMENT", value: deployment?.metadata.name }]);
     assert.deepEqual(pod.volumes, operatorPod?.volumes);
     const without = await renderObjects({ ...VARIANTS[0]!.values, uninstall: { releaseServices: false } });
     assert.equal(without.find((o) => o.kind === "Job"), undefined);

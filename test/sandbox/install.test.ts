@@ -146,6 +146,14 @@ describe("install on a real node", () => {
     assert.notEqual(await env.leader(), leader, "another replica leads");
   });
 
+  it("brings the proxies back as the same devices after a node reboot (kubelet and containerd killed and restarted)", async () => {
+    const before = await env.devices(SEED_HOST);
+    for (const node of sandbox.nodes) await sandbox.restartNode(node.name);
+    await proxyPod(seed);
+    assert.match(await env.fetch(laptop, `http://${SEED_HOST}.${TAILNET_DOMAIN}/`, 120_000), /nginx/i);
+    assert.deepEqual(await env.devices(SEED_HOST), before, "same device, no duplicate");
+  });
+
   it("rolls the proxies when a Helm upgrade changes their settings, keeping their devices", async () => {
     const before = await env.devices(SEED_HOST);
     const old = await proxyPod(seed);

@@ -99,6 +99,14 @@ exactly one complete source for the chosen control plane (and a login server for
     {{- fail "controlPlane.type=tailscale needs an OAuth client: set controlPlane.existingSecret (a Secret in the release namespace with keys client_id and client_secret) or controlPlane.oauth.clientId and controlPlane.oauth.clientSecret" -}}
   {{- end -}}
 {{- end -}}
+{{- /*
+The existing Secret must be there, or the operator pods wait in ContainerCreating with nothing
+but an Event. lookup answers only against a cluster (empty under `helm template` and client-side
+dry runs), so the check runs only when it sees the release namespace.
+*/ -}}
+{{- if and $cp.existingSecret (lookup "v1" "Namespace" "" .Release.Namespace) (not (lookup "v1" "Secret" .Release.Namespace $cp.existingSecret)) -}}
+  {{- fail (printf "controlPlane.existingSecret: Secret %s not found in namespace %s: create it first, see docs/install.md" $cp.existingSecret .Release.Namespace) -}}
+{{- end -}}
 {{- default (printf "%s-credentials" (include "tailnet-operator.fullname" .)) $cp.existingSecret -}}
 {{- end }}
 
