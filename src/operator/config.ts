@@ -32,7 +32,7 @@ const resources = z
   // The API's shape: absent, not undefined, sections and quantities.
   .transform((r) => JSON.parse(JSON.stringify(r)) as { requests?: Record<string, string>; limits?: Record<string, string> });
 /** Measured on a proxy serving a Service (docs/proxy.md): what the pod uses at rest, plus headroom. */
-const DEFAULT_PROXY_RESOURCES = { requests: { cpu: "10m", memory: "96Mi" } };
+const DEFAULT_PROXY_RESOURCES = { requests: { cpu: "10m", memory: "200Mi" } };
 
 export const operatorEnvSchema = z.object({
   OPERATOR_NAMESPACE: z.string().min(1).default("tailscale").describe("namespace of the operator and of every proxy"),

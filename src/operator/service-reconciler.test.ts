@@ -39,7 +39,7 @@ beforeEach(() => {
     loginServer: control.loginServer,
     firewallMode: "auto",
     forwarding: "init-container",
-    resources: { requests: { cpu: "10m", memory: "96Mi" } },
+    resources: { requests: { cpu: "10m", memory: "200Mi" } },
     extraEnv: {},
   });
   reconciler = new ServiceReconciler({ kube, provisioner, events: recorder, clock: { now: () => 1_790_000_000_000, sleep: () => Promise.resolve() }, intent: { defaultTags: ["tag:k8s"], defaultLoadBalancer: false } });

@@ -235,9 +235,9 @@ describe("chart", () => {
     assert.equal(envOf(objects).has("PROXY_ENV"), false);
     assert.equal(envOf(objects).has("OPERATOR_LOGIN_SERVER"), false);
     assert.equal(envValue(objects, "TAILSCALE_API_URL"), "https://api.tailscale.com");
-    assert.equal(envValue(objects, "NODE_OPTIONS"), "--max-old-space-size=192");
+    assert.equal(envValue(objects, "NODE_OPTIONS"), "--max-old-space-size=384");
     assert.equal(deployment(objects).spec.replicas, 2);
-    assert.deepEqual(operatorContainer(objects).resources, { requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "256Mi" } });
+    assert.deepEqual(operatorContainer(objects).resources, { requests: { cpu: "50m", memory: "192Mi" }, limits: { memory: "512Mi" } });
     const ingressClass = byKind(objects, "IngressClass")[0];
     assert.equal(ingressClass?.metadata.name, "tailscale");
     assert.deepEqual(ingressClass["spec"], { controller: "tailscale.com/ts-ingress" });
