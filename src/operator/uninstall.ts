@@ -29,7 +29,10 @@ export async function stopOperator(options: { kube: KubeClient; namespace: strin
   await kube.mergePatch(ref, { spec: { replicas: 0 } });
   const selector = Object.entries(found.spec?.selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
   const deadline = clock.now() + options.deadlineMs;
-  while ((await kube.list<V1Pod>("v1", "Pod", { namespace, labelSelector: selector })).length > 0) {
+  // Only the Deployment's pods (owned by its ReplicaSets): the hook's own pod may match the selector.
+  const operatorPods = async (): Promise<V1Pod[]> =>
+    (await kube.list<V1Pod>("v1", "Pod", { namespace, labelSelector: selector })).filter((pod) => pod.metadata?.ownerReferences?.some((o) => o.kind === "ReplicaSet"));
+  while ((await operatorPods()).length > 0) {
     if (clock.now() > deadline) throw new Error(`the operator's pods (${selector}) did not stop`);
     await clock.sleep(500);
   }
