@@ -64,6 +64,7 @@ const RESOURCES: Record<string, { plural: string; namespaced: boolean }> = {
   Secret: { plural: "secrets", namespaced: true },
   Pod: { plural: "pods", namespaced: true },
   Deployment: { plural: "deployments", namespaced: true },
+  Job: { plural: "jobs", namespaced: true },
   ClusterRole: { plural: "clusterroles", namespaced: false },
   ClusterRoleBinding: { plural: "clusterrolebindings", namespaced: false },
   Role: { plural: "roles", namespaced: true },
