@@ -183,7 +183,7 @@ describe("install on a real node", () => {
     }
     // Every proxy this file made, by its MagicDNS name (other files' devices share the tailnet).
     const proxies = new Set([SEED_HOST, "rbac-other", "crash-web"]);
-    const left = (await sandbox.headscaleAdmin.listNodes()).filter((n) => proxies.has(n.given_name));
+    const left = (await sandbox.headscaleAdmin.listNodes()).filter((n) => proxies.has(n.given_name ?? ""));
     assert.deepEqual(left.map((n) => n.given_name), [], "no proxy device is left on the tailnet");
     await waitFor("every pod in the operator namespace to be gone", async () => ((await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE })).items.length === 0 ? true : undefined), { timeoutMs: 120_000 });
     const managed = await env.objects.list("v1", "Secret", OPERATOR_NAMESPACE, undefined, undefined, undefined, undefined, "tailscale.com/managed=true");
