@@ -8,7 +8,7 @@
 //     pods would not fit this machine), and the operator container's peak RSS.
 import { readFileSync, readdirSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { Sandbox } from "../src/sandbox/sandbox.ts";
 import { installOperator } from "../src/sandbox/operator-install.ts";
 import { nodeToolArgv } from "../src/sandbox/tools.ts";
@@ -76,7 +76,7 @@ try {
   }
 
   // Cordoned: the operator still provisions every proxy, but no proxy pod starts.
-  for (const node of sandbox.nodes) await core.patchNode({ name: node.name, body: { spec: { unschedulable: true } } }, { headers: { "Content-Type": "application/merge-patch+json" } } as never);
+  for (const node of sandbox.nodes) await core.patchNode({ name: node.name, body: { spec: { unschedulable: true } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
   const start = performance.now();
   await Promise.all(
     Array.from({ length: bulk }, (_, i) =>
