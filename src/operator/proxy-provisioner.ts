@@ -119,13 +119,33 @@ export class ProxyProvisioner {
    * a container that keeps failing, a pod that cannot be scheduled); undefined while it simply
    * starts. Shown in the Service's condition instead of a bare "waiting".
    */
-  async podProblem(parent: ProxyParent): Promise<string | undefined> {
-    const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: this.settings.operatorNamespace, labelSelector: `app=${proxyName(parent)}` });
+  async podProblem(parent: ProxyParent, log: Logger): Promise<string | undefined> {
+    const ns = this.settings.operatorNamespace;
+    const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: `app=${proxyName(parent)}` });
     for (const pod of pods) {
       const problem = describePodProblem(pod);
-      if (problem) return `proxy pod ${pod.metadata?.name ?? ""}: ${problem}`;
+      if (!problem) continue;
+      await this.replaceIfOutdated(pod, log);
+      return `proxy pod ${pod.metadata?.name ?? ""}: ${problem}`;
     }
     return undefined;
+  }
+
+  /**
+   * A StatefulSet never replaces a pod that is not Ready (kubernetes/kubernetes#67250), so a pod
+   * stuck on a bad image or a crash loop would keep its old template after the fix: delete it
+   * once the StatefulSet has a newer revision, and the StatefulSet makes it again from that one.
+   */
+  private async replaceIfOutdated(pod: V1Pod, log: Logger): Promise<void> {
+    const ns = this.settings.operatorNamespace;
+    const owner = pod.metadata?.ownerReferences?.find((o) => o.kind === "StatefulSet");
+    if (!owner) return;
+    const sts = await this.kube.get<V1StatefulSet>({ apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: owner.name });
+    const podRevision = pod.metadata?.labels?.["controller-revision-hash"];
+    const updateRevision = sts?.status?.updateRevision;
+    if (!podRevision || !updateRevision || podRevision === updateRevision) return;
+    log.info({ pod: pod.metadata?.name, from: podRevision, to: updateRevision }, "replacing a stuck proxy pod that has an outdated template");
+    await this.kube.delete({ apiVersion: "v1", kind: "Pod", namespace: ns, name: pod.metadata?.name ?? "" });
   }
 
   /**

@@ -201,6 +201,27 @@ describe("ServiceReconciler", () => {
     assert.equal(service().spec?.loadBalancerClass, "tailscale", "the user's spec is left as written");
   });
 
+  it("6d: a stuck proxy pod with an outdated template is replaced (a StatefulSet never replaces a pod that is not Ready)", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    const name = proxyName(parent);
+    await kube.mergePatch({ apiVersion: "apps/v1", kind: "StatefulSet", namespace: "tailscale", name }, { status: { updateRevision: `${name}-new` } });
+    const stuck = (revision: string): V1Pod => ({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: `${name}-0`, namespace: "tailscale", labels: { app: name, "controller-revision-hash": revision }, ownerReferences: [{ apiVersion: "apps/v1", kind: "StatefulSet", name, uid: "u" }] },
+      status: { initContainerStatuses: [{ name: "sysctls", image: "x", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image" } } }] },
+    });
+    kube.seed(stuck(`${name}-new`));
+    await reconciler.reconcile(KEY, ctx);
+    assert.ok(kube.find("Pod", "tailscale", `${name}-0`), "a stuck pod of the current revision stays (deleting it would change nothing)");
+    kube.seed(stuck(`${name}-old`));
+    await reconciler.reconcile(KEY, ctx);
+    assert.equal(kube.find("Pod", "tailscale", `${name}-0`), undefined, "the outdated stuck pod is deleted, for the StatefulSet to make it again");
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyFailed");
+  });
+
   it("7: leaves other Services alone without writing anything", async () => {
     kube.seed<V1Service>({ apiVersion: "v1", kind: "Service", metadata: { name: "other", namespace: "default" }, spec: { type: "LoadBalancer", loadBalancerClass: "metallb", clusterIP: "10.96.0.11" } });
     assert.deepEqual(await reconciler.reconcile("default/other", ctx), {});

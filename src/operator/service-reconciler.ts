@@ -78,7 +78,7 @@ export class ServiceReconciler {
       throw error;
     }
     if (!device) {
-      const problem = await this.deps.provisioner.podProblem(parent);
+      const problem = await this.deps.provisioner.podProblem(parent, log);
       const state: ConditionState = problem
         ? { status: "False", reason: REASONS.failed, message: problem }
         : { status: "False", reason: REASONS.pending, message: "waiting for the proxy to join the tailnet" };
