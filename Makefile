@@ -26,8 +26,12 @@ lint: deps ## Lint everything
 test-unit: deps ## Unit tests (no root, no network)
 	$(NODE) --test --test-reporter=spec 'src/**/*.test.ts' 'test/images/*.test.ts'
 
-images: deps bins ## Build the OCI images (operator, proxy; sandbox: pause, coredns, nginx) into the cache; ARGS=--check|--verify-reproducible
+images: deps bins ## Build the OCI images (operator, proxy for amd64+arm64; sandbox: pause, coredns, nginx) into the cache; ARGS=--check|--verify-reproducible
+	@BUILD_ONLY=tailscale_arm64 bash scripts/build-bins.sh
 	$(NODE) scripts/images/build.ts $(ARGS)
+
+sandbox-images: deps bins ## Build only the amd64 images the sandbox's node runs (what test, demo and bench need)
+	$(NODE) scripts/images/build.ts --arch amd64
 
 test-chart: deps bins ## Chart tests: helm lint, renders, the static manifest is the chart's (no root)
 	$(NODE) --test --test-reporter=spec 'test/chart/*.test.ts'
@@ -35,7 +39,7 @@ test-chart: deps bins ## Chart tests: helm lint, renders, the static manifest is
 manifest: deps bins ## Regenerate deploy/operator.yaml from the chart
 	bash scripts/render-manifest.sh
 
-test-sandbox: deps bins images ## Tests against the real sandbox cluster (root; builds binaries and images if missing)
+test-sandbox: deps bins sandbox-images ## Tests against the real sandbox cluster (root; builds binaries and images if missing)
 	$(LAUNCH) $(NODE) --test --test-reporter=spec --test-concurrency=1 \
 	  --test-global-setup=test/global-setup.ts 'test/sandbox/**/*.test.ts'
 
@@ -44,7 +48,7 @@ check: typecheck lint test-unit ## Typecheck, lint and unit tests
 test: deps bins ## Everything CI runs: typecheck, lint, unit, chart and sandbox tests
 	$(MAKE) --no-print-directory typecheck lint test-unit test-chart test-sandbox
 
-demo: deps bins images ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
+demo: deps bins sandbox-images ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
 	$(LAUNCH) $(NODE) src/demo/main.ts $(ARGS)
 
 bench: deps bins images ## Print figures: sandbox start-up and memory, Service exposure, firewall backends
@@ -56,4 +60,4 @@ bench: deps bins images ## Print figures: sandbox start-up and memory, Service e
 clean-sandbox: deps ## Remove sandboxes left by crashed runs
 	$(LAUNCH) true
 
-.PHONY: help deps bins images typecheck lint test-unit test-chart test-sandbox check test demo bench manifest clean-sandbox
+.PHONY: help deps bins images sandbox-images typecheck lint test-unit test-chart test-sandbox check test demo bench manifest clean-sandbox
