@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultPaths, log, readJson, run, sha256File, type CachePaths } from "./cache.ts";
 import { checkImages } from "./checks.ts";
-import { REPO_ROOT, imageNames, loadImage, type Arch, type ImageSpec } from "./definitions.ts";
+import { REPO_ROOT, imageNames, loadImage, testImageNames, type Arch, type ImageSpec } from "./definitions.ts";
 import { MissingInput } from "./inputs.ts";
 import { blobDir, buildLayer, builderKey, type LayerContext, type LayerRef } from "./layers.ts";
 import { refAnnotations, writeArchive, writeImage, writeLayout, type BuiltManifest, type ImageMeta } from "./oci.ts";
@@ -220,7 +220,7 @@ async function main(): Promise<void> {
     process.stdout.write("usage: build.ts [--only a,b] [--arch amd64|arm64] [--check] [--verify-reproducible] [--wait-bins SECONDS]\n");
     return;
   }
-  const names = values.only?.split(",").filter(Boolean) ?? imageNames();
+  const names = values.only?.split(",").filter(Boolean) ?? [...imageNames(), ...testImageNames()];
   const images = names.map((name) => loadImage(name));
   const arches = (values.arch?.split(",") ?? ["amd64", "arm64"]).filter((arch): arch is Arch => arch === "amd64" || arch === "arm64");
   const paths = defaultPaths();

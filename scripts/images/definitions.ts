@@ -132,10 +132,47 @@ function substitute(value: unknown, vars: Record<string, string>, where: string)
   return value;
 }
 
+/** Test-only images (sandbox tests), built beside the others but kept out of imageNames(). */
+export const TEST_IMAGES_DIR = join(IMAGES_DIR, "test");
+
+function imageDir(name: string): string {
+  const top = join(IMAGES_DIR, name);
+  return existsSync(join(top, "image.yaml")) ? top : join(TEST_IMAGES_DIR, name);
+}
+
+type RawImage = Record<string, unknown>;
+
+/**
+ * image.yaml with `extends: <image>` is that image plus its own layers on top (so the base's
+ * layers are the same blobs), with its own ref, platforms, smoke commands and extra labels.
+ */
+function resolveExtends(raw: RawImage, vars: Record<string, string>, file: string, seen: readonly string[]): RawImage {
+  const base = raw["extends"];
+  if (base === undefined) return raw;
+  if (typeof base !== "string" || seen.includes(base)) throw new Error(`${file}: extends: must name another image, without cycles`);
+  const baseFile = join(imageDir(base), "image.yaml");
+  const baseRaw = resolveExtends(substitute(parse(readFileSync(baseFile, "utf8")), vars, baseFile) as RawImage, vars, baseFile, [...seen, base]);
+  const baseLayers = (baseRaw["layers"] ?? []) as { entries?: { from?: string }[] }[];
+  // image: and go: sources are relative to an image's own directory: not valid in another's.
+  if (baseLayers.some((layer) => (layer.entries ?? []).some((entry) => /^(image|go):/.test(entry.from ?? "")))) {
+    throw new Error(`${file}: cannot extend ${base}, whose layers take files from its own directory`);
+  }
+  const own = { ...raw };
+  delete own["extends"];
+  const { layers = [], labels = {} } = own;
+  return {
+    ...baseRaw,
+    ...own,
+    layers: [...baseLayers, ...(layers as unknown[])],
+    labels: { ...(baseRaw["labels"] as object | undefined), ...(labels as object) },
+  };
+}
+
 export function loadImage(name: string, vars: Record<string, string> = variables()): ImageSpec {
-  const dir = join(IMAGES_DIR, name);
+  const dir = imageDir(name);
   const file = join(dir, "image.yaml");
-  const parsed = imageSchema.safeParse(substitute(parse(readFileSync(file, "utf8")), vars, file));
+  const raw = substitute(parse(readFileSync(file, "utf8")), vars, file) as RawImage;
+  const parsed = imageSchema.safeParse(resolveExtends(raw, vars, file, [name]));
   if (!parsed.success) throw new Error(`${file}: ${z.prettifyError(parsed.error)}`);
   const layers = parsed.data.layers;
   if (new Set(layers.map((layer) => layer.name)).size !== layers.length) throw new Error(`${file}: layer names repeat`);
@@ -147,5 +184,13 @@ export function loadImage(name: string, vars: Record<string, string> = variables
 export function imageNames(): string[] {
   return readdirSync(IMAGES_DIR)
     .filter((name) => existsSync(join(IMAGES_DIR, name, "image.yaml")))
+    .sort();
+}
+
+/** The test-only images under images/test/ (see docs/images.md), in a stable order. */
+export function testImageNames(): string[] {
+  if (!existsSync(TEST_IMAGES_DIR)) return [];
+  return readdirSync(TEST_IMAGES_DIR)
+    .filter((name) => existsSync(join(TEST_IMAGES_DIR, name, "image.yaml")))
     .sort();
 }

@@ -7,7 +7,7 @@ import { createLogger } from "../shared/log.ts";
 import { ProcessRunner } from "../shared/exec.ts";
 import { systemClock } from "../shared/clock.ts";
 import { loadProxyConfig, proxyHelp, type ProxyConfig } from "./config.ts";
-import { Tailscaled, type DeviceInfo } from "./tailscaled.ts";
+import { Tailscaled, requireTailscaleBinaries, type DeviceInfo } from "./tailscaled.ts";
 import { KubeStateSecret } from "./state-secret.ts";
 import { STATE_SECRET_KEYS as STATE_KEYS } from "../shared/state-keys.ts";
 import { HealthServer } from "./health.ts";
@@ -27,6 +27,7 @@ function forwardingRules(config: ProxyConfig, device: DeviceInfo): ForwardingRul
 }
 
 async function run(config: ProxyConfig): Promise<void> {
+  requireTailscaleBinaries(process.env["PATH"] ?? "");
   const runner = new ProcessRunner();
   const health = new HealthServer();
   await health.listen(config.TS_LOCAL_ADDR_PORT);
@@ -123,7 +124,8 @@ if (args[0] === "init") {
   try {
     await run(loadProxyConfig(process.env));
   } catch (error) {
-    log.error({ err: error }, "proxy failed");
+    // The message last on the line: the termination message (the log's tail) keeps it.
+    log.error({ err: error }, `proxy failed: ${(error as Error).message}`);
     process.exitCode = 1;
   }
 }

@@ -1,7 +1,8 @@
 // tailscaled as a child of the proxy, with its state in the Kubernetes state Secret (tailscaled's
 // own kube store), so a restarted proxy comes back as the same device.
+import { accessSync, constants, statSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import type { CommandRunner } from "../shared/exec.ts";
 import { ManagedProcess } from "../shared/process.ts";
 import { waitFor } from "../shared/clock.ts";
@@ -102,6 +103,33 @@ export class Tailscaled {
 
   async stop(): Promise<void> {
     await this.daemon?.stop(10_000);
+  }
+}
+
+/** Where name is found on the PATH (an executable regular file), as a shell would find it. */
+export function findOnPath(name: string, path: string): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      if (!statSync(candidate).isFile()) continue;
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // Not there, or not executable: the next directory.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Fails at start, naming what is missing, when the image lacks tailscaled or the tailscale CLI:
+ * otherwise the spawn fails later with a bare ENOENT and the pod crash-loops unexplained.
+ */
+export function requireTailscaleBinaries(path: string): void {
+  const missing = ["tailscaled", "tailscale"].filter((name) => findOnPath(name, path) === undefined);
+  if (missing.length > 0) {
+    throw new Error(`${missing.join(" and ")} not found on PATH (${path || "empty"}): this image lacks ${missing.length > 1 ? "them" : "it"}; run the tailnet-operator proxy image (docs/images.md)`);
   }
 }
 

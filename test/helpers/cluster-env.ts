@@ -116,6 +116,14 @@ export class ClusterEnv {
     return this.core.readNamespacedPod({ name, namespace }).catch(() => undefined);
   }
 
+  /** The last lines a pod's first container logged (for failure messages); empty if there are none. */
+  async podLogTail(namespace: string, name: string, lines = 20): Promise<string> {
+    const pod = await this.pod(namespace, name);
+    const container = pod?.spec?.containers[0]?.name;
+    if (!container) return "";
+    return this.core.readNamespacedPodLog({ namespace, name, container, tailLines: lines }).catch((error: unknown) => `(no log: ${(error as Error).message})`);
+  }
+
   async operatorPods(): Promise<V1Pod[]> {
     const pods = await this.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: "app.kubernetes.io/name=tailnet-operator" });
     return pods.items.filter((p) => !p.metadata?.deletionTimestamp);

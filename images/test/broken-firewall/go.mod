@@ -1,0 +1,3 @@
+module tailnet-operator.local/broken-firewall
+
+go 1.24
