@@ -16,8 +16,9 @@ const SANDBOX_PREFIX6_LENGTH = 64;
 export const SERVICE_CIDR = "10.96.0.0/16";
 /** The API server allocates at most 2^20 addresses per family, hence a /108. */
 export const SERVICE_CIDR6 = "fd96::/108";
-/** Pod addresses of every node (10.244.<node>.0/24 each); IPv4 only. */
+/** Pod addresses of every node: 10.244.<node>.0/24 and fd44:0:0:<node>::/64 (pods are dual-stack). */
 export const POD_CIDR = "10.244.0.0/16";
+export const POD_CIDR6 = "fd44::/56";
 const MAX_HOSTS = 250 * 250;
 
 /** A sandbox host: its own network namespace with one interface on the bridge. */
@@ -75,6 +76,7 @@ export class SandboxNetwork {
       await inNs("-6", "route", "add", SERVICE_CIDR6, "via", HUB_ADDRESS6);
       // Pod IPs are routed by the hub to their node, so tailnet peers reach pods directly.
       await inNs("route", "add", POD_CIDR, "via", HUB_ADDRESS);
+      await inNs("-6", "route", "add", POD_CIDR6, "via", HUB_ADDRESS6);
       return { namespace: ns, address, address6, index };
     } catch (error) {
       await namespace?.delete();
@@ -93,9 +95,10 @@ export class SandboxNetwork {
     else await this.runner.run(["ip", "route", "replace", `${ip}/32`, "via", host.address]);
   }
 
-  /** Makes the hub send traffic for a node's pod range to that node. */
+  /** Makes the hub send traffic for a node's pod range (either family) to that node. */
   async routePodCidr(cidr: string, node: SandboxHost): Promise<void> {
-    await this.runner.run(["ip", "route", "replace", cidr, "via", node.address]);
+    if (cidr.includes(":")) await this.runner.run(["ip", "-6", "route", "replace", cidr, "via", node.address6]);
+    else await this.runner.run(["ip", "route", "replace", cidr, "via", node.address]);
   }
 
   async removeRoute(ip: string): Promise<void> {

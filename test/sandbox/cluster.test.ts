@@ -83,7 +83,8 @@ describe("sandbox cluster", () => {
   it("has its node Ready, registered with its InternalIP", async () => {
     const registered = await core.readNode({ name: node.name });
     assert.equal(registered.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
-    assert.deepEqual(registered.status.addresses?.find((a) => a.type === "InternalIP")?.address, node.state.address);
+    const internal = registered.status.addresses?.filter((a) => a.type === "InternalIP").map((a) => a.address);
+    assert.deepEqual(internal, [node.state.address, node.state.address6]);
     const memory = Object.entries(node.state.daemons).map(([name, record]) => `${name} ${rssMiB(record.pid).toFixed(0)} MiB`);
     process.stderr.write(`[cluster] node ${node.name} RSS: ${memory.join(", ")}\n`);
   });
@@ -93,8 +94,14 @@ describe("sandbox cluster", () => {
     const started = Date.now();
     const pods = await runningPods("app=pause", 2);
     process.stderr.write(`[cluster] 2 pause pods Running in ${String(Date.now() - started)} ms\n`);
-    const prefix = node.state.podCidr.replace(/0\/24$/, "");
-    for (const pod of pods) assert.ok(pod.status?.podIP?.startsWith(prefix), `${pod.status?.podIP ?? ""} not in ${node.state.podCidr}`);
+    // Dual-stack: one address from each of the node's ranges, IPv4 first.
+    const [prefix4, prefix6] = node.state.podCidrs.map((cidr) => cidr.replace(/0\/24$|:\/64$/, ""));
+    for (const pod of pods) {
+      const ips = (pod.status?.podIPs ?? []).map((entry) => entry.ip);
+      assert.equal(ips.length, 2, `${pod.metadata?.name ?? ""}: ${ips.join(", ")}`);
+      assert.ok(ips[0]?.startsWith(prefix4 ?? "?"), `${ips[0] ?? ""} not in ${node.state.podCidrs.join(" or ")}`);
+      assert.ok(ips[1]?.startsWith(prefix6 ?? "?"), `${ips[1] ?? ""} not in ${node.state.podCidrs.join(" or ")}`);
+    }
     assert.notEqual(pods[0]?.status?.podIP, pods[1]?.status?.podIP);
   });
 

@@ -33,6 +33,21 @@ describe("Service exposure", () => {
     assert.match(await env.fetch(laptop, `http://my-api.${TAILNET_DOMAIN}/`), /^HTTP\/1\.1 200 OK[\s\S]*nginx/i);
   });
 
+  it("forwards both families of a dual-stack Service to its pods, over the proxy's IPv4 and IPv6 tailnet addresses", async () => {
+    await env.webService("dual", "web", { type: "LoadBalancer", loadBalancerClass: "tailscale", ipFamilyPolicy: "RequireDualStack", ipFamilies: ["IPv4", "IPv6"] });
+    const svc = await env.waitForService("dual", "web", "ready", isReady);
+    assert.equal(svc.spec?.clusterIPs?.length, 2, "the API server gave the Service both families");
+    const ips = (svc.status?.loadBalancer?.ingress ?? []).flatMap((entry) => (entry.ip ? [entry.ip] : []));
+    const ip6 = ips.find((ip) => ip.includes(":"));
+    const ip4 = ips.find((ip) => !ip.includes(":"));
+    assert.ok(ip4 && ip6, `status has a tailnet address of each family: ${ips.join(", ")}`);
+    // Through the proxy's tailnet IPv6 address to the Service's IPv6 ClusterIP, then kube-proxy
+    // to an nginx pod's IPv6 address: every hop of the second family.
+    assert.match(await env.fetch(laptop, `http://[${ip6}]/`), /^HTTP\/1\.1 200 OK[\s\S]*nginx/i);
+    assert.match(await env.fetch(laptop, `http://${ip4}/`), /^HTTP\/1\.1 200 OK[\s\S]*nginx/i);
+    await env.core.deleteNamespace({ name: "dual" });
+  });
+
   it("reports bad input with a condition and a Warning Event, creates nothing, and recovers when fixed", async () => {
     await env.webService("bad", "web", { type: "LoadBalancer", loadBalancerClass: "tailscale" }, { "tailscale.com/hostname": "Not_A_DNS_Label" });
     const svc = await env.waitForService("bad", "web", "marked invalid", (s) => readyCondition(s)?.reason === "ProxyInvalid");

@@ -7,7 +7,7 @@ import type { CommandRunner } from "../../shared/exec.ts";
 import { waitFor } from "../../shared/clock.ts";
 import type { NodeBinaries } from "../binaries.ts";
 import type { ApiserverPki } from "../pki.ts";
-import { POD_CIDR, SERVICE_CIDR, type SandboxNetwork } from "../network.ts";
+import { POD_CIDR, POD_CIDR6, SERVICE_CIDR, SERVICE_CIDR6, type SandboxNetwork } from "../network.ts";
 import { namespacePrefix, type RunInfo } from "../runs.ts";
 import { KubeControllers } from "./kube-controllers.ts";
 import { KubeNode, type KubeNodeSpec } from "./kube-node.ts";
@@ -17,7 +17,9 @@ import { awaitClusterDns, deployClusterDns } from "./cluster-dns.ts";
 export const CLUSTER_DOMAIN = "cluster.local";
 export const CLUSTER_DNS_IP = "10.96.0.10";
 /** What pods may reach instead of a default route: the bridge, Services and other pods. */
-const POD_ROUTES = ["10.77.0.0/16", SERVICE_CIDR, POD_CIDR];
+const POD_ROUTES = ["10.77.0.0/16", SERVICE_CIDR, POD_CIDR, "fd77::/64", SERVICE_CIDR6, POD_CIDR6];
+/** Both families, as kube-proxy and the controller-manager take them. */
+const CLUSTER_CIDR = `${POD_CIDR},${POD_CIDR6}`;
 const EARLY_IMAGES = ["pause", "coredns"];
 export const DEFAULT_NODES: readonly KubeNodeSpec[] = [{ name: "node-1" }];
 
@@ -71,7 +73,7 @@ export class SandboxCluster {
         controllerManagerBinary: options.bins.kubeControllerManager,
         schedulerBinary: options.bins.kubeScheduler,
         serviceClusterIpRange: options.serviceClusterIpRange,
-        clusterCidr: POD_CIDR,
+        clusterCidr: CLUSTER_CIDR,
       }).then((started) => {
         controllers = started;
       });
@@ -87,7 +89,7 @@ export class SandboxCluster {
             bins: options.bins,
             server: options.server,
             pki: options.pki,
-            clusterCidr: POD_CIDR,
+            clusterCidr: CLUSTER_CIDR,
             podRoutes: POD_ROUTES,
             pauseImage: requireImage(images, "pause").ref,
             clusterDns: CLUSTER_DNS_IP,
@@ -97,7 +99,7 @@ export class SandboxCluster {
           {
             spec,
             dir: join(options.run.dir, "nodes", spec.name),
-            podCidr: `10.244.${String(i + 1)}.0/24`,
+            podCidrs: [`10.244.${String(i + 1)}.0/24`, `fd44:0:0:${(i + 1).toString(16)}::/64`],
             cgroupRoot: `${namespacePrefix(options.run.id)}${spec.name}`,
           },
         );

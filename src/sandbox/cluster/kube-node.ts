@@ -29,7 +29,8 @@ export interface NodeState {
   readonly address: string;
   readonly address6: string;
   readonly netns: string;
-  readonly podCidr: string;
+  /** IPv4 first, then IPv6: the pods are dual-stack. */
+  readonly podCidrs: readonly string[];
   readonly cgroupRoot: string;
   readonly containerdSocket: string;
   readonly labels: Readonly<Record<string, string>>;
@@ -74,7 +75,7 @@ export class KubeNode {
   static async create(
     ctx: NodeContext,
     network: SandboxNetwork,
-    options: { spec: KubeNodeSpec; dir: string; podCidr: string; cgroupRoot: string },
+    options: { spec: KubeNodeSpec; dir: string; podCidrs: readonly string[]; cgroupRoot: string },
   ): Promise<KubeNode> {
     const { spec, dir } = options;
     await mkdir(join(dir, "cni"), { recursive: true });
@@ -86,7 +87,7 @@ export class KubeNode {
       address: host.address,
       address6: host.address6,
       netns: host.namespace.name,
-      podCidr: options.podCidr,
+      podCidrs: options.podCidrs,
       cgroupRoot: options.cgroupRoot,
       containerdSocket: join(dir, "containerd.sock"),
       labels: spec.labels ?? {},
@@ -97,10 +98,10 @@ export class KubeNode {
     try {
       await node.writeConfig(ctx);
       // Pods are reached through the node; tailnet peers elsewhere on the bridge route via the hub.
-      await network.routePodCidr(options.podCidr, host);
+      for (const cidr of options.podCidrs) await network.routePodCidr(cidr, host);
       state.holder = await startHolder(ctx.runner, { netnsExec: (argv) => host.namespace.exec(argv), cgroupRoot: options.cgroupRoot, dir });
       await node.save();
-      await ctx.runner.run(node.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+      await ctx.runner.run(node.exec(["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]));
       await node.startContainerd();
       return node;
     } catch (error) {
@@ -137,7 +138,7 @@ export class KubeNode {
       `--config=${join(this.state.dir, "kubelet.yaml")}`,
       `--kubeconfig=${join(this.state.dir, "kubelet.kubeconfig")}`,
       `--hostname-override=${this.state.name}`,
-      `--node-ip=${this.state.address}`,
+      `--node-ip=${this.state.address},${this.state.address6}`,
       ...(labels.length > 0 ? [`--node-labels=${labels.join(",")}`] : []),
       "-v=1",
     ]);
@@ -223,7 +224,7 @@ export class KubeNode {
       name,
       dir,
       address: this.state.address,
-      podCidr: this.state.podCidr,
+      podCidrs: this.state.podCidrs,
       clusterCidr: ctx.clusterCidr,
       podRoutes: ctx.podRoutes,
       cgroupRoot: this.state.cgroupRoot,

@@ -8,7 +8,7 @@ export interface NodeConfigInput {
   /** The node's directory in the run directory. */
   readonly dir: string;
   readonly address: string;
-  readonly podCidr: string;
+  readonly podCidrs: readonly string[];
   readonly clusterCidr: string;
   /** Routes pods get instead of a default route (the sandbox has none). */
   readonly podRoutes: readonly string[];
@@ -89,7 +89,8 @@ export function cniConfig(c: NodeConfigInput): string {
           hairpinMode: true,
           ipam: {
             type: "host-local",
-            ranges: [[{ subnet: c.podCidr }]],
+            // One range set per family: every pod gets an IPv4 and an IPv6 address.
+            ranges: c.podCidrs.map((subnet) => [{ subnet }]),
             // No default route, as nowhere in the sandbox: only what a pod may reach.
             routes: c.podRoutes.map((dst) => ({ dst })),
           },
