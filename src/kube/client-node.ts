@@ -9,7 +9,7 @@ import {
   type KubernetesObject,
   type V1ServiceStatus,
 } from "@kubernetes/client-node";
-import { KubeApiError, describeRef, refOf, type KubeClient, type ObjectRef } from "./kube-client.ts";
+import { KubeApiError, describeRef, refOf, type DeleteOptions, type KubeClient, type ListOptions, type ObjectRef } from "./kube-client.ts";
 
 export const FIELD_MANAGER = "tailnet-operator";
 
@@ -46,7 +46,7 @@ export class ClientNodeKubeClient implements KubeClient {
     }
   }
 
-  async list<T extends KubernetesObject>(apiVersion: string, kind: string, options: { namespace?: string; labelSelector?: string } = {}): Promise<T[]> {
+  async list<T extends KubernetesObject>(apiVersion: string, kind: string, options: ListOptions = {}): Promise<T[]> {
     try {
       const list = await this.objects.list<T>(apiVersion, kind, options.namespace, undefined, undefined, undefined, undefined, options.labelSelector);
       return list.items;
@@ -94,13 +94,16 @@ export class ClientNodeKubeClient implements KubeClient {
     }
   }
 
-  async delete(ref: ObjectRef): Promise<boolean> {
+  async delete(ref: ObjectRef, options: DeleteOptions = {}): Promise<boolean> {
+    const spec = { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
+    const body = options.uid ? { preconditions: { uid: options.uid } } : undefined;
     try {
-      await this.objects.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } }, undefined, undefined, undefined, undefined, "Background");
+      await this.objects.delete(spec, undefined, undefined, undefined, undefined, "Background", body);
       return true;
     } catch (error) {
       const converted = toKubeError(error, `delete ${describeRef(ref)}`);
-      if (converted instanceof KubeApiError && converted.isNotFound) return false;
+      // 409: the precondition failed, so the object we meant is gone already.
+      if (converted instanceof KubeApiError && (converted.isNotFound || (options.uid !== undefined && converted.isConflict))) return false;
       throw converted;
     }
   }

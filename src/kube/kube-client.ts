@@ -9,9 +9,21 @@ export interface ObjectRef {
   readonly name: string;
 }
 
+export interface ListOptions {
+  readonly namespace?: string;
+  readonly labelSelector?: string;
+  /** Read from the API server even where a watch cache could answer (cleanup must see everything). */
+  readonly consistent?: boolean;
+}
+
+export interface DeleteOptions {
+  /** Delete only this incarnation of the object: a stale read must not remove its successor. */
+  readonly uid?: string;
+}
+
 export interface KubeClient {
   get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined>;
-  list<T extends KubernetesObject>(apiVersion: string, kind: string, options?: { namespace?: string; labelSelector?: string }): Promise<T[]>;
+  list<T extends KubernetesObject>(apiVersion: string, kind: string, options?: ListOptions): Promise<T[]>;
   /** Server-side apply with the operator's field manager (forced: the operator owns these fields). */
   apply<T extends KubernetesObject>(object: T): Promise<T>;
   /** Creates the object; "exists" if it already does (used where creation must happen once). */
@@ -21,7 +33,7 @@ export interface KubeClient {
   /** Server-side apply of the fields the operator owns in a Service's status. */
   applyServiceStatus(namespace: string, name: string, status: V1ServiceStatus): Promise<void>;
   /** Deletes the object; false if it was already gone. */
-  delete(ref: ObjectRef): Promise<boolean>;
+  delete(ref: ObjectRef, options?: DeleteOptions): Promise<boolean>;
 }
 
 /** A failed API call, classified by HTTP status (never by message text). */

@@ -1,8 +1,11 @@
-// Watches that survive: client-node's informer stops on any error other than a 410, so this
-// restarts it with backoff (1 s doubling to 30 s), which also rides out API server restarts.
-// Every add/update/delete and every relist calls onObject, which maps objects to work-queue keys.
-import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject } from "@kubernetes/client-node";
+// Watches that survive, each keeping a cache of what it saw: client-node's informer stops on any
+// error other than a 410, so this restarts it with backoff (1 s doubling to 30 s), which also
+// rides out API server restarts. A restart resumes from the last resourceVersion; only a 410
+// Gone makes the informer list again, and then only what changed is reported. Nothing is
+// re-queued on a reconnect: a key that still needs work is in the work queue already.
+import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type KubernetesObjectApi } from "@kubernetes/client-node";
 import type { Logger } from "../shared/log.ts";
+import type { CacheStore } from "./cached-kube-client.ts";
 
 export interface WatchOptions<T extends KubernetesObject> {
   readonly kc: KubeConfig;
@@ -14,13 +17,15 @@ export interface WatchOptions<T extends KubernetesObject> {
   readonly log: Logger;
 }
 
-export interface Watch {
+export interface Watch<T extends KubernetesObject = KubernetesObject> {
   /** Resolves once the first list has been delivered. */
   readonly synced: Promise<void>;
+  /** The objects as last seen (read-only: they are the cache's own). */
+  readonly store: CacheStore<T>;
   stop(): Promise<void>;
 }
 
-export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): Watch {
+export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): Watch<T> {
   const informer = makeInformer<T>(options.kc, options.path, options.list, options.labelSelector);
   let stopped = false;
   let delayMs = 1_000;
@@ -32,9 +37,6 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
   }
   informer.on("connect", () => {
     delayMs = 1_000;
-    // A (re)connect relists: every object is looked at again, so nothing missed while
-    // disconnected stays unreconciled.
-    for (const object of informer.list()) options.onObject(object);
   });
   informer.on("error", (error) => {
     if (stopped) return;
@@ -47,10 +49,29 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
   const synced = informer.start();
   return {
     synced,
+    store: informer,
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
       await informer.stop();
     },
   };
+}
+
+/** A LIST in pages (limit/continue), so a large cluster is never one huge response. */
+export async function listInPages<T extends KubernetesObject>(
+  objects: KubernetesObjectApi,
+  query: { apiVersion: string; kind: string; namespace?: string; labelSelector?: string; pageSize?: number },
+): Promise<KubernetesListObject<T>> {
+  const items: T[] = [];
+  let continueToken: string | undefined;
+  let resourceVersion = "";
+  do {
+    const page = await objects.list<T>(query.apiVersion, query.kind, query.namespace, undefined, undefined, undefined, undefined, query.labelSelector, query.pageSize ?? 500, continueToken);
+    // List items carry no apiVersion/kind; watch events do. Same shape for both in the cache.
+    for (const item of page.items) items.push({ ...item, apiVersion: query.apiVersion, kind: query.kind });
+    continueToken = page.metadata?._continue || undefined;
+    resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+  } while (continueToken);
+  return { apiVersion: "v1", kind: `${query.kind}List`, metadata: { resourceVersion }, items };
 }

@@ -1,12 +1,14 @@
 // tailnet-operator: composition root. Reads configuration, connects to the Kubernetes API and
 // the control plane, serves health and metrics, wins the leader Lease, then runs the Service
 // controller until SIGTERM, when it drains and hands the Lease over.
-import { CoreV1Api, AppsV1Api, KubeConfig, type V1Secret, type V1Service, type V1StatefulSet } from "@kubernetes/client-node";
+import { KubernetesObjectApi, type KubernetesObject, type V1Service } from "@kubernetes/client-node";
 import { answerInfoFlags } from "../shared/cli-info.ts";
 import { createLogger } from "../shared/log.ts";
 import { systemClock } from "../shared/clock.ts";
 import { ClientNodeKubeClient } from "../kube/client-node.ts";
-import { startWatch, type Watch } from "../kube/watch.ts";
+import { CachedKubeClient, type CacheScope } from "../kube/cached-kube-client.ts";
+import { PooledKubeConfig } from "../kube/pooled-kube-config.ts";
+import { listInPages, startWatch, type Watch } from "../kube/watch.ts";
 import { Controller } from "../runtime/controller.ts";
 import { RuntimeMetrics } from "../runtime/metrics.ts";
 import { LeaderElector } from "../runtime/leader-election.ts";
@@ -41,11 +43,18 @@ function parentKey(labels: Record<string, string> | undefined): string | undefin
   return `${labels[LABELS.parentNamespace] ?? ""}/${labels[LABELS.parentName] ?? ""}`;
 }
 
+/** /api/v1/[namespaces/<ns>/]<plural>, or /apis/<group>/<version>/... for named groups. */
+function watchPath(scope: CacheScope, plural: string): string {
+  const base = scope.apiVersion.includes("/") ? `/apis/${scope.apiVersion}` : `/api/${scope.apiVersion}`;
+  return `${base}${scope.namespace ? `/namespaces/${scope.namespace}` : ""}/${plural}`;
+}
+
 /** What both the controller and `uninstall` are built from. */
 function compose(config: OperatorConfig, log: Logger) {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromDefault();
-  const kube = new ClientNodeKubeClient(kc);
+  // Reads come from the watches' caches once run() registers them; uninstall reads live.
+  const kube = new CachedKubeClient(new ClientNodeKubeClient(kc));
   const provisioner = new ProxyProvisioner(kube, controlPlane(config), {
     operatorNamespace: config.OPERATOR_NAMESPACE,
     image: config.PROXY_IMAGE,
@@ -129,47 +138,49 @@ async function run(config: OperatorConfig): Promise<void> {
   }
   metrics.isLeader.set(1);
 
-  const core = kc.makeApiClient(CoreV1Api);
-  const apps = kc.makeApiClient(AppsV1Api);
-  const enqueueParent = (object: { metadata?: { labels?: Record<string, string> } }): void => {
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const watch = <T extends KubernetesObject>(scope: CacheScope, plural: string, onObject: (object: T) => void): Watch<T> => {
+    const started = startWatch<T>({
+      kc,
+      log,
+      path: watchPath(scope, plural),
+      list: () => listInPages<T>(objects, scope),
+      ...(scope.labelSelector ? { labelSelector: scope.labelSelector } : {}),
+      onObject,
+    });
+    kube.register(scope, started.store);
+    return started;
+  };
+  const enqueueParent = (object: KubernetesObject): void => {
     const key = parentKey(object.metadata?.labels);
     if (key) controller.enqueue(key);
   };
+  const managed = { namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` };
   const watches: Watch[] = [
-    startWatch<V1Service>({
-      kc,
-      log,
-      path: "/api/v1/services",
-      list: () => core.listServiceForAllNamespaces(),
-      onObject: (svc) => {
-        // Only Services that ask for a proxy, or still carry ours, are worth a reconcile.
-        if (isExposed(svc, intentOptions) || svc.metadata?.finalizers?.includes(FINALIZER)) {
-          controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
-        }
-      },
+    watch<V1Service>({ apiVersion: "v1", kind: "Service" }, "services", (svc) => {
+      // Only Services that ask for a proxy, or still carry ours, are worth a reconcile.
+      if (isExposed(svc, intentOptions) || svc.metadata?.finalizers?.includes(FINALIZER)) {
+        controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
+      }
     }),
-    startWatch<V1Secret>({
-      kc,
-      log,
-      path: `/api/v1/namespaces/${config.OPERATOR_NAMESPACE}/secrets`,
-      list: () => core.listNamespacedSecret({ namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` }),
-      labelSelector: `${LABELS.managed}=true`,
-      onObject: enqueueParent,
-    }),
-    startWatch<V1StatefulSet>({
-      kc,
-      log,
-      path: `/apis/apps/v1/namespaces/${config.OPERATOR_NAMESPACE}/statefulsets`,
-      list: () => apps.listNamespacedStatefulSet({ namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` }),
-      labelSelector: `${LABELS.managed}=true`,
-      onObject: enqueueParent,
-    }),
+    // Every kind of a proxy's children, so that reconciles read them from memory and any change
+    // (a state Secret the proxy wrote, a pod that failed or went away) wakes the parent at once.
+    watch({ apiVersion: "v1", kind: "Secret", ...managed }, "secrets", enqueueParent),
+    watch({ apiVersion: "v1", kind: "Pod", ...managed }, "pods", enqueueParent),
+    watch({ apiVersion: "v1", kind: "ServiceAccount", ...managed }, "serviceaccounts", enqueueParent),
+    watch({ apiVersion: "apps/v1", kind: "StatefulSet", ...managed }, "statefulsets", enqueueParent),
+    watch({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", ...managed }, "roles", enqueueParent),
+    watch({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", ...managed }, "rolebindings", enqueueParent),
   ];
+  // Reconciles read these caches: start only once each holds a complete list.
+  await Promise.all(watches.map((w) => w.synced));
+  log.info({ watches: watches.length }, "caches synced");
   const workers = controller.run(stopping.signal);
   log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
   await workers;
   await Promise.all(watches.map((w) => w.stop()));
   await elector?.release();
+  await kc.closePool();
   await http.close();
   log.info("stopped");
 }

@@ -121,7 +121,7 @@ export class ProxyProvisioner {
    */
   async podProblem(parent: ProxyParent, log: Logger): Promise<string | undefined> {
     const ns = this.settings.operatorNamespace;
-    const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: `app=${proxyName(parent)}` });
+    const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: childSelector(parent) });
     for (const pod of pods) {
       const problem = describePodProblem(pod);
       if (!problem) continue;
@@ -145,7 +145,8 @@ export class ProxyProvisioner {
     const updateRevision = sts?.status?.updateRevision;
     if (!podRevision || !updateRevision || podRevision === updateRevision) return;
     log.info({ pod: pod.metadata?.name, from: podRevision, to: updateRevision }, "replacing a stuck proxy pod that has an outdated template");
-    await this.kube.delete({ apiVersion: "v1", kind: "Pod", namespace: ns, name: pod.metadata?.name ?? "" });
+    // By UID: the pod may come from a watch cache, and its successor has the same name.
+    await this.kube.delete({ apiVersion: "v1", kind: "Pod", namespace: ns, name: pod.metadata?.name ?? "" }, pod.metadata?.uid ? { uid: pod.metadata.uid } : {});
   }
 
   /**
@@ -155,12 +156,14 @@ export class ProxyProvisioner {
   async cleanup(parent: ProxyParent, log: Logger): Promise<CleanupResult> {
     const ns = this.settings.operatorNamespace;
     const selector = childSelector(parent);
-    const sets = await this.kube.list<V1StatefulSet>("apps/v1", "StatefulSet", { namespace: ns, labelSelector: selector });
+    // Read from the API server, not a watch cache: an object created a moment ago must not be
+    // missed, or it would outlive its parent.
+    const sets = await this.kube.list<V1StatefulSet>("apps/v1", "StatefulSet", { namespace: ns, labelSelector: selector, consistent: true });
     for (const sts of sets) await this.kube.delete({ apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: sts.metadata?.name ?? "" });
-    const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: `app=${proxyName(parent)}` });
+    const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: `app=${proxyName(parent)}`, consistent: true });
     if (pods.length > 0) return "pending";
 
-    const secrets = await this.kube.list<V1Secret>("v1", "Secret", { namespace: ns, labelSelector: selector });
+    const secrets = await this.kube.list<V1Secret>("v1", "Secret", { namespace: ns, labelSelector: selector, consistent: true });
     for (const secret of secrets) {
       const deviceId = decode(secret.data?.[STATE_SECRET_KEYS.deviceId]);
       if (deviceId) {
@@ -170,7 +173,7 @@ export class ProxyProvisioner {
     }
     for (const secret of secrets) await this.kube.delete({ apiVersion: "v1", kind: "Secret", namespace: ns, name: secret.metadata?.name ?? "" });
     for (const [apiVersion, kind] of CLEANED_UP_LAST) {
-      for (const object of await this.kube.list(apiVersion, kind, { namespace: ns, labelSelector: selector })) {
+      for (const object of await this.kube.list(apiVersion, kind, { namespace: ns, labelSelector: selector, consistent: true })) {
         await this.kube.delete({ apiVersion, kind, namespace: ns, name: object.metadata?.name ?? "" });
       }
     }

@@ -5,10 +5,10 @@ import assert from "node:assert/strict";
 import type { V1Pod, V1Role, V1RoleBinding, V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
 import { FakeKubeClient } from "../../test/fakes/fake-kube-client.ts";
 import { FakeControlPlane } from "../../test/fakes/fake-control-plane.ts";
-import { ServiceReconciler } from "./service-reconciler.ts";
+import { SAFETY_REQUEUE_MS, ServiceReconciler } from "./service-reconciler.ts";
 import { releaseAll } from "./uninstall.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
-import { proxyName, stateSecretName } from "./proxy-objects.ts";
+import { childLabels, proxyName, stateSecretName } from "./proxy-objects.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
 import { createLogger } from "../shared/log.ts";
 import type { EventRecorder } from "./events.ts";
@@ -76,7 +76,7 @@ const service = (): V1Service => kube.find<V1Service>("Service", parent.namespac
 describe("ServiceReconciler", () => {
   it("1: adds the finalizer before creating anything", async () => {
     seedService();
-    assert.deepEqual(await reconciler.reconcile(KEY, ctx), { requeueAfterMs: 0 });
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), {}, "the Service watch brings it back with the finalizer");
     assert.deepEqual(service().metadata?.finalizers, ["tailscale.com/finalizer"]);
     assert.equal(kube.ofKind("StatefulSet").length, 0);
     assert.equal(control.keys.length, 0);
@@ -85,7 +85,7 @@ describe("ServiceReconciler", () => {
   it("2: provisions the proxy with one tagged key, and waits for it", async () => {
     seedService();
     await reconciler.reconcile(KEY, ctx);
-    assert.deepEqual(await reconciler.reconcile(KEY, ctx), { requeueAfterMs: 1000 });
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), { requeueAfterMs: SAFETY_REQUEUE_MS });
     assert.deepEqual(control.keys, [{ tags: ["tag:k8s"] }]);
     const name = proxyName(parent);
     const config = kube.find<V1Secret>("Secret", "tailscale", `${name}-config`);
@@ -168,7 +168,7 @@ describe("ServiceReconciler", () => {
     kube.seed<V1Pod>({
       apiVersion: "v1",
       kind: "Pod",
-      metadata: { name: `${proxyName(parent)}-0`, namespace: "tailscale", labels: { app: proxyName(parent) } },
+      metadata: { name: `${proxyName(parent)}-0`, namespace: "tailscale", labels: { ...childLabels(parent), app: proxyName(parent) } },
       status: {
         containerStatuses: [
           {
@@ -183,7 +183,7 @@ describe("ServiceReconciler", () => {
         ],
       },
     });
-    assert.deepEqual(await reconciler.reconcile(KEY, ctx), { requeueAfterMs: 1000 });
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), { requeueAfterMs: SAFETY_REQUEUE_MS });
     const condition = service().status?.conditions?.[0];
     assert.equal(condition?.reason, "ProxyFailed");
     assert.match(condition.message, /container tailscale: CrashLoopBackOff: Error \(exit 1\): line 1 \| spawn tailscaled ENOENT/);
@@ -210,7 +210,7 @@ describe("ServiceReconciler", () => {
     const stuck = (revision: string): V1Pod => ({
       apiVersion: "v1",
       kind: "Pod",
-      metadata: { name: `${name}-0`, namespace: "tailscale", labels: { app: name, "controller-revision-hash": revision }, ownerReferences: [{ apiVersion: "apps/v1", kind: "StatefulSet", name, uid: "u" }] },
+      metadata: { name: `${name}-0`, namespace: "tailscale", labels: { ...childLabels(parent), app: name, "controller-revision-hash": revision }, ownerReferences: [{ apiVersion: "apps/v1", kind: "StatefulSet", name, uid: "u" }] },
       status: { initContainerStatuses: [{ name: "sysctls", image: "x", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image" } } }] },
     });
     kube.seed(stuck(`${name}-new`));

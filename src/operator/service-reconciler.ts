@@ -15,8 +15,12 @@ import type { ProxyParent } from "./proxy-objects.ts";
 import { conditionChanged, proxyReadyCondition, type ConditionState } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
 
-/** How often to look again while waiting for a proxy to report its device. */
-const PROXY_POLL_MS = 1_000;
+/**
+ * Every wait here is ended by a watch event: the proxy writing its state Secret, its pod
+ * failing or going away, the Service changing. This only bounds how long a lost event could
+ * stall a Service; it is not how the operator notices progress.
+ */
+export const SAFETY_REQUEUE_MS = 30_000;
 
 export interface ServiceReconcilerDeps {
   readonly kube: KubeClient;
@@ -47,13 +51,13 @@ export class ServiceReconciler {
       return this.removeProxy(service, parent, log);
     }
     if (intent.kind === "invalid") {
-      if (hasFinalizer && (await this.deps.provisioner.cleanup(parent, log)) === "pending") return { requeueAfterMs: PROXY_POLL_MS };
+      if (hasFinalizer && (await this.deps.provisioner.cleanup(parent, log)) === "pending") return { requeueAfterMs: SAFETY_REQUEUE_MS };
       await this.setStatus(service, { status: "False", reason: REASONS.invalid, message: intent.message }, undefined, "Warning");
       return {};
     }
     if (intent.kind === "waiting") {
       await this.setStatus(service, { status: "False", reason: REASONS.pending, message: intent.message }, undefined);
-      return { requeueAfterMs: PROXY_POLL_MS };
+      return { requeueAfterMs: SAFETY_REQUEUE_MS };
     }
 
     if (!hasFinalizer) {
@@ -62,7 +66,9 @@ export class ServiceReconciler {
         { apiVersion: "v1", kind: "Service", namespace, name },
         { metadata: { finalizers: [...(service.metadata?.finalizers ?? []), FINALIZER], resourceVersion: service.metadata?.resourceVersion } },
       );
-      return { requeueAfterMs: 0 };
+      // The Service watch delivers this change and queues the Service again, with the
+      // finalizer in the cache: reading sooner would see the old object and conflict.
+      return {};
     }
     let device: DeviceStatus | undefined;
     try {
@@ -83,7 +89,7 @@ export class ServiceReconciler {
         ? { status: "False", reason: REASONS.failed, message: problem }
         : { status: "False", reason: REASONS.pending, message: "waiting for the proxy to join the tailnet" };
       await this.setStatus(service, state, undefined, problem ? "Warning" : "Normal");
-      return { requeueAfterMs: PROXY_POLL_MS };
+      return { requeueAfterMs: SAFETY_REQUEUE_MS };
     }
     const ingress = intent.loadBalancer ? loadBalancerIngress(device, intent.destinations) : undefined;
     const ready = `exposed on the tailnet as ${device.fqdn}`;
@@ -103,7 +109,7 @@ export class ServiceReconciler {
   };
 
   private async removeProxy(service: V1Service, parent: ProxyParent, log: Logger): Promise<ReconcileResult> {
-    if ((await this.deps.provisioner.cleanup(parent, log)) === "pending") return { requeueAfterMs: PROXY_POLL_MS };
+    if ((await this.deps.provisioner.cleanup(parent, log)) === "pending") return { requeueAfterMs: SAFETY_REQUEUE_MS };
     const ref = { apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name };
     let current: V1Service | undefined = service;
     if (!service.metadata?.deletionTimestamp) {

@@ -2,7 +2,7 @@
 // resourceVersion per write (merge patches that name a stale one conflict, like the API server),
 // equality label selectors, and a log of every write so tests can prove a reconcile was a no-op.
 import type { KubernetesObject, V1ServiceStatus } from "@kubernetes/client-node";
-import { KubeApiError, type KubeClient, type ObjectRef } from "../../src/kube/kube-client.ts";
+import { KubeApiError, type DeleteOptions, type KubeClient, type ListOptions, type ObjectRef } from "../../src/kube/kube-client.ts";
 
 type Stored = KubernetesObject & { status?: unknown; [key: string]: unknown };
 
@@ -54,7 +54,7 @@ export class FakeKubeClient implements KubeClient {
     return Promise.resolve(this.find<T>(ref.kind, ref.namespace ?? "", ref.name));
   }
 
-  list<T extends KubernetesObject>(_apiVersion: string, kind: string, options: { namespace?: string; labelSelector?: string } = {}): Promise<T[]> {
+  list<T extends KubernetesObject>(_apiVersion: string, kind: string, options: ListOptions = {}): Promise<T[]> {
     const items = this.ofKind(kind).filter((o) => (options.namespace === undefined || o.metadata?.namespace === options.namespace) && matches(o.metadata?.labels, options.labelSelector));
     return Promise.resolve(items.map((o) => as<T>(clone(o))));
   }
@@ -100,8 +100,9 @@ export class FakeKubeClient implements KubeClient {
     return Promise.resolve();
   }
 
-  delete(ref: ObjectRef): Promise<boolean> {
+  delete(ref: ObjectRef, options: DeleteOptions = {}): Promise<boolean> {
     const key = keyOf({ kind: ref.kind, namespace: ref.namespace, name: ref.name });
+    if (options.uid !== undefined && this.objects.get(key)?.metadata?.uid !== options.uid) return Promise.resolve(false);
     const existed = this.objects.delete(key);
     if (existed) this.writes.push(`delete ${key}`);
     return Promise.resolve(existed);

@@ -34,10 +34,19 @@ async function expectForbidden(what: string, call: () => Promise<unknown>): Prom
 }
 
 async function proxyPod(parent: ProxyParent) {
-  return waitFor(`the proxy pod of ${parent.namespace}/${parent.name} to be ready`, async () => {
-    const pod = await env.pod(OPERATOR_NAMESPACE, `${proxyName(parent)}-0`);
-    return pod?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") && !pod.metadata?.deletionTimestamp ? pod : undefined;
-  }, { timeoutMs: 120_000, intervalMs: 250 });
+  const name = `${proxyName(parent)}-0`;
+  try {
+    return await waitFor(`the proxy pod of ${parent.namespace}/${parent.name} to be ready`, async () => {
+      const pod = await env.pod(OPERATOR_NAMESPACE, name);
+      return pod?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") && !pod.metadata?.deletionTimestamp ? pod : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 250 });
+  } catch (error) {
+    // What the pod and the operators were doing, for whoever reads the failure.
+    const pod = await env.pod(OPERATOR_NAMESPACE, name);
+    const operators = await Promise.all((await env.operatorPods()).map(async (p) => `--- ${p.metadata?.name ?? ""}\n${await env.podLogTail(OPERATOR_NAMESPACE, p.metadata?.name ?? "", 15)}`));
+    const detail = [`pod: ${JSON.stringify({ uid: pod?.metadata?.uid, deleting: pod?.metadata?.deletionTimestamp, status: pod?.status?.containerStatuses })}`, `proxy log:\n${await env.podLogTail(OPERATOR_NAMESPACE, name, 15)}`, ...operators];
+    throw new Error(`${(error as Error).message}\n${detail.join("\n")}`, { cause: error });
+  }
 }
 
 describe("install on a real node", () => {
