@@ -114,9 +114,14 @@ export class PebbleCa {
     return response.body;
   }
 
+  /** Pebble's whole log (it logs each order, validation and issuance). */
+  async log(): Promise<string> {
+    return this.proc.logFile === undefined ? "" : readFile(this.proc.logFile, "utf8");
+  }
+
   /** Serials (lowercase hex, no leading zeros) of every certificate Pebble has issued, in order. */
   async issuedSerials(): Promise<string[]> {
-    const log = this.proc.logFile === undefined ? "" : await readFile(this.proc.logFile, "utf8");
+    const log = await this.log();
     return [...log.matchAll(/Issued certificate serial ([0-9a-f]+) for order/gi)].map((match) =>
       (match[1] ?? "").toLowerCase().replace(/^0+/, ""),
     );

@@ -137,6 +137,7 @@ describe("ACME certificates from Pebble on the tailnet", () => {
       assert.notEqual(renewed.serial, firstSerial);
       assert.ok(new Date(renewed.notAfter ?? 0) > new Date(served.notAfter ?? 0), "the new certificate expires later");
       assert.ok((await pebble.issuedSerials()).includes(renewed.serial ?? ""));
+      assert.match(await pebble.log(), /ARI: order "[^"]+" is a replacement of/, "the renewal order named the certificate it replaces (ARI)");
       const fresh = await fetchFrom(laptop);
       assert.equal(fresh.serial, renewed.serial, "new connections get the renewed certificate");
       // The held connection went on working across the renewal, on its original certificate.

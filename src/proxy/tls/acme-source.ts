@@ -51,6 +51,11 @@ interface Current {
   readonly facts: CertificateFacts;
 }
 
+interface RenewalPlan {
+  readonly at: number;
+  readonly recheckAt: number;
+}
+
 const ARI_RECHECK_MS = { min: 3_600_000, max: 24 * 3_600_000 };
 
 export class AcmeCertificateSource implements CertificateSource, HttpChallengeResponder {
@@ -82,50 +87,67 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
 
   async start(signal: AbortSignal, onChange: (certificate: ServedCertificate) => void): Promise<ServedCertificate> {
     const stored = await this.storedCertificate();
-    let current: Current;
-    if (stored && this.clock.now() < (await this.renewAt(stored)).at) {
-      this.logger.info({ serial: stored.facts.serial, notAfter: stored.facts.notAfter }, "serving the stored ACME certificate");
-      current = stored;
-    } else {
+    let current: Current | undefined;
+    let plan: RenewalPlan | undefined;
+    if (stored) {
+      plan = await this.renewalPlan(stored);
+      if (this.clock.now() < plan.at) {
+        this.logger.info({ serial: stored.facts.serial, notAfter: stored.facts.notAfter }, "serving the stored ACME certificate");
+        current = stored;
+      }
+    }
+    if (!current) {
       try {
-        current = await this.issue(stored ? "renewal" : "initial");
+        current = await this.issue(stored);
+        plan = undefined;
       } catch (error) {
         if (!stored || this.clock.now() >= stored.facts.notAfter.getTime()) throw error;
         this.logger.warn({ err: (error as Error).message, notAfter: stored.facts.notAfter }, "renewal failed; serving the stored certificate meanwhile");
         current = stored;
       }
     }
-    void this.renewLoop(current, signal, onChange);
-    return served(current);
+    const first = current;
+    this.renewLoop(first, plan ?? (await this.renewalPlan(first)), signal, onChange).catch((error: unknown) => {
+      this.logger.error({ err: (error as Error).message }, "ACME renewal stopped unexpectedly; the certificate will no longer be renewed");
+    });
+    return served(first);
   }
 
-  private async renewLoop(first: Current, signal: AbortSignal, onChange: (certificate: ServedCertificate) => void): Promise<void> {
+  private async renewLoop(first: Current, firstPlan: RenewalPlan, signal: AbortSignal, onChange: (certificate: ServedCertificate) => void): Promise<void> {
+    const initialBackoff = this.options.retryMs?.initial ?? 30_000;
     let current = first;
-    let backoff = this.options.retryMs?.initial ?? 30_000;
-    let plan = await this.renewAt(current);
+    let plan = firstPlan;
+    let backoff = initialBackoff;
     while (!signal.aborted) {
       const now = this.clock.now();
       if (now < plan.at) {
-        const wait = Math.min(plan.at - now, plan.recheckAt - now);
-        if (!(await this.sleep(wait, signal))) return;
-        if (this.clock.now() >= plan.recheckAt && this.clock.now() < plan.at) plan = await this.renewAt(current);
+        if (!(await this.sleep(Math.min(plan.at, plan.recheckAt) - now, signal))) return;
+        if (this.clock.now() < plan.at) plan = await this.renewalPlan(current);
         continue;
       }
+      let next: Current;
       try {
-        current = await this.issue("renewal");
-        backoff = this.options.retryMs?.initial ?? 30_000;
-        onChange(served(current));
-        plan = await this.renewAt(current);
+        next = await this.issue(current);
       } catch (error) {
-        const wait = error instanceof OrderLimitError ? error.retryAt - this.clock.now() : backoff;
-        if (!(error instanceof OrderLimitError)) backoff = Math.min(backoff * 2, this.options.retryMs?.max ?? 3_600_000);
+        const limited = error instanceof OrderLimitError;
+        const wait = limited ? error.retryAt - this.clock.now() : backoff;
+        if (!limited) backoff = Math.min(backoff * 2, this.options.retryMs?.max ?? 3_600_000);
         const expired = this.clock.now() >= current.facts.notAfter.getTime();
         this.logger[expired ? "error" : "warn"](
           { err: (error as Error).message, retryInMs: wait, notAfter: current.facts.notAfter },
           expired ? "ACME renewal failed and the served certificate has expired" : "ACME renewal failed; will retry",
         );
         if (!(await this.sleep(wait, signal))) return;
+        continue;
       }
+      current = next;
+      backoff = initialBackoff;
+      try {
+        onChange(served(current));
+      } catch (error) {
+        this.logger.error({ err: (error as Error).message }, "the renewed certificate could not be put in service");
+      }
+      plan = await this.renewalPlan(current);
     }
   }
 
@@ -156,20 +178,25 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
     }
   }
 
-  private async issue(reason: "initial" | "renewal"): Promise<Current> {
+  /** Orders a certificate; renewing is the one being replaced (if any). */
+  private async issue(renewing: Current | undefined): Promise<Current> {
+    // Checked first (no CA needed), recorded only once the order is about to be sent, so an
+    // unreachable CA does not use up the allowance.
+    await this.countOrder(false);
     const directory = await this.directory();
     const client = await accountClient(this.settings, this.options.store, this.logger);
     this.checkProfile(directory);
-    await this.countOrder();
-    this.logger.info({ reason, profile: this.settings.profile }, "placing an ACME order");
-    const stored = await placeOrder(client, this.settings, this.answers, this.logger);
+    await this.countOrder(true);
+    const replaces = typeof directory["renewalInfo"] === "string" ? renewing?.facts.ariCertId : undefined;
+    this.logger.info({ reason: renewing ? "renewal" : "initial", profile: this.settings.profile, replaces }, "placing an ACME order");
+    const stored = await placeOrder(client, this.settings, this.answers, this.logger, replaces);
     const facts = readCertificate(stored.certPem);
     await this.options.store.saveCertificate(stored);
     this.logger.info({ serial: facts.serial, notBefore: facts.notBefore, notAfter: facts.notAfter }, "ACME certificate issued");
     return { stored, facts };
   }
 
-  private async countOrder(): Promise<void> {
+  private async countOrder(record: boolean): Promise<void> {
     const store = this.options.store;
     const limits = this.options.orderLimits ?? DEFAULT_ORDER_LIMITS;
     const now = this.clock.now();
@@ -184,7 +211,7 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
       );
     }
     // Counted before the order is sent: a crash mid-order still counts.
-    await store.saveOrderHistory([...decision.history, now]);
+    if (record) await store.saveOrderHistory([...decision.history, now]);
   }
 
   private async directory(): Promise<Record<string, unknown>> {
@@ -217,7 +244,7 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
   }
 
   /** When to renew, and when to ask the CA's ARI again (its Retry-After). */
-  private async renewAt(current: Current): Promise<{ at: number; recheckAt: number }> {
+  private async renewalPlan(current: Current): Promise<RenewalPlan> {
     const random = this.options.random ?? Math.random;
     const window = await this.ariWindow(current.facts).catch((error: unknown) => {
       this.logger.debug({ err: (error as Error).message }, "no ARI renewal window; renewing at two thirds of the lifetime");
