@@ -104,6 +104,9 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
         if (!stored || this.clock.now() >= stored.facts.notAfter.getTime()) throw error;
         this.logger.warn({ err: (error as Error).message, notAfter: stored.facts.notAfter }, "renewal failed; serving the stored certificate meanwhile");
         current = stored;
+        // The loop's next attempt waits out the first backoff (or the order limit).
+        const retryAt = error instanceof OrderLimitError ? error.retryAt : this.clock.now() + (this.options.retryMs?.initial ?? 30_000);
+        plan = { at: retryAt, recheckAt: retryAt };
       }
     }
     const first = current;
