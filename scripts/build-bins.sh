@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real binaries the sandbox runs (kube-apiserver, etcd, tailscaled, tailscale,
-# headscale) from pinned Go modules into a version-keyed cache outside the repository.
+# headscale, ...) from pinned Go modules into a version-keyed cache outside the repository.
 # A binary already in the cache is reused; nothing here is ever committed.
 #
 # Usage: scripts/build-bins.sh [--print-dir]
@@ -185,9 +185,19 @@ build_helm() {
   finish "$dir"
 }
 
+build_pebble() {
+  local dir="pebble-$PEBBLE_VERSION"
+  built "$dir" && { log "pebble $PEBBLE_VERSION: cached"; return; }
+  log "pebble $PEBBLE_VERSION: building (cold: ~1 min)"
+  mkdir -p "$BIN_DIR/$dir"
+  wrapper_build github.com/letsencrypt/pebble/v2 "$PEBBLE_VERSION" "$BIN_DIR/$dir/" "-s -w" \
+    github.com/letsencrypt/pebble/v2/cmd/pebble
+  finish "$dir"
+}
+
 # Control plane first (every test needs it), then the node, then what only images and installs need.
 # tailscale_arm64 is built by `make images` only (the arm64 proxy image), not for the tests.
-ALL_COMPONENTS="etcd tailscale headscale k8s containerd runc cni coredns helm"
+ALL_COMPONENTS="etcd tailscale headscale k8s containerd runc cni coredns helm pebble"
 # One after another, not in parallel: the k8s and sqlite compiles each peak at several GiB.
 total=$SECONDS
 for component in ${BUILD_ONLY:-$ALL_COMPONENTS}; do

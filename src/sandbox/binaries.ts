@@ -102,3 +102,12 @@ export function resolveNodeBinaries(): NodeBinaries {
   }
   return bins;
 }
+
+/** Pebble, the ACME test CA (built by scripts/build-bins.sh like the rest; only the ACME tests need it). */
+export function resolvePebble(): string {
+  const version = readPins()["PEBBLE_VERSION"];
+  if (!version) throw new Error("scripts/pins.env has no PEBBLE_VERSION");
+  const path = join(binCacheDir(), `pebble-${version}`, "pebble");
+  if (!existsSync(path)) throw new Error(`missing sandbox binary: ${path}; build it with scripts/build-bins.sh (make bins)`);
+  return path;
+}

@@ -78,3 +78,43 @@ export async function issueClientCert(
   ]);
   return out;
 }
+
+/** A CA of its own for a sandbox server that is not the API server (e.g. Pebble's HTTPS). */
+export interface SandboxCa {
+  readonly cert: string;
+  readonly key: string;
+}
+
+export async function createCa(runner: CommandRunner, dir: string, name: string): Promise<SandboxCa> {
+  const ca: SandboxCa = { cert: join(dir, `${name}-ca.crt`), key: join(dir, `${name}-ca.key`) };
+  await runner.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", ca.key]);
+  await runner.run([
+    "openssl", "req", "-x509", "-new", "-key", ca.key, "-subj", `/CN=tailnet-operator-sandbox-${name}-ca`,
+    "-days", "30", "-out", ca.cert,
+  ]);
+  return ca;
+}
+
+/** A serving certificate from a sandbox CA for the given names and addresses. */
+export async function issueServingCert(
+  runner: CommandRunner,
+  ca: SandboxCa,
+  dir: string,
+  name: string,
+  sans: { ips: readonly string[]; dns: readonly string[] },
+): Promise<ClientCert> {
+  const path = (suffix: string): string => join(dir, `${name}${suffix}`);
+  const out: ClientCert = { cert: path(".crt"), key: path(".key") };
+  await runner.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", out.key]);
+  await runner.run(["openssl", "req", "-new", "-key", out.key, "-subj", `/CN=${name}`, "-out", path(".csr")]);
+  const altNames = [...sans.ips.map((ip) => `IP:${ip}`), ...sans.dns.map((dns) => `DNS:${dns}`)].join(",");
+  await writeFile(
+    path(".ext"),
+    `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${altNames}\n`,
+  );
+  await runner.run([
+    "openssl", "x509", "-req", "-in", path(".csr"), "-CA", ca.cert, "-CAkey", ca.key,
+    "-set_serial", `0x${randomBytes(8).toString("hex")}`, "-days", "30", "-extfile", path(".ext"), "-out", out.cert,
+  ]);
+  return out;
+}
