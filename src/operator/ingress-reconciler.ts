@@ -78,14 +78,16 @@ export class IngressReconciler {
       if (!hasFinalizer) return {};
       return this.removeProxy(ingress, parent, log);
     }
+    const funnelCondition = intent.kind === "expose" ? this.funnelCondition(intent) : undefined;
+    const extra = funnelCondition ? [funnelCondition] : [];
     const prepared = intent.kind === "invalid" ? ({ kind: "invalid", reason: INGRESS_REASONS.invalid, message: intent.message } as const) : await this.prepare(ingress, intent);
     if (prepared.kind === "invalid") {
       if (hasFinalizer && (await this.deps.provisioner.cleanup(parent, log)) === "pending") return { requeueAfterMs: PROXY_POLL_MS };
-      await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: prepared.reason, message: prepared.message }], [], "Warning");
+      await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: prepared.reason, message: prepared.message }, ...extra], [], "Warning");
       return {};
     }
     if (intent.kind !== "expose") return {};
-    const { config, tls, funnelCondition } = prepared;
+    const { config, tls } = prepared;
 
     if (!hasFinalizer) {
       // The finalizer goes on before anything is created, so nothing can be orphaned.
@@ -95,7 +97,6 @@ export class IngressReconciler {
       );
       return { requeueAfterMs: 0 };
     }
-    const extra = funnelCondition ? [funnelCondition] : [];
     let device: DeviceStatus | undefined;
     try {
       // The routing table and certificate exist before the proxy starts, so it never serves without them.
@@ -132,7 +133,26 @@ export class IngressReconciler {
   };
 
   /** Everything that must hold before a proxy exists: backends, certificate, a free hostname. */
-  private async prepare(ingress: V1Ingress, intent: IngressExposeIntent): Promise<Outcome | { kind: "ready"; config: IngressProxyConfig; tls: TlsPair | undefined; funnelCondition: IngressCondition | undefined }> {
+  /** Funnel where the control plane offers it; on Headscale a condition says it is tailnet-only. */
+  private funnelCondition(intent: IngressExposeIntent): IngressCondition | undefined {
+    if (!intent.funnel) return undefined;
+    if (this.deps.options.controlPlane === "headscale") {
+      return {
+        type: INGRESS_CONDITIONS.funnel,
+        status: "False",
+        reason: INGRESS_REASONS.funnelUnavailable,
+        message: `${INGRESS_ANNOTATIONS.funnel}: Headscale does not offer Funnel (it rejects the funnel node attribute); the Ingress is served on the tailnet only`,
+      };
+    }
+    return {
+      type: INGRESS_CONDITIONS.funnel,
+      status: "True",
+      reason: INGRESS_REASONS.funnelEnabled,
+      message: "Funnel allowed for port 443; the tailnet policy must give the proxy's tags the funnel node attribute",
+    };
+  }
+
+  private async prepare(ingress: V1Ingress, intent: IngressExposeIntent): Promise<Outcome | { kind: "ready"; config: IngressProxyConfig; tls: TlsPair | undefined }> {
     const namespace = ingress.metadata?.namespace ?? "";
     const owner = await this.hostnameOwner(ingress, intent.hostname);
     if (owner) return { kind: "invalid", reason: INGRESS_REASONS.hostnameInUse, message: `hostname "${intent.hostname}" is already used by Ingress ${owner}; give this one another spec.tls[0].hosts[0] or tailscale.com/hostname` };
@@ -155,28 +175,9 @@ export class IngressReconciler {
       if (!checked.ok) return { kind: "invalid", reason: INGRESS_REASONS.invalidTls, message: checked.message };
       tls = checked.pair;
     }
-    let funnelCondition: IngressCondition | undefined;
-    let funnel = false;
-    if (intent.funnel) {
-      if (this.deps.options.controlPlane === "headscale") {
-        funnelCondition = {
-          type: INGRESS_CONDITIONS.funnel,
-          status: "False",
-          reason: INGRESS_REASONS.funnelUnavailable,
-          message: `${INGRESS_ANNOTATIONS.funnel}: Headscale does not offer Funnel (it rejects the funnel node attribute); the Ingress is served on the tailnet only`,
-        };
-      } else {
-        funnel = true;
-        funnelCondition = {
-          type: INGRESS_CONDITIONS.funnel,
-          status: "True",
-          reason: INGRESS_REASONS.funnelEnabled,
-          message: "Funnel allowed for port 443; the tailnet policy must give the proxy's tags the funnel node attribute",
-        };
-      }
-    }
+    const funnel = intent.funnel && this.deps.options.controlPlane !== "headscale";
     const config: IngressProxyConfig = { version: 1, certificateSource: source, httpRedirect: intent.httpRedirect, funnel, routes: routes.routes };
-    return { kind: "ready", config, tls, funnelCondition };
+    return { kind: "ready", config, tls };
   }
 
   /** Another Ingress of ours that asks for the same hostname and came first, if any. */
