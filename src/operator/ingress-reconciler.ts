@@ -144,11 +144,14 @@ export class IngressReconciler {
         message: `${INGRESS_ANNOTATIONS.funnel}: Headscale does not offer Funnel (it rejects the funnel node attribute); the Ingress is served on the tailnet only`,
       };
     }
+    // Funnel traffic reaches a node through tailscaled's serve config, which would also take
+    // port 443 of the tailnet IPs from this proxy's own server (and the callers' addresses with
+    // it); until the proxy hands Funnel connections over without that, say so instead.
     return {
       type: INGRESS_CONDITIONS.funnel,
-      status: "True",
-      reason: INGRESS_REASONS.funnelEnabled,
-      message: "Funnel allowed for port 443; the tailnet policy must give the proxy's tags the funnel node attribute",
+      status: "False",
+      reason: INGRESS_REASONS.funnelUnavailable,
+      message: `${INGRESS_ANNOTATIONS.funnel}: Funnel for Ingress proxies is not implemented by tailnet-operator yet; the Ingress is served on the tailnet only`,
     };
   }
 
@@ -175,7 +178,8 @@ export class IngressReconciler {
       if (!checked.ok) return { kind: "invalid", reason: INGRESS_REASONS.invalidTls, message: checked.message };
       tls = checked.pair;
     }
-    const funnel = intent.funnel && this.deps.options.controlPlane !== "headscale";
+    // Not yet configured on any control plane (see funnelCondition): the proxy gets false.
+    const funnel = false;
     const config: IngressProxyConfig = { version: 1, certificateSource: source, httpRedirect: intent.httpRedirect, funnel, routes: routes.routes };
     return { kind: "ready", config, tls };
   }

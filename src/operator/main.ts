@@ -82,11 +82,13 @@ function compose(config: OperatorConfig, log: Logger) {
 
 async function uninstall(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
-  const { kube, reconciler } = compose(config, log);
+  const { kube, reconciler, ingressReconciler } = compose(config, log);
   if (config.OPERATOR_DEPLOYMENT) {
     await stopOperator({ kube, namespace: config.OPERATOR_NAMESPACE, deployment: config.OPERATOR_DEPLOYMENT, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
   }
-  const result = await releaseAll({ kube, release: reconciler.release, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
+  const services = await releaseAll({ kube, release: reconciler.release, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
+  const ingresses = await releaseAll({ kube, release: ingressReconciler.release, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS, resource: { apiVersion: "networking.k8s.io/v1", kind: "Ingress" } });
+  const result = { released: [...services.released, ...ingresses.released], failed: [...services.failed, ...ingresses.failed] };
   log.info({ released: result.released.length, failed: result.failed }, "uninstall finished");
   if (result.failed.length > 0) throw new Error(`could not release ${result.failed.map((f) => `${f.key} (${f.error})`).join(", ")}`);
 }
