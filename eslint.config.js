@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "coverage/**", "scratch/**"] },
+  { ignores: ["node_modules/**", "coverage/**", "scratch/**", "test/fixtures/*.cjs"] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -1,7 +1,7 @@
 // tailnet-operator: composition root. Reads configuration, connects to the Kubernetes API and
 // the control plane, serves health and metrics, wins the leader Lease, then runs the Service
 // controller until SIGTERM, when it drains and hands the Lease over.
-import { KubernetesObjectApi, type KubernetesObject, type V1Service } from "@kubernetes/client-node";
+import { CoreV1Api, KubernetesObjectApi, type KubernetesObject, type V1Ingress, type V1Secret, type V1Service } from "@kubernetes/client-node";
 import { answerInfoFlags } from "../shared/cli-info.ts";
 import { createLogger } from "../shared/log.ts";
 import { systemClock } from "../shared/clock.ts";
@@ -23,6 +23,10 @@ import { ProxyProvisioner } from "./proxy-provisioner.ts";
 import { ServiceReconciler } from "./service-reconciler.ts";
 import { KubeEventRecorder } from "./events.ts";
 import { releaseAll, stopOperator } from "./uninstall.ts";
+import { KubeIngressStatusWriter } from "../kube/ingress-status.ts";
+import { IngressReconciler } from "./ingress-reconciler.ts";
+import { isOurIngress } from "./ingress-intent.ts";
+import { IngressIndex } from "./ingress-index.ts";
 import type { Logger } from "../shared/log.ts";
 
 function controlPlane(config: OperatorConfig): ControlPlane {
@@ -37,10 +41,11 @@ function controlPlane(config: OperatorConfig): ControlPlane {
   });
 }
 
-/** The Service key a managed child belongs to, from its parent labels. */
-function parentKey(labels: Record<string, string> | undefined): string | undefined {
-  if (labels?.[LABELS.parentType] !== "svc") return undefined;
-  return `${labels[LABELS.parentNamespace] ?? ""}/${labels[LABELS.parentName] ?? ""}`;
+/** The parent a managed child belongs to (its type and key), from its parent labels. */
+function parentOf(labels: Record<string, string> | undefined): { type: string; key: string } | undefined {
+  const type = labels?.[LABELS.parentType];
+  if (!type) return undefined;
+  return { type, key: `${labels[LABELS.parentNamespace] ?? ""}/${labels[LABELS.parentName] ?? ""}` };
 }
 
 /** /api/v1/[namespaces/<ns>/]<plural>, or /apis/<group>/<version>/... for named groups. */
@@ -72,23 +77,34 @@ function compose(config: OperatorConfig, log: Logger) {
     clock: systemClock,
     intent: intentOptions,
   });
-  return { kc, kube, reconciler, intentOptions };
+  const ingressReconciler = new IngressReconciler({
+    kube,
+    status: new KubeIngressStatusWriter(kc),
+    provisioner,
+    events: new KubeEventRecorder(kube, log, systemClock),
+    clock: systemClock,
+    // acmeConfigured: true once the operator has an ACME directory (the ACME certificate source).
+    options: { defaultTags: intentOptions.defaultTags, controlPlane: config.CONTROL_PLANE, acmeConfigured: false },
+  });
+  return { kc, kube, reconciler, ingressReconciler, intentOptions };
 }
 
 async function uninstall(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
-  const { kube, reconciler } = compose(config, log);
+  const { kube, reconciler, ingressReconciler } = compose(config, log);
   if (config.OPERATOR_DEPLOYMENT) {
     await stopOperator({ kube, namespace: config.OPERATOR_NAMESPACE, deployment: config.OPERATOR_DEPLOYMENT, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
   }
-  const result = await releaseAll({ kube, release: reconciler.release, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
+  const services = await releaseAll({ kube, release: reconciler.release, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
+  const ingresses = await releaseAll({ kube, release: ingressReconciler.release, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS, resource: { apiVersion: "networking.k8s.io/v1", kind: "Ingress" } });
+  const result = { released: [...services.released, ...ingresses.released], failed: [...services.failed, ...ingresses.failed] };
   log.info({ released: result.released.length, failed: result.failed }, "uninstall finished");
   if (result.failed.length > 0) throw new Error(`could not release ${result.failed.map((f) => `${f.key} (${f.error})`).join(", ")}`);
 }
 
 async function run(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
-  const { kc, kube, reconciler, intentOptions } = compose(config, log);
+  const { kc, kube, reconciler, ingressReconciler, intentOptions } = compose(config, log);
   const metrics = new RuntimeMetrics();
   const http = new OperatorHttpServer(metrics.registry);
   await http.listen(config.OPERATOR_HTTP_ADDR);
@@ -103,6 +119,8 @@ async function run(config: OperatorConfig): Promise<void> {
   }
 
   const controller = new Controller({ name: "service", reconcile: reconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
+  const ingressController = new Controller({ name: "ingress", reconcile: ingressReconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
+  const ingressIndex = new IngressIndex();
 
   const elector = config.LEADER_ELECTION
     ? new LeaderElector({
@@ -151,9 +169,11 @@ async function run(config: OperatorConfig): Promise<void> {
     kube.register(scope, started.store);
     return started;
   };
+  const core = kc.makeApiClient(CoreV1Api);
   const enqueueParent = (object: KubernetesObject): void => {
-    const key = parentKey(object.metadata?.labels);
-    if (key) controller.enqueue(key);
+    const parent = parentOf(object.metadata?.labels);
+    if (parent?.type === "svc") controller.enqueue(parent.key);
+    if (parent?.type === "ingress") ingressController.enqueue(parent.key);
   };
   const managed = { namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` };
   const watches: Watch[] = [
@@ -162,6 +182,25 @@ async function run(config: OperatorConfig): Promise<void> {
       if (isExposed(svc, intentOptions) || svc.metadata?.finalizers?.includes(FINALIZER)) {
         controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
       }
+      // Ingress backends are re-resolved when their Service changes (or appears, or goes).
+      for (const key of ingressIndex.usingService(svc.metadata?.namespace ?? "", svc.metadata?.name ?? "")) ingressController.enqueue(key);
+    }),
+    watch<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress" }, "ingresses", (ingress) => {
+      ingressIndex.update(ingress);
+      if (isOurIngress(ingress) || ingress.metadata?.finalizers?.includes(FINALIZER)) {
+        ingressController.enqueue(`${ingress.metadata?.namespace ?? ""}/${ingress.metadata?.name ?? ""}`);
+      }
+    }),
+    // TLS Secrets only (a field selector, so not a read cache): a rotated certificate is copied
+    // to its proxies.
+    startWatch<V1Secret>({
+      kc,
+      log,
+      path: `/api/v1/secrets?fieldSelector=${encodeURIComponent(TLS_SECRETS)}`,
+      list: () => core.listSecretForAllNamespaces({ fieldSelector: TLS_SECRETS }),
+      onObject: (secret) => {
+        for (const key of ingressIndex.usingSecret(secret.metadata?.namespace ?? "", secret.metadata?.name ?? "")) ingressController.enqueue(key);
+      },
     }),
     // Every kind of a proxy's children, so that reconciles read them from memory and any change
     // (a state Secret the proxy wrote, a pod that failed or went away) wakes the parent at once.
@@ -175,7 +214,7 @@ async function run(config: OperatorConfig): Promise<void> {
   // Reconciles read these caches: start only once each holds a complete list.
   await Promise.all(watches.map((w) => w.synced));
   log.info({ watches: watches.length }, "caches synced");
-  const workers = controller.run(stopping.signal);
+  const workers = Promise.all([controller.run(stopping.signal), ingressController.run(stopping.signal)]);
   log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
   await workers;
   await Promise.all(watches.map((w) => w.stop()));
@@ -186,6 +225,7 @@ async function run(config: OperatorConfig): Promise<void> {
 }
 
 const UNINSTALL_DEADLINE_MS = 240_000;
+const TLS_SECRETS = "type=kubernetes.io/tls";
 const argv = process.argv.slice(2);
 const command = argv[0] === "uninstall" ? "uninstall" : "run";
 if (!answerInfoFlags(argv, operatorHelp())) {

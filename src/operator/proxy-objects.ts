@@ -8,7 +8,7 @@ import { ANNOTATIONS, LABELS } from "./names.ts";
 export interface ProxyParent {
   readonly namespace: string;
   readonly name: string;
-  readonly type: "svc";
+  readonly type: "svc" | "ingress";
 }
 
 export interface ProxySettings {
@@ -26,6 +26,8 @@ export interface ProxyTarget {
   readonly hostname: string;
   readonly tags: readonly string[];
   readonly destinations: readonly string[];
+  /** L7 (Ingress) proxies: the Secret in the operator's namespace holding the routing table and certificate. */
+  readonly ingressSecret?: string;
 }
 
 /** ts-<parent name, shortened>-<hash of namespace/name>: at most 52 characters, so the pod's
@@ -43,6 +45,11 @@ export function stateSecretName(parent: ProxyParent): string {
 
 export function configSecretName(parent: ProxyParent): string {
   return `${proxyName(parent)}-config`;
+}
+
+/** An Ingress proxy's routing table and certificate (src/shared/ingress-config.ts). */
+export function ingressSecretName(parent: ProxyParent): string {
+  return `${proxyName(parent)}-ingress`;
 }
 
 /** Labels that tie children to the parent (owner references cannot cross namespaces). */
@@ -115,6 +122,8 @@ function forwardingSysctls(target: ProxyTarget): { name: string; value: string }
  * at all but only runs where the kubelet allows the sysctls (docs/proxy.md).
  */
 function forwardingSetup(settings: ProxySettings, target: ProxyTarget): { initContainers: V1Container[]; securityContext: V1PodSecurityContext } {
+  // An L7 proxy terminates connections itself and forwards nothing at the IP layer.
+  if (target.ingressSecret) return { initContainers: [], securityContext: {} };
   const sysctls = forwardingSysctls(target);
   if (settings.forwarding === "pod-sysctls") return { initContainers: [], securityContext: { sysctls } };
   return {
@@ -145,6 +154,7 @@ export function statefulSet(parent: ProxyParent, settings: ProxySettings, target
     { name: "TS_DEBUG_FIREWALL_MODE", value: settings.firewallMode },
     { name: "TS_LOCAL_ADDR_PORT", value: `[::]:${HEALTH_PORT}` },
     ...(settings.loginServer ? [{ name: "TS_LOGIN_SERVER", value: settings.loginServer }] : []),
+    ...(target.ingressSecret ? [{ name: "TS_INGRESS_SECRET", value: target.ingressSecret }] : []),
     ...Object.entries(settings.extraEnv).map(([k, v]) => ({ name: k, value: v })),
   ];
   const forwarding = forwardingSetup(settings, target);

@@ -85,6 +85,11 @@ export class ProxyProvisioner {
     this.settings = settings;
   }
 
+  /** Where the proxies and their Secrets live. */
+  get operatorNamespace(): string {
+    return this.settings.operatorNamespace;
+  }
+
   /** Brings the proxy to the target; returns the device once the proxy has reported it. */
   async ensure(parent: ProxyParent, target: ProxyTarget, log: Logger): Promise<DeviceStatus | undefined> {
     const ns = this.settings.operatorNamespace;

@@ -3,7 +3,7 @@
 // config Secret (the kubelet mounts it), not the operator's credentials, not another proxy's
 // Secrets. Owner labels tie them to the parent, so cleanup removes them with the rest.
 import type { V1Role, V1RoleBinding, V1ServiceAccount } from "@kubernetes/client-node";
-import { childLabels, proxyName, stateSecretName, type ProxyParent, type ProxySettings } from "./proxy-objects.ts";
+import { childLabels, ingressSecretName, proxyName, stateSecretName, type ProxyParent, type ProxySettings } from "./proxy-objects.ts";
 
 export function proxyServiceAccount(parent: ProxyParent, settings: ProxySettings): V1ServiceAccount {
   return {
@@ -24,6 +24,9 @@ export function proxyRole(parent: ProxyParent, settings: ProxySettings): V1Role 
       // resourceNames cannot limit create or list, so the operator creates the Secret first and
       // the proxy never needs either.
       { apiGroups: [""], resources: ["secrets"], resourceNames: [stateSecretName(parent)], verbs: ["get", "update", "patch"] },
+      // An Ingress proxy follows its routing table and certificate (a watch by name is allowed
+      // with resourceNames when it selects metadata.name); read only, and only that Secret.
+      ...(parent.type === "ingress" ? [{ apiGroups: [""], resources: ["secrets"], resourceNames: [ingressSecretName(parent)], verbs: ["get", "list", "watch"] }] : []),
     ],
   };
 }

@@ -45,9 +45,11 @@ export async function releaseAll(options: {
   log: Logger;
   clock: Clock;
   deadlineMs: number;
+  /** What to release: Services (the default) or Ingresses, which carry the same finalizer. */
+  resource?: { apiVersion: string; kind: string };
 }): Promise<UninstallResult> {
   const { kube, release, log, clock } = options;
-  const services = await kube.list<V1Service>("v1", "Service");
+  const services = await kube.list<V1Service>(options.resource?.apiVersion ?? "v1", options.resource?.kind ?? "Service");
   const held = services.filter((svc) => svc.metadata?.finalizers?.includes(FINALIZER)).map((svc) => `${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
   log.info({ services: held.length }, "releasing every exposed Service");
   const result: UninstallResult = { released: [], failed: [] };

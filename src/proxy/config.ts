@@ -16,7 +16,8 @@ export const proxyEnvSchema = z.object({
   TS_AUTHKEY: z.string().optional().describe("the auth key itself, for compatibility; prefer TS_AUTHKEY_FILE (an environment variable is inherited by children)"),
   TS_HOSTNAME: z.string().min(1).describe("tailnet hostname of this proxy"),
   TS_LOGIN_SERVER: z.url().optional().describe("control server URL (Headscale); Tailscale's when unset"),
-  TS_DEST_IP: ipList.describe("ClusterIP(s) that tailnet traffic is forwarded to"),
+  TS_DEST_IP: ipList.default([]).describe("ClusterIP(s) that tailnet traffic is forwarded to (L3)"),
+  TS_INGRESS_SECRET: z.string().optional().describe("L7 (Ingress): Secret in the pod's namespace with the routing table and certificate; the proxy serves HTTPS itself"),
   TS_DEBUG_FIREWALL_MODE: z.enum(FIREWALL_MODES).default("auto").describe("firewall backend"),
   TS_LOCAL_ADDR_PORT: z.string().default("[::]:9002").describe("address:port of the health endpoint (/healthz)"),
   TS_SOCKET: z

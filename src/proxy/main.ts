@@ -15,6 +15,7 @@ import { applyOrClear, chooseFirewall, clearStaleRules } from "./firewall/select
 import { familyOf, type Firewall, type ForwardingRules, type IpFamily } from "./firewall/rules.ts";
 import { runDoctor } from "./doctor.ts";
 import { ensureTunDevice, writeSysctls } from "./pod-setup.ts";
+import { runIngress } from "./l7/run-ingress.ts";
 
 const log = createLogger({ name: "tailnet-proxy" });
 
@@ -122,7 +123,8 @@ if (args[0] === "init") {
   process.exitCode = await runDoctor(new ProcessRunner(), process.env, args.includes("--json"));
 } else if (!answerInfoFlags(args, proxyHelp())) {
   try {
-    await run(loadProxyConfig(process.env));
+    const config = loadProxyConfig(process.env);
+    await (config.TS_INGRESS_SECRET ? runIngress(config, config.TS_INGRESS_SECRET, log) : run(config));
   } catch (error) {
     // The message last on the line: the termination message (the log's tail) keeps it.
     log.error({ err: error }, `proxy failed: ${(error as Error).message}`);

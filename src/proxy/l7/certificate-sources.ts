@@ -1,0 +1,98 @@
+// The certificate sources an Ingress proxy can serve from, and the one place that picks one from
+// the proxy's config. "acme" is implemented by AcmeCertificateSource (src/proxy/tls/acme-source.ts).
+import type { CertificateSource, HttpChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
+import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../../shared/ingress-config.ts";
+import type { SecretData } from "./ingress-secret.ts";
+import type { LocalApi } from "./local-api.ts";
+import { X509Certificate } from "node:crypto";
+
+function served(certPem: string, keyPem: string): ServedCertificate {
+  return { certPem, keyPem, notAfter: new Date(new X509Certificate(certPem).validTo) };
+}
+
+/**
+ * The user's kubernetes.io/tls Secret, as the operator copied it into the proxy's ingress Secret
+ * (the proxy lives in the operator's namespace and cannot read the user's): every copy the
+ * operator writes after a rotation becomes the served certificate.
+ */
+export class SecretCertificateSource implements CertificateSource {
+  readonly kind = "secret" as const;
+  private readonly initial: SecretData;
+  private readonly subscribe: (listener: (data: SecretData) => void) => void;
+
+  constructor(initial: SecretData, subscribe: (listener: (data: SecretData) => void) => void) {
+    this.initial = initial;
+    this.subscribe = subscribe;
+  }
+
+  start(signal: AbortSignal, onChange: (certificate: ServedCertificate) => void): Promise<ServedCertificate> {
+    const pick = (data: SecretData): ServedCertificate | undefined => {
+      const cert = data[INGRESS_SECRET_KEYS.cert];
+      const key = data[INGRESS_SECRET_KEYS.key];
+      return cert && key ? served(cert, key) : undefined;
+    };
+    let current = this.initial[INGRESS_SECRET_KEYS.cert];
+    this.subscribe((data) => {
+      if (signal.aborted || data[INGRESS_SECRET_KEYS.cert] === current) return;
+      const next = pick(data);
+      if (!next) return;
+      current = next.certPem;
+      onChange(next);
+    });
+    const first = pick(this.initial);
+    return first ? Promise.resolve(first) : Promise.reject(new Error("the ingress Secret holds no tls.crt/tls.key; the operator copies them from the Ingress's spec.tls[0].secretName"));
+  }
+}
+
+/** tailscaled's certificate from the control plane (Tailscale; Headscale issues none). */
+export class ControlPlaneCertificateSource implements CertificateSource {
+  readonly kind = "control-plane" as const;
+  private readonly localApi: LocalApi;
+  private readonly domain: string;
+  private readonly checkEveryMs: number;
+
+  constructor(localApi: LocalApi, domain: string, checkEveryMs = 6 * 3600_000) {
+    this.localApi = localApi;
+    this.domain = domain;
+    this.checkEveryMs = checkEveryMs;
+  }
+
+  async start(signal: AbortSignal, onChange: (certificate: ServedCertificate) => void): Promise<ServedCertificate> {
+    const pair = await this.localApi.certPair(this.domain);
+    let current = pair.certPem;
+    // tailscaled renews ahead of expiry; asking again now and then picks the renewal up.
+    const timer = setInterval(() => {
+      this.localApi.certPair(this.domain).then((next) => {
+        if (next.certPem === current) return;
+        current = next.certPem;
+        onChange(served(next.certPem, next.keyPem));
+      }, () => undefined);
+    }, this.checkEveryMs);
+    signal.addEventListener("abort", () => { clearInterval(timer); }, { once: true });
+    return served(pair.certPem, pair.keyPem);
+  }
+}
+
+export interface SourceDeps {
+  readonly initialSecret: SecretData;
+  readonly subscribeSecret: (listener: (data: SecretData) => void) => void;
+  readonly localApi: LocalApi;
+  /** The device's MagicDNS name (what clients ask for). */
+  readonly fqdn: string;
+}
+
+/**
+ * The one place the proxy picks its certificate source from its config. The ACME source also
+ * answers HTTP-01 challenges on port 80, so it is returned as the challenge responder too.
+ */
+export function createCertificateSource(kind: IngressProxyConfig["certificateSource"], deps: SourceDeps): { source: CertificateSource; challenges: HttpChallengeResponder | undefined } {
+  switch (kind) {
+    case "secret":
+      return { source: new SecretCertificateSource(deps.initialSecret, deps.subscribeSecret), challenges: undefined };
+    case "control-plane":
+      return { source: new ControlPlaneCertificateSource(deps.localApi, deps.fqdn), challenges: undefined };
+    case "acme":
+      // Integration point: `const acme = new AcmeCertificateSource(...)`; return { source: acme, challenges: acme }.
+      throw new Error("the ACME certificate source is not part of this build yet");
+  }
+}
