@@ -19,6 +19,9 @@ import { FINALIZER, LABELS } from "./names.ts";
 import { isExposed } from "./service-intent.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
 import { ServiceReconciler } from "./service-reconciler.ts";
+import { EgressReconciler } from "./egress-reconciler.ts";
+import { isEgressManaged, wantsEgress } from "./egress-intent.ts";
+import { clusterDomain } from "./cluster-domain.ts";
 import { KubeEventRecorder } from "./events.ts";
 import { releaseAll, stopOperator } from "./uninstall.ts";
 import type { Logger } from "../shared/log.ts";
@@ -56,13 +59,17 @@ function compose(config: OperatorConfig, log: Logger) {
     extraEnv: config.PROXY_ENV,
   });
   const intentOptions = { defaultTags: config.PROXY_TAGS.split(",").map((t) => t.trim()), defaultLoadBalancer: config.OPERATOR_DEFAULT_LOAD_BALANCER };
-  const reconciler = new ServiceReconciler({
+  const events = new KubeEventRecorder(kube, log, systemClock);
+  const egress = new EgressReconciler({
     kube,
     provisioner,
-    events: new KubeEventRecorder(kube, log, systemClock),
+    events,
     clock: systemClock,
     intent: intentOptions,
+    operatorNamespace: config.OPERATOR_NAMESPACE,
+    clusterDomain: clusterDomain(config.CLUSTER_DOMAIN),
   });
+  const reconciler = new ServiceReconciler({ kube, provisioner, events, clock: systemClock, intent: intentOptions, egress });
   return { kc, kube, reconciler, intentOptions };
 }
 
@@ -143,7 +150,7 @@ async function run(config: OperatorConfig): Promise<void> {
       list: () => core.listServiceForAllNamespaces(),
       onObject: (svc) => {
         // Only Services that ask for a proxy, or still carry ours, are worth a reconcile.
-        if (isExposed(svc, intentOptions) || svc.metadata?.finalizers?.includes(FINALIZER)) {
+        if (isExposed(svc, intentOptions) || wantsEgress(svc, intentOptions) || isEgressManaged(svc) || svc.metadata?.finalizers?.includes(FINALIZER)) {
           controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
         }
       },
