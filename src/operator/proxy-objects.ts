@@ -199,7 +199,10 @@ export function statefulSet(parent: ProxyParent, settings: ProxySettings, target
               ports: [{ name: "health", containerPort: HEALTH_PORT }],
               readinessProbe: { httpGet: { path: "/healthz", port: "health" }, periodSeconds: 2, failureThreshold: 3 },
               // Alive while the process answers at all; login can legitimately take minutes.
-              livenessProbe: { httpGet: { path: "/livez", port: "health" }, periodSeconds: 10, failureThreshold: 6 },
+              livenessProbe: { httpGet: { path: "/livez", port: "health" }, periodSeconds: 10, failureThreshold: 6, timeoutSeconds: 5 },
+              // Liveness only counts once the process answers: on a busy node, loading the proxy
+              // (type stripping) can outlast the liveness budget, which then kills it in a loop.
+              startupProbe: { httpGet: { path: "/livez", port: "health" }, periodSeconds: 5, failureThreshold: 60, timeoutSeconds: 5 },
               // MKNOD: a container's /dev has no /dev/net/tun; the proxy creates it (c 10:200,
               // which the runtime's default device rules allow).
               securityContext: {
