@@ -51,11 +51,12 @@ test: deps bins ## Everything CI runs: typecheck, lint, unit, chart and sandbox 
 demo: deps bins sandbox-images ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
 	$(LAUNCH) $(NODE) src/demo/main.ts $(ARGS)
 
-bench: deps bins images ## Print figures: sandbox start-up and memory, Service exposure, firewall backends
+bench: deps bins images ## Print figures: sandbox start-up and memory, Service exposure, firewall backends, egress throughput
 	$(NODE) scripts/images/build.ts
 	$(LAUNCH) $(NODE) bench/sandbox-startup.ts
 	$(LAUNCH) $(NODE) bench/service-exposure.ts
 	$(LAUNCH) $(NODE) bench/firewall.ts
+	$(LAUNCH) $(NODE) bench/egress.ts
 
 clean-sandbox: deps ## Remove sandboxes left by crashed runs
 	$(LAUNCH) true

@@ -54,6 +54,11 @@ export const operatorEnvSchema = z.object({
   OPERATOR_DEFAULT_LOAD_BALANCER: bool.default(false).describe("also claim LoadBalancer Services with no loadBalancerClass"),
   OPERATOR_DEPLOYMENT: z.string().optional().describe("uninstall: the operator's Deployment, scaled to zero first so that it does not re-create what uninstall removes"),
   OPERATOR_LOGGING: z.enum(["debug", "info", "warn", "error"]).default("info").describe("log level"),
+  CLUSTER_DOMAIN: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, "must be a DNS name like cluster.local")
+    .optional()
+    .describe("the cluster's DNS domain, for egress Services' ExternalName; read from /etc/resolv.conf when unset, else cluster.local"),
   OPERATOR_HTTP_ADDR: z.string().default("[::]:8081").describe("address:port for /healthz, /readyz and /metrics"),
   OPERATOR_WORKERS: z.coerce.number().int().min(1).max(64).default(4).describe("reconciles run in parallel"),
   LEADER_ELECTION: bool.default(true).describe("use a Lease so that only one replica acts"),

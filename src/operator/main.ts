@@ -21,6 +21,9 @@ import { FINALIZER, LABELS } from "./names.ts";
 import { isExposed } from "./service-intent.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
 import { ServiceReconciler } from "./service-reconciler.ts";
+import { EgressReconciler } from "./egress-reconciler.ts";
+import { isEgressManaged, wantsEgress } from "./egress-intent.ts";
+import { clusterDomain } from "./cluster-domain.ts";
 import { KubeEventRecorder } from "./events.ts";
 import { releaseAll, stopOperator } from "./uninstall.ts";
 import { KubeIngressStatusWriter } from "../kube/ingress-status.ts";
@@ -70,22 +73,26 @@ function compose(config: OperatorConfig, log: Logger) {
     extraEnv: config.PROXY_ENV,
   });
   const intentOptions = { defaultTags: config.PROXY_TAGS.split(",").map((t) => t.trim()), defaultLoadBalancer: config.OPERATOR_DEFAULT_LOAD_BALANCER };
-  const reconciler = new ServiceReconciler({
+  const events = new KubeEventRecorder(kube, log, systemClock);
+  const egress = new EgressReconciler({
     kube,
     provisioner,
-    events: new KubeEventRecorder(kube, log, systemClock),
+    events,
     clock: systemClock,
     intent: intentOptions,
+    operatorNamespace: config.OPERATOR_NAMESPACE,
+    clusterDomain: clusterDomain(config.CLUSTER_DOMAIN),
   });
   const ingressReconciler = new IngressReconciler({
     kube,
     status: new KubeIngressStatusWriter(kc),
     provisioner,
-    events: new KubeEventRecorder(kube, log, systemClock),
+    events,
     clock: systemClock,
     // acmeConfigured: true once the operator has an ACME directory (the ACME certificate source).
     options: { defaultTags: intentOptions.defaultTags, controlPlane: config.CONTROL_PLANE, acmeConfigured: false },
   });
+  const reconciler = new ServiceReconciler({ kube, provisioner, events, clock: systemClock, intent: intentOptions, egress });
   return { kc, kube, reconciler, ingressReconciler, intentOptions };
 }
 
@@ -179,7 +186,7 @@ async function run(config: OperatorConfig): Promise<void> {
   const watches: Watch[] = [
     watch<V1Service>({ apiVersion: "v1", kind: "Service" }, "services", (svc) => {
       // Only Services that ask for a proxy, or still carry ours, are worth a reconcile.
-      if (isExposed(svc, intentOptions) || svc.metadata?.finalizers?.includes(FINALIZER)) {
+      if (isExposed(svc, intentOptions) || wantsEgress(svc, intentOptions) || isEgressManaged(svc) || svc.metadata?.finalizers?.includes(FINALIZER)) {
         controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
       }
       // Ingress backends are re-resolved when their Service changes (or appears, or goes).

@@ -9,6 +9,8 @@ export const ANNOTATIONS = {
   proxyGroup: "tailscale.com/proxy-group",
   /** On the config Secret and pod template: the device identity (hostname and tags) it was made for. */
   proxyIdentity: "tailscale.com/proxy-identity",
+  /** On an egress Service: its spec as the user wrote it (JSON), put back when egress ends. */
+  egressOriginalSpec: "tailscale.com/egress-original-spec",
 } as const;
 
 export const LABELS = {
@@ -32,6 +34,8 @@ export const REASONS = {
   provisioned: "ProxyProvisioned",
   cleanedUp: "ProxyDeleted",
   controlPlaneError: "ControlPlaneError",
+  /** The egress proxy runs but its target is no device (or subnet route) of the tailnet. */
+  egressTargetNotFound: "EgressTargetNotFound",
 } as const;
 
 export { STATE_SECRET_KEYS } from "../shared/state-keys.ts";

@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { V1Container, V1EnvVar, V1PodSecurityContext, V1ResourceRequirements, V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
 import { ANNOTATIONS, LABELS } from "./names.ts";
+import { EGRESS_ENV, type EgressPort } from "../shared/egress.ts";
 
 export interface ProxyParent {
   readonly namespace: string;
@@ -28,6 +29,26 @@ export interface ProxyTarget {
   readonly destinations: readonly string[];
   /** L7 (Ingress) proxies: the Secret in the operator's namespace holding the routing table and certificate. */
   readonly ingressSecret?: string;
+  /** An egress proxy: cluster traffic goes to this tailnet target (destinations stay empty). */
+  readonly egress?: ProxyEgress;
+}
+
+export interface ProxyEgress {
+  readonly ip?: string;
+  readonly fqdn?: string;
+  readonly ports: readonly EgressPort[];
+  /** Families cluster clients reach the proxy with (its forwarding sysctls). */
+  readonly families: readonly (4 | 6)[];
+}
+
+/** The proxy's environment for its egress target. */
+function egressEnv(egress: ProxyEgress | undefined): V1EnvVar[] {
+  if (!egress) return [];
+  return [
+    ...(egress.ip ? [{ name: EGRESS_ENV.targetIp, value: egress.ip }] : []),
+    ...(egress.fqdn ? [{ name: EGRESS_ENV.targetFqdn, value: egress.fqdn }] : []),
+    { name: EGRESS_ENV.ports, value: JSON.stringify(egress.ports) },
+  ];
 }
 
 /** ts-<parent name, shortened>-<hash of namespace/name>: at most 52 characters, so the pod's
@@ -111,7 +132,7 @@ const HEALTH_PORT = 9002;
 function forwardingSysctls(target: ProxyTarget): { name: string; value: string }[] {
   return [
     { name: "net.ipv4.ip_forward", value: "1" },
-    ...(target.destinations.some((ip) => ip.includes(":")) ? [{ name: "net.ipv6.conf.all.forwarding", value: "1" }] : []),
+    ...(target.destinations.some((ip) => ip.includes(":")) || target.egress?.families.includes(6) ? [{ name: "net.ipv6.conf.all.forwarding", value: "1" }] : []),
   ];
 }
 
@@ -150,7 +171,8 @@ export function statefulSet(parent: ProxyParent, settings: ProxySettings, target
     // A file, not an environment variable: children (tailscaled) would inherit the variable.
     { name: "TS_AUTHKEY_FILE", value: `${PROXY_CONFIG_DIR}/authkey` },
     { name: "TS_HOSTNAME", value: target.hostname },
-    { name: "TS_DEST_IP", value: target.destinations.join(",") },
+    ...(target.destinations.length > 0 ? [{ name: "TS_DEST_IP", value: target.destinations.join(",") }] : []),
+    ...egressEnv(target.egress),
     { name: "TS_DEBUG_FIREWALL_MODE", value: settings.firewallMode },
     { name: "TS_LOCAL_ADDR_PORT", value: `[::]:${HEALTH_PORT}` },
     ...(settings.loginServer ? [{ name: "TS_LOGIN_SERVER", value: settings.loginServer }] : []),
@@ -187,7 +209,10 @@ export function statefulSet(parent: ProxyParent, settings: ProxySettings, target
               ports: [{ name: "health", containerPort: HEALTH_PORT }],
               readinessProbe: { httpGet: { path: "/healthz", port: "health" }, periodSeconds: 2, failureThreshold: 3 },
               // Alive while the process answers at all; login can legitimately take minutes.
-              livenessProbe: { httpGet: { path: "/livez", port: "health" }, periodSeconds: 10, failureThreshold: 6 },
+              livenessProbe: { httpGet: { path: "/livez", port: "health" }, periodSeconds: 10, failureThreshold: 6, timeoutSeconds: 5 },
+              // Liveness only counts once the process answers: on a busy node, loading the proxy
+              // (type stripping) can outlast the liveness budget, which then kills it in a loop.
+              startupProbe: { httpGet: { path: "/livez", port: "health" }, periodSeconds: 5, failureThreshold: 60, timeoutSeconds: 5 },
               // MKNOD: a container's /dev has no /dev/net/tun; the proxy creates it (c 10:200,
               // which the runtime's default device rules allow).
               securityContext: {

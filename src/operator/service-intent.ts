@@ -26,8 +26,8 @@ export interface IntentOptions {
   readonly defaultLoadBalancer: boolean;
 }
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const TAG = /^tag:[a-zA-Z][a-zA-Z0-9-]*$/;
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+export const TAG = /^tag:[a-zA-Z][a-zA-Z0-9-]*$/;
 
 export function isExposed(service: V1Service, options: Pick<IntentOptions, "defaultLoadBalancer">): boolean {
   const annotations = service.metadata?.annotations ?? {};

@@ -14,6 +14,8 @@ import type { DeviceStatus, ProxyProvisioner } from "./proxy-provisioner.ts";
 import type { ProxyParent } from "./proxy-objects.ts";
 import { conditionChanged, proxyReadyCondition, type ConditionState } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
+import { isEgressManaged, wantsEgress } from "./egress-intent.ts";
+import type { EgressReconciler } from "./egress-reconciler.ts";
 
 /**
  * Every wait here is ended by a watch event: the proxy writing its state Secret, its pod
@@ -28,6 +30,8 @@ export interface ServiceReconcilerDeps {
   readonly events: EventRecorder;
   readonly clock: Clock;
   readonly intent: IntentOptions;
+  /** Services that ask for egress (or were rewritten for it) go there. */
+  readonly egress?: EgressReconciler;
 }
 
 export class ServiceReconciler {
@@ -41,6 +45,7 @@ export class ServiceReconciler {
     const { namespace, name } = splitKey(key);
     const service = await this.deps.kube.get<V1Service>({ apiVersion: "v1", kind: "Service", namespace, name });
     if (!service) return {};
+    if (this.deps.egress && (wantsEgress(service, this.deps.intent) || isEgressManaged(service))) return this.deps.egress.reconcile(service, log);
     const parent: ProxyParent = { namespace, name, type: "svc" };
     const hasFinalizer = service.metadata?.finalizers?.includes(FINALIZER) ?? false;
     const intent = service.metadata?.deletionTimestamp ? { kind: "ignore" as const } : serviceIntent(service, this.deps.intent);
@@ -104,6 +109,7 @@ export class ServiceReconciler {
   readonly release = async (key: string, { log }: ReconcileContext): Promise<ReconcileResult> => {
     const { namespace, name } = splitKey(key);
     const service = await this.deps.kube.get<V1Service>({ apiVersion: "v1", kind: "Service", namespace, name });
+    if (service && this.deps.egress && isEgressManaged(service)) return this.deps.egress.release(service, log);
     if (!service?.metadata?.finalizers?.includes(FINALIZER)) return {};
     return this.removeProxy(service, { namespace, name, type: "svc" }, log);
   };

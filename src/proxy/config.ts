@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { FIREWALL_MODES } from "./firewall/detect.ts";
+import { egressEnvSchema, validateProxyMode } from "./egress-config.ts";
 
 const ipList = z
   .string()
@@ -16,8 +17,9 @@ export const proxyEnvSchema = z.object({
   TS_AUTHKEY: z.string().optional().describe("the auth key itself, for compatibility; prefer TS_AUTHKEY_FILE (an environment variable is inherited by children)"),
   TS_HOSTNAME: z.string().min(1).describe("tailnet hostname of this proxy"),
   TS_LOGIN_SERVER: z.url().optional().describe("control server URL (Headscale); Tailscale's when unset"),
-  TS_DEST_IP: ipList.default([]).describe("ClusterIP(s) that tailnet traffic is forwarded to (L3)"),
+  TS_DEST_IP: ipList.default([]).describe("ClusterIP(s) that tailnet traffic is forwarded to (L3 ingress; empty for L7 and egress proxies)"),
   TS_INGRESS_SECRET: z.string().optional().describe("L7 (Ingress): Secret in the pod's namespace with the routing table and certificate; the proxy serves HTTPS itself"),
+  ...egressEnvSchema,
   TS_DEBUG_FIREWALL_MODE: z.enum(FIREWALL_MODES).default("auto").describe("firewall backend"),
   TS_LOCAL_ADDR_PORT: z.string().default("[::]:9002").describe("address:port of the health endpoint (/healthz)"),
   TS_SOCKET: z
@@ -47,7 +49,7 @@ ${rows.join("\n")}
 
 /** Parses the environment; throws one error listing every problem. */
 export function loadProxyConfig(env: NodeJS.ProcessEnv): ProxyConfig {
-  const parsed = proxyEnvSchema.safeParse(env);
+  const parsed = proxyEnvSchema.superRefine(validateProxyMode).safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ");
     throw new Error(`invalid proxy configuration: ${problems}`);

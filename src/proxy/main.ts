@@ -16,6 +16,7 @@ import { familyOf, type Firewall, type ForwardingRules, type IpFamily } from "./
 import { runDoctor } from "./doctor.ts";
 import { ensureTunDevice, writeSysctls } from "./pod-setup.ts";
 import { runIngress } from "./l7/run-ingress.ts";
+import { egressFamilies, isEgress, runEgress } from "./egress.ts";
 
 const log = createLogger({ name: "tailnet-proxy" });
 
@@ -35,7 +36,7 @@ async function run(config: ProxyConfig): Promise<void> {
   const secret = new KubeStateSecret(config.TS_KUBE_SECRET);
   if (await ensureTunDevice(runner)) log.info("created /dev/net/tun");
   const tailscaled = new Tailscaled(runner, config);
-  const families = [...new Set(config.TS_DEST_IP.map(familyOf))] as IpFamily[];
+  const families = isEgress(config) ? egressFamilies(config) : ([...new Set(config.TS_DEST_IP.map(familyOf))] as IpFamily[]);
   // Looking at the host's firewall takes about a second: it runs while tailscaled starts.
   const choosing = chooseFirewall(runner, config.TS_DEBUG_FIREWALL_MODE, families);
   choosing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
@@ -65,6 +66,11 @@ async function run(config: ProxyConfig): Promise<void> {
     // A previous instance killed with SIGKILL (the pod's namespace outlives a container restart)
     // may have left rules; they are ours to remove, in whichever backend it used.
     await clearStaleRules(runner, choice.probes, families);
+    if (isEgress(config)) {
+      await runEgress(config, { firewall, firewallReason: choice.reason, tailscaled, secret, health, log, stopping: stopping.signal });
+      if (outcome.daemonDied) throw new Error("tailscaled exited");
+      return;
+    }
     const login = await tailscaled.ensureLoggedIn();
     let device = await tailscaled.device();
     log.info({ login, id: device.id, fqdn: device.fqdn, ips: device.ips }, "device running");

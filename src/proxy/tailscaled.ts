@@ -15,9 +15,18 @@ export interface DeviceInfo {
   readonly ips: readonly string[];
 }
 
+/** A peer as `tailscale status --json` lists it (the fields egress resolution reads). */
+export interface PeerStatus {
+  readonly DNSName?: string;
+  readonly TailscaleIPs?: readonly string[] | null;
+  /** Subnet routes this peer serves (and this node accepts). */
+  readonly PrimaryRoutes?: readonly string[] | null;
+}
+
 interface StatusJson {
   BackendState: string;
   Self?: { ID: string; DNSName: string; TailscaleIPs?: string[] | null };
+  Peer?: Record<string, PeerStatus> | null;
 }
 
 export class Tailscaled {
@@ -59,6 +68,11 @@ export class Tailscaled {
     return JSON.parse(stdout) as StatusJson;
   }
 
+  /** The tailnet's other devices, as this node currently sees them in its netmap. */
+  async peers(): Promise<PeerStatus[]> {
+    return Object.values((await this.status()).Peer ?? {});
+  }
+
   /** Logs in with the auth key unless the state Secret already holds a logged-in device. */
   async ensureLoggedIn(): Promise<"existing" | "new"> {
     const state = (await this.status()).BackendState;
@@ -75,6 +89,8 @@ export class Tailscaled {
         "--accept-dns=false",
         // The proxy programs the firewall itself (see firewall/); tailscaled must not.
         "--netfilter-mode=off",
+        // An egress target may be an address a subnet router serves.
+        ...(this.config.TS_TAILNET_TARGET_IP ? ["--accept-routes"] : []),
         "--timeout=120s",
         ...(this.config.TS_LOGIN_SERVER ? [`--login-server=${this.config.TS_LOGIN_SERVER}`] : []),
       ],

@@ -6,4 +6,6 @@ export const STATE_SECRET_KEYS = {
   deviceIps: "device_ips",
   firewallMode: "tailnet_firewall_mode",
   firewallReason: "tailnet_firewall_reason",
+  /** Egress proxies: JSON EgressTargetReport (src/shared/egress.ts), what the target resolved to. */
+  egressTarget: "tailnet_egress_target",
 } as const;
