@@ -3,7 +3,7 @@
 // state Secret, and on SIGTERM removes its rules and stops tailscaled.
 import { readFileSync } from "node:fs";
 import { answerInfoFlags } from "../shared/cli-info.ts";
-import { createLogger } from "../shared/log.ts";
+import { createProxyLogger } from "./log.ts";
 import { ProcessRunner } from "../shared/exec.ts";
 import { systemClock } from "../shared/clock.ts";
 import { loadProxyConfig, proxyHelp, type ProxyConfig } from "./config.ts";
@@ -13,10 +13,11 @@ import { STATE_SECRET_KEYS as STATE_KEYS } from "../shared/state-keys.ts";
 import { HealthServer } from "./health.ts";
 import { applyOrClear, chooseFirewall, clearStaleRules } from "./firewall/select.ts";
 import { familyOf, type Firewall, type ForwardingRules, type IpFamily } from "./firewall/rules.ts";
-import { runDoctor } from "./doctor.ts";
 import { ensureTunDevice, writeSysctls } from "./pod-setup.ts";
 
-const log = createLogger({ name: "tailnet-proxy" });
+// Only what the long-running proxy uses is imported statically: every module stays in memory
+// in every proxy pod (docs/proxy.md, "Footprint"); doctor is loaded when asked for.
+const log = createProxyLogger({ name: "tailnet-proxy" });
 
 function forwardingRules(config: ProxyConfig, device: DeviceInfo): ForwardingRules {
   // Each tailnet IP forwards to the destination of its own family (IPv4 to IPv4, IPv6 to IPv6).
@@ -95,6 +96,7 @@ async function run(config: ProxyConfig): Promise<void> {
     await firewall?.clear().catch((error: unknown) => {
       log.error({ err: error }, "removing firewall rules failed");
     });
+    secret.close();
     await tailscaled.stop();
     await health.close();
   }
@@ -119,6 +121,7 @@ if (args[0] === "init") {
     process.exitCode = 1;
   }
 } else if (args[0] === "doctor") {
+  const { runDoctor } = await import("./doctor.ts");
   process.exitCode = await runDoctor(new ProcessRunner(), process.env, args.includes("--json"));
 } else if (!answerInfoFlags(args, proxyHelp())) {
   try {

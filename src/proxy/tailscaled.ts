@@ -7,6 +7,7 @@ import type { CommandRunner } from "../shared/exec.ts";
 import { ManagedProcess } from "../shared/process.ts";
 import { waitFor } from "../shared/clock.ts";
 import type { ProxyConfig } from "./config.ts";
+import { LocalApi, type StatusJson } from "./local-api.ts";
 
 export interface DeviceInfo {
   readonly id: string;
@@ -15,19 +16,16 @@ export interface DeviceInfo {
   readonly ips: readonly string[];
 }
 
-interface StatusJson {
-  BackendState: string;
-  Self?: { ID: string; DNSName: string; TailscaleIPs?: string[] | null };
-}
-
 export class Tailscaled {
   private readonly runner: CommandRunner;
   private readonly config: ProxyConfig;
+  private readonly localApi: LocalApi;
   private daemon: ManagedProcess | undefined;
 
   constructor(runner: CommandRunner, config: ProxyConfig) {
     this.runner = runner;
     this.config = config;
+    this.localApi = new LocalApi(config.TS_SOCKET);
   }
 
   get exited(): Promise<unknown> {
@@ -51,12 +49,11 @@ export class Tailscaled {
     await waitFor("tailscaled's LocalAPI", async () => {
       if (!this.daemon?.running) throw new Error("tailscaled exited during start-up");
       return (await this.status()).BackendState !== "NoState" ? true : undefined;
-    }, { timeoutMs: 60_000 });
+    }, { timeoutMs: 60_000, intervalMs: 50 });
   }
 
   private async status(): Promise<StatusJson> {
-    const { stdout } = await this.runner.run(["tailscale", `--socket=${this.config.TS_SOCKET}`, "status", "--json"]);
-    return JSON.parse(stdout) as StatusJson;
+    return this.localApi.status();
   }
 
   /** Logs in with the auth key unless the state Secret already holds a logged-in device. */
@@ -98,10 +95,11 @@ export class Tailscaled {
       const ips = status.Self?.TailscaleIPs ?? [];
       if (status.BackendState !== "Running" || !status.Self || ips.length === 0) return undefined;
       return { id: status.Self.ID, fqdn: status.Self.DNSName.replace(/\.$/, ""), ips };
-    }, { timeoutMs });
+    }, { timeoutMs, intervalMs: 100 });
   }
 
   async stop(): Promise<void> {
+    this.localApi.close();
     await this.daemon?.stop(10_000);
   }
 }
