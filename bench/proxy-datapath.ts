@@ -118,10 +118,20 @@ try {
     const ready = await env.waitForService("bench", name, "EXTERNAL-IP", (s: V1Service) => Boolean(s.status?.loadBalancer?.ingress?.[0]?.hostname));
     const statusMs = performance.now() - start;
     const host = ready.status?.loadBalancer?.ingress?.[0]?.hostname ?? "";
+    // Each failed attempt is kept (time after EXTERNAL-IP, what failed): the gap's cause.
+    const attempts: string[] = [];
+    const statusAt = performance.now();
     await waitFor("first request", async () => {
-      const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("tailnet-client.ts", ["get", `http://${host}/`, "--timeout-ms", "1000"])), { timeoutMs: 5_000 });
-      return stdout.startsWith("HTTP/1.1 200") ? true : undefined;
+      try {
+        const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("tailnet-client.ts", ["get", `http://${host}/`, "--timeout-ms", "1000"])), { timeoutMs: 5_000 });
+        if (stdout.startsWith("HTTP/1.1 200")) return true;
+        attempts.push(`${((performance.now() - statusAt) / 1000).toFixed(2)}s ${stdout.split("\n")[0] ?? ""}`);
+      } catch (error) {
+        attempts.push(`${((performance.now() - statusAt) / 1000).toFixed(2)}s ${(error as Error).message.split("\n").slice(-1)[0]?.slice(0, 160) ?? ""}`);
+      }
+      return undefined;
     }, { timeoutMs: 120_000, intervalMs: 50 });
+    if (attempts.length > 0) process.stderr.write(`  failed attempts after EXTERNAL-IP:\n${attempts.map((a) => `    ${a}`).join("\n")}\n`);
     const trafficMs = performance.now() - start;
     toStatus.push(statusMs / 1000);
     toTraffic.push(trafficMs / 1000);

@@ -8,9 +8,11 @@
 // PSS. Per pod: the container cgroup's usage and working set (what the kubelet reports).
 //
 //   node bench/proxy-footprint.ts [--settle-s 20]
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { V1Service } from "@kubernetes/client-node";
 import { Sandbox } from "../src/sandbox/sandbox.ts";
+import { namespacePrefix } from "../src/sandbox/runs.ts";
 import { installOperator } from "../src/sandbox/operator-install.ts";
 import { nodeToolArgv } from "../src/sandbox/tools.ts";
 import { AnchorProxy } from "../src/sandbox/anchor-proxy.ts";
@@ -30,9 +32,12 @@ const bench = (name: string, value: number, unit: string, baseline?: number): vo
 const sum = (items: readonly ProcessMemory[], key: keyof Omit<ProcessMemory, "pid" | "name">): number => items.reduce((total, item) => total + item[key], 0);
 
 /** The proxy pod's processes: tailnet-proxy (not its init container) and its tailscaled. */
-function proxyProcesses(): ProcessMemory[] {
-  const [supervisor] = findProcesses((argv) => argv.includes("/app/bin/tailnet-proxy.js") && !argv.includes("init"));
-  if (supervisor === undefined) throw new Error("no tailnet-proxy process on this machine");
+function proxyProcesses(runId: string): ProcessMemory[] {
+  // Other sandboxes may run on this machine: only a process in one of this run's nodes' cgroups.
+  const [supervisor] = findProcesses((argv) => argv.includes("/app/bin/tailnet-proxy.js") && !argv.includes("init")).filter((pid) =>
+    readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(`/${namespacePrefix(runId)}`),
+  );
+  if (supervisor === undefined) throw new Error(`no tailnet-proxy process in sandbox ${runId}`);
   const daemons = childrenOf(supervisor).filter((pid) => cmdline(pid)[0]?.endsWith("tailscaled"));
   return [processMemory(supervisor, "tailnet-proxy"), ...daemons.map((pid) => processMemory(pid, "tailscaled"))];
 }
@@ -51,7 +56,7 @@ try {
   await installOperator(sandbox, { values: { replicaCount: 1 } });
   const laptop = await sandbox.addDevice("laptop");
   const fetchOk = async (url: string): Promise<boolean> => {
-    const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("tailnet-client.ts", ["get", url, "--timeout-ms", "2000"])), { timeoutMs: 5_000 });
+    const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("tailnet-client.ts", ["get", url, "--timeout-ms", "3000"])), { timeoutMs: 15_000 }).catch(() => ({ stdout: "" }));
     return stdout.startsWith("HTTP/1.1 200");
   };
 
@@ -87,7 +92,7 @@ try {
     await fetchOk(`http://${anchorIp}/`);
     await systemClock.sleep(2_000);
   }
-  const ours = proxyProcesses();
+  const ours = proxyProcesses(sandbox.run.id);
   const supervisorPid = ours[0]?.pid ?? 0;
   const pod: CgroupMemory = cgroupMemory(supervisorPid);
   const theirs = anchorProcesses(anchor);

@@ -2,7 +2,7 @@
 // anonymous (private to the process) and file-backed (executable text and mapped files, shared
 // through the page cache with every process mapping the same file), PSS (shared pages divided
 // among their users), and a cgroup's usage and working set as the kubelet computes it.
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 
 export interface ProcessMemory {
   readonly pid: number;
@@ -69,30 +69,47 @@ export function childrenOf(pid: number): number[] {
 
 export interface CgroupMemory {
   readonly path: string;
-  /** memory.current, MiB: everything charged, page cache included. */
+  /** MiB charged to the cgroup, page cache included (a file page is charged to the first cgroup that reads it). */
   readonly usage: number;
   /** usage minus inactive file pages: what the kubelet reports and evicts on. */
   readonly workingSet: number;
   readonly anon: number;
   readonly file: number;
-  /** memory.peak, MiB (NaN on kernels without it). */
+  /** memory.peak (v2) or max_usage_in_bytes (v1), MiB; NaN where the kernel has neither. */
   readonly peak: number;
 }
 
-/** The cgroup v2 memory figures of the cgroup a process is in. */
+/**
+ * The memory figures of the cgroup a process is in, read through the process's own root: a
+ * container sees its cgroup at /sys/fs/cgroup (v1: the memory hierarchy; v2: unified), and the
+ * sandbox's nodes mount their hierarchies where the launcher cannot see them.
+ */
 export function cgroupMemory(pid: number): CgroupMemory {
-  const line = readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n").find((l) => l.startsWith("0::"));
-  if (line === undefined) throw new Error(`process ${pid}: no cgroup v2 membership`);
-  const path = `/sys/fs/cgroup${line.slice(3)}`;
-  const bytes = (file: string): number => Number(readFileSync(`${path}/${file}`, "utf8").trim()) / (1024 * 1024);
-  const stat = readFileSync(`${path}/memory.stat`, "utf8");
-  const statMiB = (key: string): number => Number(new RegExp(`^${key} (\\d+)$`, "m").exec(stat)?.[1] ?? Number.NaN) / (1024 * 1024);
-  const usage = bytes("memory.current");
-  let peak = Number.NaN;
-  try {
-    peak = bytes("memory.peak");
-  } catch {
-    // Older kernels.
+  const root = `/proc/${pid}/root/sys/fs/cgroup`;
+  const mib = (bytes: number): number => bytes / (1024 * 1024);
+  const read = (path: string): string => readFileSync(path, "utf8");
+  const statValue = (stat: string, key: string): number => Number(new RegExp(`^${key} (\\d+)$`, "m").exec(stat)?.[1] ?? Number.NaN);
+  if (existsSync(`${root}/memory/memory.usage_in_bytes`)) {
+    const stat = read(`${root}/memory/memory.stat`);
+    const usage = mib(Number(read(`${root}/memory/memory.usage_in_bytes`).trim()));
+    return {
+      path: `${root}/memory`,
+      usage,
+      workingSet: usage - mib(statValue(stat, "total_inactive_file")),
+      anon: mib(statValue(stat, "total_rss")),
+      file: mib(statValue(stat, "total_cache")),
+      peak: mib(Number(read(`${root}/memory/memory.max_usage_in_bytes`).trim())),
+    };
   }
-  return { path, usage, workingSet: usage - statMiB("inactive_file"), anon: statMiB("anon"), file: statMiB("file"), peak };
+  const stat = read(`${root}/memory.stat`);
+  const usage = mib(Number(read(`${root}/memory.current`).trim()));
+  const peakFile = `${root}/memory.peak`;
+  return {
+    path: root,
+    usage,
+    workingSet: usage - mib(statValue(stat, "inactive_file")),
+    anon: mib(statValue(stat, "anon")),
+    file: mib(statValue(stat, "file")),
+    peak: existsSync(peakFile) ? mib(Number(read(peakFile).trim())) : Number.NaN,
+  };
 }
