@@ -15,6 +15,8 @@ import { Sandbox } from "../src/sandbox/sandbox.ts";
 import { installOperator } from "../src/sandbox/operator-install.ts";
 import { nodeToolArgv } from "../src/sandbox/tools.ts";
 import { startAndAwait } from "../src/sandbox/started-process.ts";
+import { cgroupMemory, proxySupervisors } from "../src/sandbox/proc-memory.ts";
+import { namespacePrefix } from "../src/sandbox/runs.ts";
 import type { TailnetDevice } from "../src/sandbox/tailnet-device.ts";
 import type { SandboxHost } from "../src/sandbox/network.ts";
 import { systemClock, waitFor } from "../src/shared/clock.ts";
@@ -103,6 +105,10 @@ try {
     proxied.push(await throughputOnce(sandbox, laptop, proxyIp));
   }
 
+  // What carrying that traffic cost the proxy pod (the figure its memory request comes from).
+  const proxyPid = proxySupervisors(`/${namespacePrefix(sandbox.run.id)}`).get("bench-iperf");
+  const loaded = proxyPid === undefined ? undefined : cgroupMemory(proxyPid);
+
   // Latency: nginx pods first, then the Service, timed from its creation.
   const toStatus: number[] = [];
   const toTraffic: number[] = [];
@@ -143,12 +149,17 @@ try {
   const gaps = toTraffic.map((t, i) => t - (toStatus[i] ?? 0));
   bench("tailnet_direct_throughput", directMedian, "Gbit/s");
   bench("tailnet_via_proxy_throughput", proxiedMedian, "Gbit/s", directMedian);
+  if (loaded) {
+    bench("proxy_pod_cgroup_working_set_after_iperf", loaded.workingSet, "MiB");
+    bench("proxy_pod_cgroup_peak_after_iperf", loaded.peak, "MiB");
+  }
   bench("service_create_to_external_ip", median(toStatus), "s");
   bench("service_create_to_first_request", median(toTraffic), "s");
   bench("external_ip_to_first_request", median(gaps), "s");
   process.stdout.write(`\nProxy data path (iperf3 TCP, ${rounds} x ${seconds} s, alternating; Gbit/s):\n`);
   process.stdout.write(`  direct, laptop -> tailnet device        ${direct.map((x) => x.toFixed(2)).join(" ")}  median ${directMedian.toFixed(2)}\n`);
   process.stdout.write(`  laptop -> proxy pod -> backend          ${proxied.map((x) => x.toFixed(2)).join(" ")}  median ${proxiedMedian.toFixed(2)} (${(proxiedMedian / directMedian).toFixed(2)}x direct)\n`);
+  if (loaded) process.stdout.write(`  proxy pod cgroup after the runs: working set ${loaded.workingSet.toFixed(1)} MiB, peak ${loaded.peak.toFixed(1)} MiB\n`);
   process.stdout.write(`Service created (pods running) -> EXTERNAL-IP ${median(toStatus).toFixed(2)} s -> first request ${median(toTraffic).toFixed(2)} s (gap ${median(gaps).toFixed(2)} s; rounds: ${gaps.map((g) => g.toFixed(2)).join(" ")})\n`);
   const holdMs = Number(values["hold-s"]) * 1000;
   if (holdMs > 0) {

@@ -7,8 +7,7 @@
 // text, shared through the page cache by every proxy on the node using the same image layer),
 // PSS. Per pod: the container cgroup's usage and working set (what the kubelet reports).
 //
-//   node bench/proxy-footprint.ts [--settle-s 20]
-import { readFileSync } from "node:fs";
+//   node bench/proxy-footprint.ts [--settle-s 30]
 import { parseArgs } from "node:util";
 import type { V1Service } from "@kubernetes/client-node";
 import { Sandbox } from "../src/sandbox/sandbox.ts";
@@ -16,11 +15,11 @@ import { namespacePrefix } from "../src/sandbox/runs.ts";
 import { installOperator } from "../src/sandbox/operator-install.ts";
 import { nodeToolArgv } from "../src/sandbox/tools.ts";
 import { AnchorProxy } from "../src/sandbox/anchor-proxy.ts";
-import { cgroupMemory, childrenOf, cmdline, findProcesses, processMemory, type CgroupMemory, type ProcessMemory } from "../src/sandbox/proc-memory.ts";
+import { cgroupMemory, childrenOf, cmdline, processMemory, proxySupervisors, type CgroupMemory, type ProcessMemory } from "../src/sandbox/proc-memory.ts";
 import { systemClock, waitFor } from "../src/shared/clock.ts";
 import { ClusterEnv } from "../test/helpers/cluster-env.ts";
 
-const { values } = parseArgs({ options: { "settle-s": { type: "string", default: "20" } } });
+const { values } = parseArgs({ options: { "settle-s": { type: "string", default: "30" } } });
 const settleMs = Number(values["settle-s"]) * 1000;
 /** The target of issue 8 for the supervisor alone. */
 const SUPERVISOR_TARGET_MIB = 40;
@@ -31,15 +30,30 @@ const bench = (name: string, value: number, unit: string, baseline?: number): vo
 };
 const sum = (items: readonly ProcessMemory[], key: keyof Omit<ProcessMemory, "pid" | "name">): number => items.reduce((total, item) => total + item[key], 0);
 
-/** The proxy pod's processes: tailnet-proxy (not its init container) and its tailscaled. */
-function proxyProcesses(runId: string): ProcessMemory[] {
-  // Other sandboxes may run on this machine: only a process in one of this run's nodes' cgroups.
-  const [supervisor] = findProcesses((argv) => argv.includes("/app/bin/tailnet-proxy.js") && !argv.includes("init")).filter((pid) =>
-    readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(`/${namespacePrefix(runId)}`),
-  );
-  if (supervisor === undefined) throw new Error(`no tailnet-proxy process in sandbox ${runId}`);
+/** The proxy pod's processes: tailnet-proxy and its tailscaled. */
+function proxyProcesses(runId: string, hostname: string): ProcessMemory[] {
+  const supervisor = proxySupervisors(`/${namespacePrefix(runId)}`).get(hostname);
+  if (supervisor === undefined) throw new Error(`no tailnet-proxy for ${hostname} in sandbox ${runId}`);
   const daemons = childrenOf(supervisor).filter((pid) => cmdline(pid)[0]?.endsWith("tailscaled"));
   return [processMemory(supervisor, "tailnet-proxy"), ...daemons.map((pid) => processMemory(pid, "tailscaled"))];
+}
+
+/** Each figure's median over samples of the same processes (Go's and V8's heaps move between GCs). */
+function medianOf(samples: readonly ProcessMemory[][]): ProcessMemory[] {
+  const first = samples[0] ?? [];
+  const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+  return first.map((proc, i) => {
+    const column = samples.map((sample) => sample[i] ?? proc);
+    return {
+      pid: proc.pid,
+      name: proc.name,
+      rss: med(column.map((p) => p.rss)),
+      rssAnon: med(column.map((p) => p.rssAnon)),
+      rssFile: med(column.map((p) => p.rssFile)),
+      pss: med(column.map((p) => p.pss)),
+      peakRss: Math.max(...column.map((p) => p.peakRss)),
+    };
+  });
 }
 
 function anchorProcesses(anchor: AnchorProxy): ProcessMemory[] {
@@ -85,17 +99,23 @@ try {
   const anchorIp = await anchor.tailnetIp();
   await waitFor("a request through containerboot", async () => ((await fetchOk(`http://${anchorIp}/`)) ? true : undefined), { timeoutMs: 120_000, intervalMs: 250 });
 
-  // Steady state: both have served traffic; a few requests each while settling, then measure.
-  const deadline = Date.now() + settleMs;
-  while (Date.now() < deadline) {
+  // Steady state: both have served traffic; requests to each while settling, and a sample of
+  // both every round of the second half (the figures are the samples' medians).
+  const oursSamples: ProcessMemory[][] = [];
+  const theirSamples: ProcessMemory[][] = [];
+  const started = Date.now();
+  while (Date.now() - started < settleMs) {
     await fetchOk(`http://${host}/`);
     await fetchOk(`http://${anchorIp}/`);
     await systemClock.sleep(2_000);
+    if (Date.now() - started >= settleMs / 2) {
+      oursSamples.push(proxyProcesses(sandbox.run.id, "bench-web"));
+      theirSamples.push(anchorProcesses(anchor));
+    }
   }
-  const ours = proxyProcesses(sandbox.run.id);
-  const supervisorPid = ours[0]?.pid ?? 0;
-  const pod: CgroupMemory = cgroupMemory(supervisorPid);
-  const theirs = anchorProcesses(anchor);
+  const ours = medianOf(oursSamples);
+  const theirs = medianOf(theirSamples);
+  const pod: CgroupMemory = cgroupMemory(ours[0]?.pid ?? 0);
 
   const [supervisor, ourDaemon] = ours;
   const [containerboot, theirDaemon] = theirs;
@@ -117,7 +137,7 @@ try {
     `  ${p.name.padEnd(16)} ${p.rss.toFixed(1).padStart(7)} ${p.rssAnon.toFixed(1).padStart(7)} ${p.rssFile.toFixed(1).padStart(7)} ${p.pss.toFixed(1).padStart(7)} ${p.peakRss.toFixed(1).padStart(7)}`;
   const total = (name: string, items: ProcessMemory[]): string =>
     `  ${name.padEnd(16)} ${sum(items, "rss").toFixed(1).padStart(7)} ${sum(items, "rssAnon").toFixed(1).padStart(7)} ${sum(items, "rssFile").toFixed(1).padStart(7)} ${sum(items, "pss").toFixed(1).padStart(7)}`;
-  process.stdout.write(`\nProxy footprint after ${settleMs / 1000} s of light traffic (MiB):\n`);
+  process.stdout.write(`\nProxy footprint, medians of ${oursSamples.length} samples over the last ${settleMs / 2000} s of ${settleMs / 1000} s of light traffic (MiB):\n`);
   process.stdout.write(`  ${"process".padEnd(16)} ${"RSS".padStart(7)} ${"anon".padStart(7)} ${"file".padStart(7)} ${"PSS".padStart(7)} ${"peak".padStart(7)}\n`);
   process.stdout.write(`${ours.map(row).join("\n")}\n${total("ours, pod", ours)}\n`);
   process.stdout.write(`${theirs.map(row).join("\n")}\n${total("anchor", theirs)}\n`);

@@ -21,20 +21,31 @@ export class LocalApi {
 
   /** `tailscale status --json` without the peers. */
   async status(): Promise<StatusJson> {
-    return JSON.parse(await this.get("/localapi/v0/status?peers=false")) as StatusJson;
+    return JSON.parse(await this.call("GET", "/localapi/v0/status?peers=false")) as StatusJson;
+  }
+
+  /**
+   * Asks tailscaled to turn on UDP GRO forwarding (and off GRO lists) on the default-route
+   * interface, as Tailscale recommends for forwarding nodes and containerboot does with
+   * TS_EXPERIMENTAL_ENABLE_FORWARDING_OPTIMIZATIONS; tailscaled does it over ethtool netlink with
+   * the pod's NET_ADMIN, so the image needs no ethtool. Returns tailscaled's warning, if any.
+   */
+  async setUdpGroForwarding(): Promise<string | undefined> {
+    const { Warning } = JSON.parse(await this.call("POST", "/localapi/v0/set-udp-gro-forwarding")) as { Warning?: string };
+    return Warning || undefined;
   }
 
   close(): void {
     this.agent?.destroy();
   }
 
-  private get(path: string, timeoutMs = 10_000): Promise<string> {
+  private call(method: "GET" | "POST", path: string, timeoutMs = 10_000): Promise<string> {
     // process.getBuiltinModule: an ESM import of node:http would also load undici (its lazy
     // WebSocket export), ~10 MiB the proxy never uses.
     const http = process.getBuiltinModule("node:http");
     this.agent ??= new http.Agent({ keepAlive: true, maxSockets: 1 });
     return new Promise((resolve, reject) => {
-      const req = http.request({ socketPath: this.socket, path, agent: this.agent, headers: { host: LOCAL_API_HOST }, timeout: timeoutMs }, (res) => {
+      const req = http.request({ method, socketPath: this.socket, path, agent: this.agent, headers: { host: LOCAL_API_HOST }, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("error", reject);

@@ -98,6 +98,11 @@ export class Tailscaled {
     }, { timeoutMs, intervalMs: 100 });
   }
 
+  /** UDP GRO forwarding on the pod's default interface (see LocalApi); the warning, if any. */
+  async tuneForwarding(): Promise<string | undefined> {
+    return this.localApi.setUdpGroForwarding();
+  }
+
   async stop(): Promise<void> {
     this.localApi.close();
     await this.daemon?.stop(10_000);

@@ -113,3 +113,21 @@ export function cgroupMemory(pid: number): CgroupMemory {
     peak: existsSync(peakFile) ? mib(Number(read(peakFile).trim())) : Number.NaN,
   };
 }
+
+/**
+ * The tailnet-proxy supervisors (not their init containers) running in this sandbox run's nodes,
+ * by the tailnet hostname they serve (TS_HOSTNAME): other sandboxes may share the machine.
+ */
+export function proxySupervisors(cgroupMarker: string): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const pid of findProcesses((argv) => argv.includes("/app/bin/tailnet-proxy.js") && !argv.includes("init"))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(cgroupMarker)) continue;
+      const hostname = /(?:^|\0)TS_HOSTNAME=([^\0]*)/.exec(readFileSync(`/proc/${pid}/environ`, "utf8"))?.[1];
+      if (hostname !== undefined) found.set(hostname, pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
+}
