@@ -63,7 +63,9 @@ const sandbox = await Sandbox.start();
 try {
   const env = new ClusterEnv(sandbox);
   await installOperator(sandbox, { values: { replicaCount: 1 } });
-  const [laptop, server] = await Promise.all([sandbox.addDevice("laptop"), sandbox.addDevice("iperf-server")]);
+  // One after the other: both would create the same Headscale user at once.
+  const laptop = await sandbox.addDevice("laptop");
+  const server = await sandbox.addDevice("iperf-server");
   await iperfServer(sandbox, server.host, "direct");
   const backendHost = await sandbox.network.addHost("iperf");
   sandbox.track({ stop: () => sandbox.network.removeHost(backendHost) });
