@@ -107,6 +107,8 @@ try {
     proxied.push(await throughputOnce(sandbox, laptop, proxyIp));
   }
 
+  process.stderr.write(`throughput (Gbit/s): direct ${direct.map((x) => x.toFixed(2)).join(" ")}; through the proxy ${proxied.map((x) => x.toFixed(2)).join(" ")}\n`);
+
   // What carrying that traffic cost the proxy pod (the figure its memory request comes from).
   const proxyPid = proxySupervisors(`/${namespacePrefix(sandbox.run.id)}`).get("bench-iperf");
   const loaded = proxyPid === undefined ? undefined : cgroupMemory(proxyPid);
@@ -129,17 +131,19 @@ try {
     // Each failed attempt is kept (time after EXTERNAL-IP, what failed): the gap's cause.
     const attempts: string[] = [];
     const statusAt = performance.now();
+    // Generous timeouts: on a loaded machine starting the client alone can take seconds.
     await waitFor("first request", async () => {
       try {
-        const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("tailnet-client.ts", ["get", `http://${host}/`, "--timeout-ms", "1000"])), { timeoutMs: 5_000 });
+        const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("tailnet-client.ts", ["get", `http://${host}/`, "--timeout-ms", "2000"])), { timeoutMs: 15_000 });
         if (stdout.startsWith("HTTP/1.1 200")) return true;
         attempts.push(`${((performance.now() - statusAt) / 1000).toFixed(2)}s ${stdout.split("\n")[0] ?? ""}`);
       } catch (error) {
         attempts.push(`${((performance.now() - statusAt) / 1000).toFixed(2)}s ${(error as Error).message.split("\n").slice(-1)[0]?.slice(0, 160) ?? ""}`);
       }
       return undefined;
-    }, { timeoutMs: 120_000, intervalMs: 50 });
-    if (attempts.length > 0) process.stderr.write(`  failed attempts after EXTERNAL-IP:\n${attempts.map((a) => `    ${a}`).join("\n")}\n`);
+    }, { timeoutMs: 120_000, intervalMs: 50 }).finally(() => {
+      if (attempts.length > 0) process.stderr.write(`  failed attempts after EXTERNAL-IP:\n${attempts.map((a) => `    ${a}`).join("\n")}\n`);
+    });
     const trafficMs = performance.now() - start;
     toStatus.push(statusMs / 1000);
     toTraffic.push(trafficMs / 1000);
