@@ -122,6 +122,19 @@ build_tailscale() {
 }
 build_tailscale_arm64() { build_tailscale arm64; }
 
+# The Tailscale operator's proxy supervisor, from the same pinned module: bench/proxy-footprint.ts
+# measures it beside tailscaled as the baseline for our proxy's footprint (nothing else runs it).
+build_containerboot() {
+  local dir="containerboot-$TAILSCALE_VERSION" v=${TAILSCALE_VERSION#v}
+  built "$dir" && { log "containerboot $TAILSCALE_VERSION: cached"; return; }
+  log "containerboot $TAILSCALE_VERSION: building (cold: 1-3 min once tailscale is built)"
+  mkdir -p "$BIN_DIR/$dir"
+  wrapper_build tailscale.com "$TAILSCALE_VERSION" "$BIN_DIR/$dir/" \
+    "-s -w -X tailscale.com/version.longStamp=$v -X tailscale.com/version.shortStamp=$v" \
+    tailscale.com/cmd/containerboot
+  finish "$dir"
+}
+
 build_headscale() {
   local dir="headscale-$HEADSCALE_VERSION"
   built "$dir" && { log "headscale $HEADSCALE_VERSION: cached"; return; }
@@ -196,7 +209,8 @@ build_pebble() {
 }
 
 # Control plane first (every test needs it), then the node, then what only images and installs need.
-# tailscale_arm64 is built by `make images` only (the arm64 proxy image), not for the tests.
+# tailscale_arm64 is built by `make images` only (the arm64 proxy image), not for the tests;
+# containerboot by `make bench` only (the baseline of bench/proxy-footprint.ts).
 ALL_COMPONENTS="etcd tailscale headscale k8s containerd runc cni coredns helm pebble"
 # One after another, not in parallel: the k8s and sqlite compiles each peak at several GiB.
 total=$SECONDS

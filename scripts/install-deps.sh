@@ -10,7 +10,7 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 declare -A PACKAGES=(
   [ip]=iproute2 [nft]=nftables [iptables-legacy]=iptables [openssl]=openssl [curl]=curl
   [ping]=iputils-ping [setpriv]=util-linux [unshare]=util-linux [sysctl]=procps [pkg-config]=pkg-config
-  [mmdebstrap]=mmdebstrap
+  [mmdebstrap]=mmdebstrap [iperf3]=iperf3 [ss]=iproute2
 )
 # file -> Debian package, for what is not a command (headers for cgo builds)
 declare -A FILES=(

@@ -40,6 +40,13 @@ const layerSchema = z
     node: z.boolean().optional(),
     nodeModules: z.boolean().optional(),
     app: z.boolean().optional(),
+    /**
+     * Node's compile cache (TypeScript already stripped) for the modules this command loads, run
+     * on the app files with the layer's node at build time: node then never loads its
+     * TypeScript stripper (~17 MiB RSS) at run time. Set NODE_COMPILE_CACHE to the image's
+     * /app/.node-compile-cache and NODE_COMPILE_CACHE_PORTABLE=1 in env. Host architecture only.
+     */
+    compileCache: z.array(z.string()).min(1).optional(),
     passwd: z.array(z.string()).optional(),
     group: z.array(z.string()).optional(),
     entries: z.array(entrySchema).default([]),

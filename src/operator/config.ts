@@ -31,8 +31,8 @@ const resources = z
   .pipe(z.strictObject({ requests: quantities.optional(), limits: quantities.optional() }))
   // The API's shape: absent, not undefined, sections and quantities.
   .transform((r) => JSON.parse(JSON.stringify(r)) as { requests?: Record<string, string>; limits?: Record<string, string> });
-/** Measured on a proxy serving a Service (docs/proxy.md): what the pod uses at rest, plus headroom. */
-const DEFAULT_PROXY_RESOURCES = { requests: { cpu: "10m", memory: "200Mi" } };
+/** Measured on a proxy pod serving a Service (docs/proxy.md, bench/proxy-footprint.ts): working set 32 MiB at rest, plus headroom for traffic. */
+const DEFAULT_PROXY_RESOURCES = { requests: { cpu: "10m", memory: "64Mi" } };
 
 export const operatorEnvSchema = z.object({
   OPERATOR_NAMESPACE: z.string().min(1).default("tailscale").describe("namespace of the operator and of every proxy"),

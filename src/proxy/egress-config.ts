@@ -1,44 +1,58 @@
 // The egress part of the proxy's configuration: a tailnet target (an IP or a MagicDNS name) and
-// the ports cluster traffic is forwarded on. A proxy is either ingress (TS_DEST_IP) or egress.
-import { z } from "zod";
-import { EGRESS_ENV } from "../shared/egress.ts";
+// the ports cluster traffic is forwarded on, parsed by hand like the rest (docs/adr/0013), and
+// the rule that a proxy has exactly one job: L3 (TS_DEST_IP), L7 (TS_INGRESS_SECRET) or egress.
+import { isIP } from "node:net";
+import { EGRESS_ENV, type EgressPort } from "../shared/egress.ts";
 
-const portNumber = z.number().int().min(1).max(65535);
-const egressPorts = z
-  .string()
-  .transform((value, ctx) => {
-    try {
-      return JSON.parse(value) as unknown;
-    } catch {
-      ctx.addIssue({ code: "custom", message: "must be JSON" });
-      return z.NEVER;
-    }
-  })
-  .pipe(z.array(z.strictObject({ protocol: z.enum(["tcp", "udp"]), matchPort: portNumber, targetPort: portNumber })).min(1));
+/** Thrown by a parser; the message says what is wrong with the value. */
+export class InvalidValue extends Error {}
 
-export const egressEnvSchema = {
-  [EGRESS_ENV.targetIp]: z.union([z.ipv4(), z.ipv6()]).optional().describe("egress: the tailnet IP (or subnet-routed address) cluster traffic goes to"),
-  [EGRESS_ENV.targetFqdn]: z
-    .string()
-    .min(1)
-    .transform((name) => name.toLowerCase().replace(/\.$/, ""))
-    .optional()
-    .describe("egress: the MagicDNS name of the target, resolved from tailscaled's peers and followed"),
-  [EGRESS_ENV.ports]: egressPorts.optional().describe('egress: JSON [{"protocol":"tcp","matchPort":80,"targetPort":8080}, ...]'),
-} as const;
-
-interface ModeFields {
-  TS_DEST_IP: readonly string[];
-  TS_INGRESS_SECRET?: string | undefined;
-  TS_TAILNET_TARGET_IP?: string | undefined;
-  TS_TAILNET_TARGET_FQDN?: string | undefined;
-  TS_EGRESS_PORTS?: unknown;
+export function parseTargetIp(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  if (isIP(raw) === 0) throw new InvalidValue(`"${raw}" is not an IP address`);
+  return raw;
 }
 
-/** Exactly one of: ClusterIPs to forward to (ingress), a target IP, a target name. */
-export function validateProxyMode(config: ModeFields, ctx: z.RefinementCtx): void {
+export function parseTargetFqdn(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  return raw.toLowerCase().replace(/\.$/, "");
+}
+
+const isPort = (value: unknown): value is number => typeof value === "number" && Number.isInteger(value) && value >= 1 && value <= 65535;
+
+export function parseEgressPorts(raw: string | undefined): readonly EgressPort[] | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new InvalidValue("must be JSON");
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) throw new InvalidValue('must be a non-empty JSON array like [{"protocol":"tcp","matchPort":80,"targetPort":8080}]');
+  return parsed.map((entry: unknown, i) => {
+    const port = entry as Partial<Record<string, unknown>> | null;
+    const keys = port && typeof port === "object" ? Object.keys(port).sort().join(",") : "";
+    if (keys !== "matchPort,protocol,targetPort" || (port?.["protocol"] !== "tcp" && port?.["protocol"] !== "udp") || !isPort(port["matchPort"]) || !isPort(port["targetPort"])) {
+      throw new InvalidValue(`entry ${String(i)} must be {"protocol":"tcp"|"udp","matchPort":1-65535,"targetPort":1-65535}`);
+    }
+    return { protocol: port["protocol"], matchPort: port["matchPort"], targetPort: port["targetPort"] };
+  });
+}
+
+interface ModeFields {
+  readonly TS_DEST_IP: readonly string[];
+  readonly TS_INGRESS_SECRET: string | undefined;
+  readonly TS_TAILNET_TARGET_IP: string | undefined;
+  readonly TS_TAILNET_TARGET_FQDN: string | undefined;
+  readonly TS_EGRESS_PORTS: readonly EgressPort[] | undefined;
+}
+
+/** What is wrong with the combination of modes, if anything. */
+export function proxyModeProblems(config: ModeFields): string[] {
+  const problems: string[] = [];
   const modes = [config.TS_DEST_IP.length > 0, config.TS_INGRESS_SECRET !== undefined, config.TS_TAILNET_TARGET_IP !== undefined, config.TS_TAILNET_TARGET_FQDN !== undefined].filter(Boolean).length;
-  if (modes !== 1) ctx.addIssue({ code: "custom", path: ["TS_DEST_IP"], message: `set exactly one of TS_DEST_IP (L3), TS_INGRESS_SECRET (L7), ${EGRESS_ENV.targetIp} and ${EGRESS_ENV.targetFqdn} (egress)` });
+  if (modes !== 1) problems.push(`TS_DEST_IP: set exactly one of TS_DEST_IP (L3), TS_INGRESS_SECRET (L7), ${EGRESS_ENV.targetIp} and ${EGRESS_ENV.targetFqdn} (egress)`);
   const egress = config.TS_TAILNET_TARGET_IP !== undefined || config.TS_TAILNET_TARGET_FQDN !== undefined;
-  if (egress && config.TS_EGRESS_PORTS === undefined) ctx.addIssue({ code: "custom", path: [EGRESS_ENV.ports], message: "an egress proxy needs the ports to forward" });
+  if (egress && config.TS_EGRESS_PORTS === undefined) problems.push(`${EGRESS_ENV.ports}: an egress proxy needs the ports to forward`);
+  return problems;
 }

@@ -4,7 +4,7 @@
 // state Secret (the operator shows it in the Service's condition) and looked for again, so
 // a device that joins later is picked up without a restart.
 import { systemClock } from "../shared/clock.ts";
-import type { Logger } from "../shared/log.ts";
+import type { Logger } from "./log.ts";
 import { STATE_SECRET_KEYS as STATE_KEYS } from "../shared/state-keys.ts";
 import type { EgressPort, EgressTargetReport } from "../shared/egress.ts";
 import type { ProxyConfig } from "./config.ts";

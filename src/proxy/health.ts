@@ -1,7 +1,7 @@
 // The proxy's health endpoint: /healthz (readiness) answers 200 once the device has tailnet IPs
 // and the firewall is programmed, 503 before that (and after shutdown starts); /livez (liveness)
 // answers 200 whenever the process can answer at all, since a first login may take minutes.
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { listen } from "../shared/listen.ts";
 
 export class HealthServer {
@@ -9,7 +9,9 @@ export class HealthServer {
   private readonly server: Server;
 
   constructor() {
-    this.server = createServer((req, res) => {
+    // process.getBuiltinModule: an ESM import of node:http also loads undici (~10 MiB) through
+    // its lazy WebSocket export, which the ESM facade reads.
+    this.server = process.getBuiltinModule("node:http").createServer((req, res) => {
       if (req.url === "/livez") {
         res.writeHead(200, { "content-type": "text/plain" }).end("alive\n");
         return;
@@ -26,7 +28,6 @@ export class HealthServer {
   async listen(addrPort: string): Promise<void> {
     await listen(this.server, addrPort);
   }
-
 
   setHealthy(healthy: boolean): void {
     this.healthy = healthy;

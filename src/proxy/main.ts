@@ -3,7 +3,7 @@
 // state Secret, and on SIGTERM removes its rules and stops tailscaled.
 import { readFileSync } from "node:fs";
 import { answerInfoFlags } from "../shared/cli-info.ts";
-import { createLogger } from "../shared/log.ts";
+import { createProxyLogger } from "./log.ts";
 import { ProcessRunner } from "../shared/exec.ts";
 import { systemClock } from "../shared/clock.ts";
 import { loadProxyConfig, proxyHelp, type ProxyConfig } from "./config.ts";
@@ -13,12 +13,12 @@ import { STATE_SECRET_KEYS as STATE_KEYS } from "../shared/state-keys.ts";
 import { HealthServer } from "./health.ts";
 import { applyOrClear, chooseFirewall, clearStaleRules } from "./firewall/select.ts";
 import { familyOf, type Firewall, type ForwardingRules, type IpFamily } from "./firewall/rules.ts";
-import { runDoctor } from "./doctor.ts";
 import { ensureTunDevice, writeSysctls } from "./pod-setup.ts";
-import { runIngress } from "./l7/run-ingress.ts";
 import { egressFamilies, isEgress, runEgress } from "./egress.ts";
 
-const log = createLogger({ name: "tailnet-proxy" });
+// Only what the long-running proxy uses is imported statically: every module stays in memory
+// in every proxy pod (docs/proxy.md, "Footprint"); doctor is loaded when asked for.
+const log = createProxyLogger({ name: "tailnet-proxy" });
 
 function forwardingRules(config: ProxyConfig, device: DeviceInfo): ForwardingRules {
   // Each tailnet IP forwards to the destination of its own family (IPv4 to IPv4, IPv6 to IPv6).
@@ -74,6 +74,16 @@ async function run(config: ProxyConfig): Promise<void> {
     const login = await tailscaled.ensureLoggedIn();
     let device = await tailscaled.device();
     log.info({ login, id: device.id, fqdn: device.fqdn, ips: device.ips }, "device running");
+    // Forwarding throughput (docs/proxy.md, Data path): a failure costs speed, not function.
+    await tailscaled.tuneForwarding().then(
+      (warning) => {
+        if (warning) log.warn({ warning }, "UDP GRO forwarding not enabled");
+        else log.info("UDP GRO forwarding enabled on the default interface");
+      },
+      (error: unknown) => {
+        log.warn({ err: error }, "UDP GRO forwarding not enabled");
+      },
+    );
     // Same order as the Tailscale operator: the ID first, the address only once traffic can flow.
     await secret.write({ [STATE_KEYS.deviceId]: device.id });
     await applyOrClear(firewall, forwardingRules(config, device));
@@ -102,6 +112,7 @@ async function run(config: ProxyConfig): Promise<void> {
     await firewall?.clear().catch((error: unknown) => {
       log.error({ err: error }, "removing firewall rules failed");
     });
+    secret.close();
     await tailscaled.stop();
     await health.close();
   }
@@ -126,11 +137,14 @@ if (args[0] === "init") {
     process.exitCode = 1;
   }
 } else if (args[0] === "doctor") {
+  const { runDoctor } = await import("./doctor.ts");
   process.exitCode = await runDoctor(new ProcessRunner(), process.env, args.includes("--json"));
 } else if (!answerInfoFlags(args, proxyHelp())) {
   try {
     const config = loadProxyConfig(process.env);
-    await (config.TS_INGRESS_SECRET ? runIngress(config, config.TS_INGRESS_SECRET, log) : run(config));
+    // L7 loads its HTTP/2 server and Kubernetes client only in L7 proxies (docs/adr/0013).
+    if (config.TS_INGRESS_SECRET) await (await import("./l7/run-ingress.ts")).runIngress(config, config.TS_INGRESS_SECRET, log);
+    else await run(config);
   } catch (error) {
     // The message last on the line: the termination message (the log's tail) keeps it.
     log.error({ err: error }, `proxy failed: ${(error as Error).message}`);

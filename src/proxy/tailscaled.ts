@@ -7,6 +7,7 @@ import type { CommandRunner } from "../shared/exec.ts";
 import { ManagedProcess } from "../shared/process.ts";
 import { waitFor } from "../shared/clock.ts";
 import type { ProxyConfig } from "./config.ts";
+import { LocalApi, type StatusJson } from "./local-api.ts";
 
 export interface DeviceInfo {
   readonly id: string;
@@ -15,7 +16,7 @@ export interface DeviceInfo {
   readonly ips: readonly string[];
 }
 
-/** A peer as `tailscale status --json` lists it (the fields egress resolution reads). */
+/** A peer as tailscaled's status lists it (the fields egress resolution reads). */
 export interface PeerStatus {
   readonly DNSName?: string;
   readonly TailscaleIPs?: readonly string[] | null;
@@ -23,20 +24,16 @@ export interface PeerStatus {
   readonly PrimaryRoutes?: readonly string[] | null;
 }
 
-interface StatusJson {
-  BackendState: string;
-  Self?: { ID: string; DNSName: string; TailscaleIPs?: string[] | null };
-  Peer?: Record<string, PeerStatus> | null;
-}
-
 export class Tailscaled {
   private readonly runner: CommandRunner;
   private readonly config: ProxyConfig;
+  private readonly localApi: LocalApi;
   private daemon: ManagedProcess | undefined;
 
   constructor(runner: CommandRunner, config: ProxyConfig) {
     this.runner = runner;
     this.config = config;
+    this.localApi = new LocalApi(config.TS_SOCKET);
   }
 
   get exited(): Promise<unknown> {
@@ -60,17 +57,16 @@ export class Tailscaled {
     await waitFor("tailscaled's LocalAPI", async () => {
       if (!this.daemon?.running) throw new Error("tailscaled exited during start-up");
       return (await this.status()).BackendState !== "NoState" ? true : undefined;
-    }, { timeoutMs: 60_000 });
+    }, { timeoutMs: 60_000, intervalMs: 50 });
   }
 
   private async status(): Promise<StatusJson> {
-    const { stdout } = await this.runner.run(["tailscale", `--socket=${this.config.TS_SOCKET}`, "status", "--json"]);
-    return JSON.parse(stdout) as StatusJson;
+    return this.localApi.status();
   }
 
   /** The tailnet's other devices, as this node currently sees them in its netmap. */
   async peers(): Promise<PeerStatus[]> {
-    return Object.values((await this.status()).Peer ?? {});
+    return Object.values((await this.localApi.statusWithPeers()).Peer ?? {});
   }
 
   /** Logs in with the auth key unless the state Secret already holds a logged-in device. */
@@ -114,10 +110,16 @@ export class Tailscaled {
       const ips = status.Self?.TailscaleIPs ?? [];
       if (status.BackendState !== "Running" || !status.Self || ips.length === 0) return undefined;
       return { id: status.Self.ID, fqdn: status.Self.DNSName.replace(/\.$/, ""), ips };
-    }, { timeoutMs });
+    }, { timeoutMs, intervalMs: 100 });
+  }
+
+  /** UDP GRO forwarding on the pod's default interface (see LocalApi); the warning, if any. */
+  async tuneForwarding(): Promise<string | undefined> {
+    return this.localApi.setUdpGroForwarding();
   }
 
   async stop(): Promise<void> {
+    this.localApi.close();
     await this.daemon?.stop(10_000);
   }
 }

@@ -2,7 +2,6 @@
 // a proxy never programs iptables-legacy on an nf_tables host (or the reverse) and silently
 // forwards nothing. An explicit mode wins; "auto" follows the rules that are already there;
 // a backend whose kernel side does not work is never chosen.
-import { randomBytes } from "node:crypto";
 import type { CommandRunner } from "../../shared/exec.ts";
 import type { FirewallMode } from "./rules.ts";
 import { NFT_TABLE } from "./nftables.ts";
@@ -86,7 +85,9 @@ async function nftablesRules(runner: CommandRunner): Promise<RuleCounts> {
 }
 
 async function probeWorks(runner: CommandRunner, mode: FirewallMode): Promise<string | undefined> {
-  const scratch = `tno-probe-${randomBytes(3).toString("hex")}`;
+  // Unique enough for a scratch name in one pod's namespace; node:crypto's ESM import would load
+  // WebCrypto for six hex digits.
+  const scratch = `tno-probe-${Math.floor(Math.random() * 0xffffff).toString(16).padStart(6, "0")}`;
   try {
     if (mode === "nftables") {
       // One transaction: create a nat base chain and delete it again.

@@ -3,7 +3,7 @@
 // interface so the L7 server is tested without a cluster; the proxy's Role allows exactly this.
 import { readFileSync } from "node:fs";
 import { CoreV1Api, KubeConfig, Watch, type V1Secret } from "@kubernetes/client-node";
-import type { Logger } from "../../shared/log.ts";
+import type { Logger } from "../log.ts";
 
 export type SecretData = Readonly<Record<string, string>>;
 

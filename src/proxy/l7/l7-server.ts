@@ -7,7 +7,7 @@ import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import type { Logger } from "../../shared/log.ts";
+import type { Logger } from "../log.ts";
 import type { HttpChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
 import type { RoutingTable } from "./routing-table.ts";
 import { isReservedHeader } from "./identity.ts";
@@ -75,7 +75,7 @@ export class L7Server {
     this.tls.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.upgrade(req, socket, head);
     });
-    this.tls.on("tlsClientError", (error) => {
+    this.tls.on("tlsClientError", (error: Error) => {
       options.log.debug({ err: error }, "TLS handshake failed");
     });
   }

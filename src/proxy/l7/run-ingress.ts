@@ -4,7 +4,7 @@
 // rules are needed (nothing is forwarded at the IP layer).
 import { ProcessRunner } from "../../shared/exec.ts";
 import { systemClock } from "../../shared/clock.ts";
-import type { Logger } from "../../shared/log.ts";
+import type { Logger } from "../log.ts";
 import { STATE_SECRET_KEYS as STATE_KEYS } from "../../shared/state-keys.ts";
 import { INGRESS_SECRET_KEYS, parseIngressConfig, type IngressProxyConfig } from "../../shared/ingress-config.ts";
 import type { ProxyConfig } from "../config.ts";

@@ -3,7 +3,7 @@
 // Failures come out as AcmeIssueError with the CA's own problem detail and what to check.
 import { generateKeyPairSync } from "node:crypto";
 import acme from "acme-client";
-import type { Logger } from "../../shared/log.ts";
+import type { Logger } from "../log.ts";
 import type { CertificateStore, StoredAccount, StoredCertificate } from "./certificate-store.ts";
 import { describeTransportError } from "./acme-http.ts";
 

@@ -3,7 +3,7 @@
 // CertificateStore, so a restart serves the stored certificate instead of ordering again; renewal
 // follows the CA's ARI window when offered (two thirds of the lifetime otherwise); orders are
 // capped per window so that no loop can exhaust the CA's rate limits.
-import type { Logger } from "../../shared/log.ts";
+import type { Logger } from "../log.ts";
 import { systemClock, type Clock } from "../../shared/clock.ts";
 import type { CertificateSource, HttpChallengeResponder, ServedCertificate } from "./certificate-source.ts";
 import type { CertificateStore, StoredCertificate } from "./certificate-store.ts";
