@@ -15,13 +15,22 @@ export interface WatchOptions<T extends KubernetesObject> {
 }
 
 export interface Watch {
-  /** Resolves once the first list has been delivered. */
+  /** Resolves once a list has succeeded and its objects were delivered (never before). */
   readonly synced: Promise<void>;
   stop(): Promise<void>;
 }
 
 export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): Watch {
-  const informer = makeInformer<T>(options.kc, options.path, options.list, options.labelSelector);
+  let markSynced: () => void = () => undefined;
+  const synced = new Promise<void>((resolve) => (markSynced = resolve));
+  // The informer's start() resolves even when its list failed, so "synced" is the first list
+  // that succeeded; setImmediate lets the informer deliver that list's objects first.
+  const list = async (): Promise<KubernetesListObject<T>> => {
+    const result = await options.list();
+    setImmediate(markSynced);
+    return result;
+  };
+  const informer = makeInformer<T>(options.kc, options.path, list, options.labelSelector);
   let stopped = false;
   let delayMs = 1_000;
   let timer: NodeJS.Timeout | undefined;
@@ -44,7 +53,9 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
     }, delayMs);
     delayMs = Math.min(delayMs * 2, 30_000);
   });
-  const synced = informer.start();
+  informer.start().catch((error: unknown) => {
+    options.log.warn({ err: error, path: options.path }, "watch failed to start");
+  });
   return {
     synced,
     stop: async () => {

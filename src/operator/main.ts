@@ -10,11 +10,12 @@ import { startWatch, type Watch } from "../kube/watch.ts";
 import { Controller } from "../runtime/controller.ts";
 import { RuntimeMetrics } from "../runtime/metrics.ts";
 import { LeaderElector } from "../runtime/leader-election.ts";
+import { runWhileLeading } from "../runtime/leadership.ts";
 import { OperatorHttpServer } from "../runtime/http-server.ts";
 import { HeadscaleApi } from "../control/headscale-api.ts";
 import { TailscaleApi } from "../control/tailscale-api.ts";
 import type { ControlPlane } from "../control/control-plane.ts";
-import { configInput, loadOperatorConfig, operatorHelp, readCredential, type OperatorConfig } from "./config.ts";
+import { configInput, leaderElectionTiming, loadOperatorConfig, operatorHelp, readCredential, type OperatorConfig } from "./config.ts";
 import { FINALIZER, LABELS } from "./names.ts";
 import { isExposed } from "./service-intent.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
@@ -81,7 +82,18 @@ async function run(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
   const { kc, kube, reconciler, intentOptions } = compose(config, log);
   const metrics = new RuntimeMetrics();
-  const http = new OperatorHttpServer(metrics.registry);
+  const elector = config.LEADER_ELECTION
+    ? new LeaderElector({
+        kube,
+        clock: systemClock,
+        log,
+        namespace: config.OPERATOR_NAMESPACE,
+        name: "tailnet-operator-leader",
+        identity: config.LEADER_ELECTION_ID,
+        timing: leaderElectionTiming(config),
+      })
+    : undefined;
+  const http = new OperatorHttpServer(metrics.registry, () => elector?.healthy() ?? true);
   await http.listen(config.OPERATOR_HTTP_ADDR);
   log.info({ addr: config.OPERATOR_HTTP_ADDR, controlPlane: config.CONTROL_PLANE, namespace: config.OPERATOR_NAMESPACE }, "starting");
 
@@ -95,81 +107,65 @@ async function run(config: OperatorConfig): Promise<void> {
 
   const controller = new Controller({ name: "service", reconcile: reconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
 
-  const elector = config.LEADER_ELECTION
-    ? new LeaderElector({
-        kube,
-        clock: systemClock,
-        log,
-        namespace: config.OPERATOR_NAMESPACE,
-        name: "tailnet-operator-leader",
-        identity: config.LEADER_ELECTION_ID,
-        leaseDurationMs: config.LEASE_DURATION_SECONDS * 1000,
-        retryPeriodMs: Math.max(500, (config.LEASE_DURATION_SECONDS * 1000) / 5),
-      })
-    : undefined;
-  // A standby replica is ready (it serves) but does nothing until it leads.
+  // A standby is ready: waiting for the Lease is its job. A leader is ready once every watch
+  // has made its initial list.
   http.setReady(true);
-  if (elector) {
-    const leading = new Promise<void>((resolve) => {
-      void elector.run(stopping.signal, resolve, () => {
-        log.error("lost the leader Lease; exiting so that only the new leader acts");
-        process.exit(1);
-      });
-    });
-    const aborted = new Promise<void>((resolve) => {
-      stopping.signal.addEventListener("abort", () => {
-        resolve();
-      }, { once: true });
-    });
-    await Promise.race([leading, aborted]);
-    if (stopping.signal.aborted) {
-      await http.close();
-      return;
-    }
-  }
-  metrics.isLeader.set(1);
-
-  const core = kc.makeApiClient(CoreV1Api);
-  const apps = kc.makeApiClient(AppsV1Api);
-  const enqueueParent = (object: { metadata?: { labels?: Record<string, string> } }): void => {
-    const key = parentKey(object.metadata?.labels);
-    if (key) controller.enqueue(key);
+  const leadership = {
+    elector,
+    stopping: stopping.signal,
+    log,
+    setActing: (acting: boolean) => {
+      metrics.isLeader.set(acting ? 1 : 0);
+      if (acting) http.setReady(false);
+    },
+    exit: (code: number) => process.exit(code),
   };
-  const watches: Watch[] = [
-    startWatch<V1Service>({
-      kc,
-      log,
-      path: "/api/v1/services",
-      list: () => core.listServiceForAllNamespaces(),
-      onObject: (svc) => {
-        // Only Services that ask for a proxy, or still carry ours, are worth a reconcile.
-        if (isExposed(svc, intentOptions) || svc.metadata?.finalizers?.includes(FINALIZER)) {
-          controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
-        }
-      },
-    }),
-    startWatch<V1Secret>({
-      kc,
-      log,
-      path: `/api/v1/namespaces/${config.OPERATOR_NAMESPACE}/secrets`,
-      list: () => core.listNamespacedSecret({ namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` }),
-      labelSelector: `${LABELS.managed}=true`,
-      onObject: enqueueParent,
-    }),
-    startWatch<V1StatefulSet>({
-      kc,
-      log,
-      path: `/apis/apps/v1/namespaces/${config.OPERATOR_NAMESPACE}/statefulsets`,
-      list: () => apps.listNamespacedStatefulSet({ namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` }),
-      labelSelector: `${LABELS.managed}=true`,
-      onObject: enqueueParent,
-    }),
-  ];
-  const workers = controller.run(stopping.signal);
-  log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
-  await workers;
-  await Promise.all(watches.map((w) => w.stop()));
-  await elector?.release();
+  await runWhileLeading(leadership, async (acting) => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const apps = kc.makeApiClient(AppsV1Api);
+    const enqueueParent = (object: { metadata?: { labels?: Record<string, string> } }): void => {
+      const key = parentKey(object.metadata?.labels);
+      if (key) controller.enqueue(key);
+    };
+    const watches: Watch[] = [
+      startWatch<V1Service>({
+        kc,
+        log,
+        path: "/api/v1/services",
+        list: () => core.listServiceForAllNamespaces(),
+        onObject: (svc) => {
+          // Only Services that ask for a proxy, or still carry ours, are worth a reconcile.
+          if (isExposed(svc, intentOptions) || svc.metadata?.finalizers?.includes(FINALIZER)) {
+            controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
+          }
+        },
+      }),
+      startWatch<V1Secret>({
+        kc,
+        log,
+        path: `/api/v1/namespaces/${config.OPERATOR_NAMESPACE}/secrets`,
+        list: () => core.listNamespacedSecret({ namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` }),
+        labelSelector: `${LABELS.managed}=true`,
+        onObject: enqueueParent,
+      }),
+      startWatch<V1StatefulSet>({
+        kc,
+        log,
+        path: `/apis/apps/v1/namespaces/${config.OPERATOR_NAMESPACE}/statefulsets`,
+        list: () => apps.listNamespacedStatefulSet({ namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` }),
+        labelSelector: `${LABELS.managed}=true`,
+        onObject: enqueueParent,
+      }),
+    ];
+    void Promise.all(watches.map((w) => w.synced)).then(() => {
+      http.setReady(true);
+      log.info("watches synced");
+    });
+    const workers = controller.run(acting);
+    log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
+    await workers;
+    await Promise.all(watches.map((w) => w.stop()));
+  });
   await http.close();
   log.info("stopped");
 }
@@ -188,7 +184,8 @@ if (!answerInfoFlags(argv, operatorHelp())) {
   if (config) {
     await (command === "uninstall" ? uninstall(config) : run(config)).catch((error: unknown) => {
       createLogger({ name: "tailnet-operator" }).error({ err: error }, "operator failed");
-      process.exitCode = 1;
+      // Exit now: a timer or socket left behind must not keep a half-working process alive.
+      process.exit(1);
     });
   }
 }
