@@ -58,7 +58,7 @@ export const operatorEnvSchema = z.object({
   OPERATOR_HTTP_ADDR: z.string().default("[::]:8081").describe("address:port for /healthz, /readyz and /metrics"),
   OPERATOR_WORKERS: z.coerce.number().int().min(1).max(64).default(4).describe("reconciles run in parallel"),
   LEADER_ELECTION: bool.default(true).describe("use a Lease so that only one replica acts"),
-  LEADER_ELECTION_ID: z.string().default(hostname()).describe("this replica's identity in the Lease"),
+  LEADER_ELECTION_ID: z.string().default(hostname()).describe("this replica's identity in the Lease (each process adds _ and a random suffix)"),
   LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15).describe("leader election: how long a standby waits, from the last change it saw to the Lease, before it takes over"),
   RENEW_DEADLINE_SECONDS: z.coerce.number().positive().default(10).describe("leader election: how long the leader keeps failing to renew before it stops acting (< LEASE_DURATION_SECONDS)"),
   RETRY_PERIOD_SECONDS: z.coerce.number().positive().default(2).describe("leader election: time between attempts to take or renew the Lease (< RENEW_DEADLINE_SECONDS)"),

@@ -2,6 +2,7 @@
 // the control plane, serves health and metrics, wins the leader Lease, then runs the Service
 // controller until SIGTERM, when it drains and hands the Lease over.
 import { CoreV1Api, AppsV1Api, KubeConfig, type V1Secret, type V1Service, type V1StatefulSet } from "@kubernetes/client-node";
+import { randomUUID } from "node:crypto";
 import { answerInfoFlags } from "../shared/cli-info.ts";
 import { createLogger } from "../shared/log.ts";
 import { systemClock } from "../shared/clock.ts";
@@ -89,7 +90,9 @@ async function run(config: OperatorConfig): Promise<void> {
         log,
         namespace: config.OPERATOR_NAMESPACE,
         name: "tailnet-operator-leader",
-        identity: config.LEADER_ELECTION_ID,
+        // Per process, as client-go users do (hostname_uuid): a restarted container must not
+        // resume its predecessor's Lease without waiting for it to expire.
+        identity: `${config.LEADER_ELECTION_ID}_${randomUUID().slice(0, 8)}`,
         timing: leaderElectionTiming(config),
       })
     : undefined;
@@ -116,6 +119,7 @@ async function run(config: OperatorConfig): Promise<void> {
     log,
     setActing: (acting: boolean) => {
       metrics.isLeader.set(acting ? 1 : 0);
+      metrics.leaderSince.set(acting ? systemClock.now() / 1000 : 0);
       if (acting) http.setReady(false);
     },
     exit: (code: number) => process.exit(code),

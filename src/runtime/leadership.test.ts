@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { createLogger } from "../shared/log.ts";
 import { LeaderElector } from "./leader-election.ts";
 import { runWhileLeading } from "./leadership.ts";
-import { FakeClock } from "./testing/fake-clock.ts";
-import { FakeLeaseApi } from "./testing/fake-lease-api.ts";
-import { Latch } from "./testing/latch.ts";
+import { FakeClock } from "../../test/fakes/fake-clock.ts";
+import { FakeLeaseApi } from "../../test/fakes/fake-lease-api.ts";
+import { Latch } from "../../test/fakes/latch.ts";
 
 const TIMING = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
 const log = createLogger({ name: "test", level: "silent" });

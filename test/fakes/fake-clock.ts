@@ -1,5 +1,5 @@
 // A manual clock for tests of time-driven code: sleeps resolve only when advance() passes them.
-import type { Clock } from "../../shared/clock.ts";
+import type { Clock } from "../../src/shared/clock.ts";
 
 interface Sleeper {
   readonly at: number;

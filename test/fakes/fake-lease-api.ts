@@ -1,7 +1,7 @@
 // An in-memory Lease API with the API server's optimistic concurrency (a write with a stale
 // resourceVersion gets 409) and injectable failures: 403s and calls that never answer.
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { KubeApiError, type KubeClient, type ObjectRef } from "../../kube/kube-client.ts";
+import { KubeApiError, type KubeClient, type ObjectRef } from "../../src/kube/kube-client.ts";
 
 type Failure = "forbidden" | "hang";
 
