@@ -164,9 +164,21 @@ describe("leader election on the real node (two replicas)", () => {
   it("hands over when the leader's pod is deleted: it drains, releases, and the standby takes the free Lease", async () => {
     const old = await actingLeader();
     await env.core.deleteNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: old });
+    // The old pod's log, read until the pod is gone: what it did while it drained.
+    let oldLog = "";
+    const following = waitFor("the old leader's pod to be gone", async () => {
+      const text = await env.core.readNamespacedPodLog({ namespace: OPERATOR_NAMESPACE, name: old, container: "operator" }).catch(() => undefined);
+      if (text === undefined) return true;
+      oldLog = text;
+      return undefined;
+    }, { timeoutMs: 60_000, intervalMs: 250 });
     const next = await actingLeader(old);
+    await following;
     const took = (await logLines(next)).find((l) => l["msg"] === "took the free leader Lease" || l["msg"] === "took over the leader Lease after it expired");
-    assert.equal(took?.["msg"], "took the free leader Lease", "the old leader released the Lease (no wait for expiry)");
+    assert.equal(took?.["msg"], "took the free leader Lease", `the old leader released the Lease (no wait for expiry); its log:\n${oldLog}`);
+    const messages = oldLog.split("\n").filter((l) => l.startsWith("{")).map((l) => (JSON.parse(l) as { msg: string }).msg);
+    const order = ["shutting down", "released the leader Lease", "stopped"].map((m) => messages.indexOf(m));
+    assert.ok(order.every((i, n) => i >= 0 && (n === 0 || i > (order[n - 1] ?? 0))), `drained, then released, then stopped: ${messages.join(" | ")}`);
     assert.deepEqual(sampler.overlaps, []);
   });
 
@@ -223,6 +235,7 @@ describe("leader election on the real node (two replicas)", () => {
     await sampler.stop();
     assert.deepEqual(sampler.overlaps, []);
     assert.ok(sampler.rounds.length > 100, `sampled ${sampler.rounds.length} rounds`);
-    assert.ok(sampler.roundsWithALeader() > sampler.rounds.length / 2, "a leader acted most of the time (the gauge is live)");
+    // Failovers after a kill or a cut wait for the Lease to expire, so many rounds have no leader.
+    assert.ok(sampler.roundsWithALeader() > 30, `a leader acted in ${sampler.roundsWithALeader()} rounds (the gauge is live)`);
   });
 });
