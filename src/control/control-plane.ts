@@ -34,7 +34,8 @@ export class ControlPlaneError extends Error {
   constructor(message: string, status: number, options?: { cause?: unknown }) {
     super(message, options);
     this.status = status;
-    // Network failures (status 0), throttling and server errors may pass; the rest will not.
-    this.retryable = status === 0 || status === 429 || status >= 500;
+    // Network failures (status 0), timeouts, throttling and server errors may pass; any other
+    // 4xx (bad credentials, tags the policy does not allow, a missing user) will not.
+    this.retryable = status === 0 || status === 408 || status === 429 || status >= 500;
   }
 }

@@ -18,7 +18,7 @@ export interface WatchOptions<T extends KubernetesObject> {
 }
 
 export interface Watch<T extends KubernetesObject = KubernetesObject> {
-  /** Resolves once the first list has been delivered. */
+  /** Resolves once a list has succeeded and its objects were delivered (never before). */
   readonly synced: Promise<void>;
   /** The objects as last seen (read-only: they are the cache's own). */
   readonly store: CacheStore<T>;
@@ -26,7 +26,16 @@ export interface Watch<T extends KubernetesObject = KubernetesObject> {
 }
 
 export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): Watch<T> {
-  const informer = makeInformer<T>(options.kc, options.path, options.list, options.labelSelector);
+  let markSynced: () => void = () => undefined;
+  const synced = new Promise<void>((resolve) => (markSynced = resolve));
+  // The informer's start() resolves even when its list failed, so "synced" is the first list
+  // that succeeded; setImmediate lets the informer deliver that list's objects first.
+  const list = async (): Promise<KubernetesListObject<T>> => {
+    const result = await options.list();
+    setImmediate(markSynced);
+    return result;
+  };
+  const informer = makeInformer<T>(options.kc, options.path, list, options.labelSelector);
   let stopped = false;
   let delayMs = 1_000;
   let timer: NodeJS.Timeout | undefined;
@@ -46,7 +55,9 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
     }, delayMs);
     delayMs = Math.min(delayMs * 2, 30_000);
   });
-  const synced = informer.start();
+  informer.start().catch((error: unknown) => {
+    options.log.warn({ err: error, path: options.path }, "watch failed to start");
+  });
   return {
     synced,
     store: informer,

@@ -14,6 +14,14 @@ describe("operator configuration", () => {
     assert.equal(config.LEADER_ELECTION, true);
   });
 
+  it("takes client-go's leader election defaults and rejects timing that cannot work", () => {
+    const config = loadOperatorConfig(headscale);
+    assert.deepEqual([config.LEASE_DURATION_SECONDS, config.RENEW_DEADLINE_SECONDS, config.RETRY_PERIOD_SECONDS], [15, 10, 2]);
+    assert.throws(() => loadOperatorConfig({ ...headscale, LEASE_DURATION_SECONDS: "4" }), /renew deadline must be shorter than the lease duration/);
+    assert.throws(() => loadOperatorConfig({ ...headscale, RETRY_PERIOD_SECONDS: "10" }), /retry period must be shorter than the renew deadline/);
+    assert.equal(loadOperatorConfig({ ...headscale, LEADER_ELECTION: "false", LEASE_DURATION_SECONDS: "4" }).LEASE_DURATION_SECONDS, 4, "no election, no timing check");
+  });
+
   it("parses PROXY_ENV into variables", () => {
     assert.deepEqual(loadOperatorConfig({ ...headscale, PROXY_ENV: "A=1, B=x=y" }).PROXY_ENV, { A: "1", B: "x=y" });
   });

@@ -6,6 +6,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { FIREWALL_MODES } from "../proxy/firewall/select.ts";
 import { projectVersion } from "../shared/cli-info.ts";
+import { validateTiming, type LeaderElectionTiming } from "../runtime/leader-election.ts";
 
 const bool = z.enum(["true", "false"]).transform((v) => v === "true");
 const keyValues = z
@@ -62,8 +63,10 @@ export const operatorEnvSchema = z.object({
   OPERATOR_HTTP_ADDR: z.string().default("[::]:8081").describe("address:port for /healthz, /readyz and /metrics"),
   OPERATOR_WORKERS: z.coerce.number().int().min(1).max(64).default(4).describe("reconciles run in parallel"),
   LEADER_ELECTION: bool.default(true).describe("use a Lease so that only one replica acts"),
-  LEADER_ELECTION_ID: z.string().default(hostname()).describe("this replica's identity in the Lease"),
-  LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15).describe("how long a silent leader keeps the Lease"),
+  LEADER_ELECTION_ID: z.string().default(hostname()).describe("this replica's identity in the Lease (each process adds _ and a random suffix)"),
+  LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15).describe("leader election: how long a standby waits, from the last change it saw to the Lease, before it takes over"),
+  RENEW_DEADLINE_SECONDS: z.coerce.number().positive().default(10).describe("leader election: how long the leader keeps failing to renew before it stops acting (< LEASE_DURATION_SECONDS)"),
+  RETRY_PERIOD_SECONDS: z.coerce.number().positive().default(2).describe("leader election: time between attempts to take or renew the Lease (< RENEW_DEADLINE_SECONDS)"),
 });
 
 export type OperatorConfig = z.infer<typeof operatorEnvSchema>;
@@ -108,7 +111,15 @@ export function loadOperatorConfig(input: Record<string, string | undefined>): O
   if (config.CONTROL_PLANE === "tailscale" && (!config.CLIENT_ID_FILE || !config.CLIENT_SECRET_FILE)) {
     throw new Error("invalid configuration: CONTROL_PLANE=tailscale needs CLIENT_ID_FILE and CLIENT_SECRET_FILE (an OAuth client)");
   }
+  const timingProblem = validateTiming(leaderElectionTiming(config));
+  if (config.LEADER_ELECTION && timingProblem) {
+    throw new Error(`invalid configuration: LEASE_DURATION_SECONDS, RENEW_DEADLINE_SECONDS, RETRY_PERIOD_SECONDS: ${timingProblem}`);
+  }
   return config;
+}
+
+export function leaderElectionTiming(config: OperatorConfig): LeaderElectionTiming {
+  return { leaseDurationMs: config.LEASE_DURATION_SECONDS * 1000, renewDeadlineMs: config.RENEW_DEADLINE_SECONDS * 1000, retryPeriodMs: config.RETRY_PERIOD_SECONDS * 1000 };
 }
 
 /** Reads a credential file, trimmed; the error names the file, never its content. */

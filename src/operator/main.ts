@@ -2,6 +2,7 @@
 // the control plane, serves health and metrics, wins the leader Lease, then runs the Service
 // controller until SIGTERM, when it drains and hands the Lease over.
 import { CoreV1Api, KubernetesObjectApi, type KubernetesObject, type V1Ingress, type V1Secret, type V1Service } from "@kubernetes/client-node";
+import { randomUUID } from "node:crypto";
 import { answerInfoFlags } from "../shared/cli-info.ts";
 import { createLogger } from "../shared/log.ts";
 import { systemClock } from "../shared/clock.ts";
@@ -12,11 +13,12 @@ import { listInPages, startWatch, type Watch } from "../kube/watch.ts";
 import { Controller } from "../runtime/controller.ts";
 import { RuntimeMetrics } from "../runtime/metrics.ts";
 import { LeaderElector } from "../runtime/leader-election.ts";
+import { runWhileLeading } from "../runtime/leadership.ts";
 import { OperatorHttpServer } from "../runtime/http-server.ts";
 import { HeadscaleApi } from "../control/headscale-api.ts";
 import { TailscaleApi } from "../control/tailscale-api.ts";
 import type { ControlPlane } from "../control/control-plane.ts";
-import { configInput, loadOperatorConfig, operatorHelp, readCredential, type OperatorConfig } from "./config.ts";
+import { configInput, leaderElectionTiming, loadOperatorConfig, operatorHelp, readCredential, type OperatorConfig } from "./config.ts";
 import { FINALIZER, LABELS } from "./names.ts";
 import { isExposed } from "./service-intent.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
@@ -113,7 +115,20 @@ async function run(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
   const { kc, kube, reconciler, ingressReconciler, intentOptions } = compose(config, log);
   const metrics = new RuntimeMetrics();
-  const http = new OperatorHttpServer(metrics.registry);
+  const elector = config.LEADER_ELECTION
+    ? new LeaderElector({
+        kube,
+        clock: systemClock,
+        log,
+        namespace: config.OPERATOR_NAMESPACE,
+        name: "tailnet-operator-leader",
+        // Per process, as client-go users do (hostname_uuid): a restarted container must not
+        // resume its predecessor's Lease without waiting for it to expire.
+        identity: `${config.LEADER_ELECTION_ID}_${randomUUID().slice(0, 8)}`,
+        timing: leaderElectionTiming(config),
+      })
+    : undefined;
+  const http = new OperatorHttpServer(metrics.registry, () => elector?.healthy() ?? true);
   await http.listen(config.OPERATOR_HTTP_ADDR);
   log.info({ addr: config.OPERATOR_HTTP_ADDR, controlPlane: config.CONTROL_PLANE, namespace: config.OPERATOR_NAMESPACE }, "starting");
 
@@ -129,103 +144,85 @@ async function run(config: OperatorConfig): Promise<void> {
   const ingressController = new Controller({ name: "ingress", reconcile: ingressReconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
   const ingressIndex = new IngressIndex();
 
-  const elector = config.LEADER_ELECTION
-    ? new LeaderElector({
-        kube,
-        clock: systemClock,
-        log,
-        namespace: config.OPERATOR_NAMESPACE,
-        name: "tailnet-operator-leader",
-        identity: config.LEADER_ELECTION_ID,
-        leaseDurationMs: config.LEASE_DURATION_SECONDS * 1000,
-        retryPeriodMs: Math.max(500, (config.LEASE_DURATION_SECONDS * 1000) / 5),
-      })
-    : undefined;
-  // A standby replica is ready (it serves) but does nothing until it leads.
+  // A standby is ready: waiting for the Lease is its job. A leader is ready once every watch
+  // has made its initial list.
   http.setReady(true);
-  if (elector) {
-    const leading = new Promise<void>((resolve) => {
-      void elector.run(stopping.signal, resolve, () => {
-        log.error("lost the leader Lease; exiting so that only the new leader acts");
-        process.exit(1);
+  const leadership = {
+    elector,
+    stopping: stopping.signal,
+    log,
+    setActing: (acting: boolean) => {
+      metrics.isLeader.set(acting ? 1 : 0);
+      metrics.leaderSince.set(acting ? systemClock.now() / 1000 : 0);
+      if (acting) http.setReady(false);
+    },
+    exit: (code: number) => process.exit(code),
+  };
+  await runWhileLeading(leadership, async (acting) => {
+    const objects = KubernetesObjectApi.makeApiClient(kc);
+    const watch = <T extends KubernetesObject>(scope: CacheScope, plural: string, onObject: (object: T) => void): Watch<T> => {
+      const started = startWatch<T>({
+        kc,
+        log,
+        path: watchPath(scope, plural),
+        list: () => listInPages<T>(objects, scope),
+        ...(scope.labelSelector ? { labelSelector: scope.labelSelector } : {}),
+        onObject,
       });
-    });
-    const aborted = new Promise<void>((resolve) => {
-      stopping.signal.addEventListener("abort", () => {
-        resolve();
-      }, { once: true });
-    });
-    await Promise.race([leading, aborted]);
-    if (stopping.signal.aborted) {
-      await http.close();
-      return;
-    }
-  }
-  metrics.isLeader.set(1);
-
-  const objects = KubernetesObjectApi.makeApiClient(kc);
-  const watch = <T extends KubernetesObject>(scope: CacheScope, plural: string, onObject: (object: T) => void): Watch<T> => {
-    const started = startWatch<T>({
-      kc,
-      log,
-      path: watchPath(scope, plural),
-      list: () => listInPages<T>(objects, scope),
-      ...(scope.labelSelector ? { labelSelector: scope.labelSelector } : {}),
-      onObject,
-    });
-    kube.register(scope, started.store);
-    return started;
-  };
-  const core = kc.makeApiClient(CoreV1Api);
-  const enqueueParent = (object: KubernetesObject): void => {
-    const parent = parentOf(object.metadata?.labels);
-    if (parent?.type === "svc") controller.enqueue(parent.key);
-    if (parent?.type === "ingress") ingressController.enqueue(parent.key);
-  };
-  const managed = { namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` };
-  const watches: Watch[] = [
-    watch<V1Service>({ apiVersion: "v1", kind: "Service" }, "services", (svc) => {
-      // Only Services that ask for a proxy, or still carry ours, are worth a reconcile.
-      if (isExposed(svc, intentOptions) || wantsEgress(svc, intentOptions) || isEgressManaged(svc) || svc.metadata?.finalizers?.includes(FINALIZER)) {
-        controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
-      }
-      // Ingress backends are re-resolved when their Service changes (or appears, or goes).
-      for (const key of ingressIndex.usingService(svc.metadata?.namespace ?? "", svc.metadata?.name ?? "")) ingressController.enqueue(key);
-    }),
-    watch<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress" }, "ingresses", (ingress) => {
-      ingressIndex.update(ingress);
-      if (isOurIngress(ingress) || ingress.metadata?.finalizers?.includes(FINALIZER)) {
-        ingressController.enqueue(`${ingress.metadata?.namespace ?? ""}/${ingress.metadata?.name ?? ""}`);
-      }
-    }),
-    // TLS Secrets only (a field selector, so not a read cache): a rotated certificate is copied
-    // to its proxies.
-    startWatch<V1Secret>({
-      kc,
-      log,
-      path: `/api/v1/secrets?fieldSelector=${encodeURIComponent(TLS_SECRETS)}`,
-      list: () => core.listSecretForAllNamespaces({ fieldSelector: TLS_SECRETS }),
-      onObject: (secret) => {
-        for (const key of ingressIndex.usingSecret(secret.metadata?.namespace ?? "", secret.metadata?.name ?? "")) ingressController.enqueue(key);
-      },
-    }),
-    // Every kind of a proxy's children, so that reconciles read them from memory and any change
-    // (a state Secret the proxy wrote, a pod that failed or went away) wakes the parent at once.
-    watch({ apiVersion: "v1", kind: "Secret", ...managed }, "secrets", enqueueParent),
-    watch({ apiVersion: "v1", kind: "Pod", ...managed }, "pods", enqueueParent),
-    watch({ apiVersion: "v1", kind: "ServiceAccount", ...managed }, "serviceaccounts", enqueueParent),
-    watch({ apiVersion: "apps/v1", kind: "StatefulSet", ...managed }, "statefulsets", enqueueParent),
-    watch({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", ...managed }, "roles", enqueueParent),
-    watch({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", ...managed }, "rolebindings", enqueueParent),
-  ];
-  // Reconciles read these caches: start only once each holds a complete list.
-  await Promise.all(watches.map((w) => w.synced));
-  log.info({ watches: watches.length }, "caches synced");
-  const workers = Promise.all([controller.run(stopping.signal), ingressController.run(stopping.signal)]);
-  log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
-  await workers;
-  await Promise.all(watches.map((w) => w.stop()));
-  await elector?.release();
+      kube.register(scope, started.store);
+      return started;
+    };
+    const core = kc.makeApiClient(CoreV1Api);
+    const enqueueParent = (object: KubernetesObject): void => {
+      const parent = parentOf(object.metadata?.labels);
+      if (parent?.type === "svc") controller.enqueue(parent.key);
+      if (parent?.type === "ingress") ingressController.enqueue(parent.key);
+    };
+    const managed = { namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` };
+    const watches: Watch[] = [
+      watch<V1Service>({ apiVersion: "v1", kind: "Service" }, "services", (svc) => {
+        // Only Services that ask for a proxy, or still carry ours, are worth a reconcile.
+        if (isExposed(svc, intentOptions) || wantsEgress(svc, intentOptions) || isEgressManaged(svc) || svc.metadata?.finalizers?.includes(FINALIZER)) {
+          controller.enqueue(`${svc.metadata?.namespace ?? ""}/${svc.metadata?.name ?? ""}`);
+        }
+        // Ingress backends are re-resolved when their Service changes (or appears, or goes).
+        for (const key of ingressIndex.usingService(svc.metadata?.namespace ?? "", svc.metadata?.name ?? "")) ingressController.enqueue(key);
+      }),
+      watch<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress" }, "ingresses", (ingress) => {
+        ingressIndex.update(ingress);
+        if (isOurIngress(ingress) || ingress.metadata?.finalizers?.includes(FINALIZER)) {
+          ingressController.enqueue(`${ingress.metadata?.namespace ?? ""}/${ingress.metadata?.name ?? ""}`);
+        }
+      }),
+      // TLS Secrets only (a field selector, so not a read cache): a rotated certificate is copied
+      // to its proxies.
+      startWatch<V1Secret>({
+        kc,
+        log,
+        path: `/api/v1/secrets?fieldSelector=${encodeURIComponent(TLS_SECRETS)}`,
+        list: () => core.listSecretForAllNamespaces({ fieldSelector: TLS_SECRETS }),
+        onObject: (secret) => {
+          for (const key of ingressIndex.usingSecret(secret.metadata?.namespace ?? "", secret.metadata?.name ?? "")) ingressController.enqueue(key);
+        },
+      }),
+      // Every kind of a proxy's children, so that reconciles read them from memory and any change
+      // (a state Secret the proxy wrote, a pod that failed or went away) wakes the parent at once.
+      watch({ apiVersion: "v1", kind: "Secret", ...managed }, "secrets", enqueueParent),
+      watch({ apiVersion: "v1", kind: "Pod", ...managed }, "pods", enqueueParent),
+      watch({ apiVersion: "v1", kind: "ServiceAccount", ...managed }, "serviceaccounts", enqueueParent),
+      watch({ apiVersion: "apps/v1", kind: "StatefulSet", ...managed }, "statefulsets", enqueueParent),
+      watch({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", ...managed }, "roles", enqueueParent),
+      watch({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", ...managed }, "rolebindings", enqueueParent),
+    ];
+    // Reconciles read these caches: the workers start once each holds a complete list.
+    await Promise.all(watches.map((w) => w.synced));
+    http.setReady(true);
+    log.info({ watches: watches.length }, "watches synced");
+    const workers = Promise.all([controller.run(acting), ingressController.run(acting)]);
+    log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
+    await workers;
+    await Promise.all(watches.map((w) => w.stop()));
+  });
   await kc.closePool();
   await http.close();
   log.info("stopped");
@@ -246,7 +243,8 @@ if (!answerInfoFlags(argv, operatorHelp())) {
   if (config) {
     await (command === "uninstall" ? uninstall(config) : run(config)).catch((error: unknown) => {
       createLogger({ name: "tailnet-operator" }).error({ err: error }, "operator failed");
-      process.exitCode = 1;
+      // Exit now: a timer or socket left behind must not keep a half-working process alive.
+      process.exit(1);
     });
   }
 }

@@ -10,6 +10,7 @@ import { releaseAll } from "./uninstall.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
 import { childLabels, proxyName, stateSecretName } from "./proxy-objects.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
+import { TerminalError } from "../runtime/reconciler.ts";
 import { createLogger } from "../shared/log.ts";
 import type { EventRecorder } from "./events.ts";
 
@@ -155,10 +156,38 @@ describe("ServiceReconciler", () => {
     seedService();
     await reconciler.reconcile(KEY, ctx);
     control.failWith = new ControlPlaneError("POST /api/v1/preauthkey: HTTP 401: Unauthorized", 401);
-    await assert.rejects(reconciler.reconcile(KEY, ctx), ControlPlaneError);
+    // Terminal: the runtime does not hot-retry it.
+    await assert.rejects(reconciler.reconcile(KEY, ctx), (error: unknown) => error instanceof TerminalError && /HTTP 401/.test(error.message));
     assert.equal(service().status?.conditions?.[0]?.reason, "ControlPlaneError");
+    assert.match(service().status?.conditions?.[0]?.message ?? "", /HTTP 401: Unauthorized/);
     assert.equal(events.at(-1)?.type, "Warning");
     assert.equal(kube.ofKind("StatefulSet").length, 0);
+  });
+
+  it("6a: retries a control plane that is down, throttles or times out (not terminal)", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    for (const status of [0, 408, 429, 503]) {
+      control.failWith = new ControlPlaneError(`POST /api/v1/preauthkey: HTTP ${status}`, status);
+      await assert.rejects(reconciler.reconcile(KEY, ctx), (error: unknown) => error instanceof ControlPlaneError && !(error instanceof TerminalError), `status ${status}`);
+    }
+    for (const status of [0, 408, 429, 500, 503]) assert.equal(new ControlPlaneError("x", status).retryable, true, `status ${status}`);
+    for (const status of [400, 401, 403, 404, 409, 422]) assert.equal(new ControlPlaneError("x", status).retryable, false, `status ${status}`);
+  });
+
+  it("6c: moves observedGeneration when a spec change leaves the condition as it was", async () => {
+    await provisionToReady();
+    const before = kube.writes.length;
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
+    assert.equal(kube.writes.length, before, "nothing to write when nothing changed");
+    assert.equal(service().status?.conditions?.[0]?.observedGeneration, 1);
+    // The user changes the spec (a new generation) in a way that leaves the proxy as it is.
+    const stored = kube.ofKind("Service").find((s) => s.metadata?.namespace === parent.namespace && s.metadata.name === parent.name);
+    assert.ok(stored?.metadata);
+    stored.metadata.generation = 2;
+    await reconciler.reconcile(KEY, ctx);
+    assert.equal(service().status?.conditions?.[0]?.observedGeneration, 2);
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyReady");
   });
 
   it("6b: a proxy pod that cannot start says why on the Service, with a Warning", async () => {

@@ -6,9 +6,9 @@ import { KubeApiError, type KubeClient } from "../kube/kube-client.ts";
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/log.ts";
 import type { ReconcileContext, ReconcileResult } from "../runtime/reconciler.ts";
-import { splitKey } from "../runtime/reconciler.ts";
+import { splitKey, TerminalError } from "../runtime/reconciler.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
-import { FINALIZER, REASONS } from "./names.ts";
+import { FINALIZER, PROXY_READY_CONDITION, REASONS } from "./names.ts";
 import { serviceIntent, type IntentOptions } from "./service-intent.ts";
 import type { DeviceStatus, ProxyProvisioner } from "./proxy-provisioner.ts";
 import type { ProxyParent } from "./proxy-objects.ts";
@@ -81,6 +81,9 @@ export class ServiceReconciler {
     } catch (error) {
       if (error instanceof ControlPlaneError && !error.retryable) {
         await this.setStatus(service, { status: "False", reason: REASONS.controlPlaneError, message: error.message }, undefined, "Warning");
+        // Retrying at once cannot help: the runtime looks again when the Service changes, or
+        // after a long delay (the control plane's policy may be fixed outside the cluster).
+        throw new TerminalError(error.message, { cause: error });
       } else if (error instanceof KubeApiError && error.isNotFound) {
         // The proxies' namespace does not exist (or was deleted under us): say so, keep retrying.
         const message = `cannot create the proxy: ${error.message}`;
@@ -144,7 +147,10 @@ export class ServiceReconciler {
     const previous = service.status?.conditions;
     const changed = conditionChanged(previous, state);
     const sameIngress = JSON.stringify(service.status?.loadBalancer?.ingress ?? []) === JSON.stringify(ingress ?? []);
-    if (!changed && sameIngress) return;
+    // A new generation that leads to the same condition still moves observedGeneration, so
+    // users (and kubectl wait) can tell the operator has seen their change.
+    const seen = previous?.find((c) => c.type === PROXY_READY_CONDITION)?.observedGeneration === service.metadata?.generation;
+    if (!changed && sameIngress && seen) return;
     const condition = proxyReadyCondition(previous, state, new Date(this.deps.clock.now()), service.metadata?.generation);
     await this.deps.kube.applyServiceStatus(service.metadata?.namespace ?? "", service.metadata?.name ?? "", {
       conditions: [condition],

@@ -1,9 +1,13 @@
 // A controller: keys from its sources go into a work queue; N workers reconcile them, at most
-// one worker per key. Errors retry with per-key backoff; TerminalError does not retry.
+// one worker per key. Errors retry with per-key backoff; a TerminalError is not retried until
+// the object changes (its watch queues it), or after a long delay.
 import type { Logger } from "../shared/log.ts";
 import { WorkQueue } from "./work-queue.ts";
 import { TerminalError, type Reconcile } from "./reconciler.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
+
+/** Outside changes (a fixed policy, a renewed credential) are picked up this late at worst. */
+export const TERMINAL_RETRY_MS = 10 * 60_000;
 
 export interface ControllerOptions {
   readonly name: string;
@@ -51,7 +55,9 @@ export class Controller {
         metrics.reconciles.inc({ controller: this.name, result: result.requeueAfterMs === undefined ? "success" : "requeue" });
       } catch (error) {
         if (error instanceof TerminalError) {
-          keyLog.error({ err: error }, "reconcile failed; not retrying");
+          this.queue.forget(key);
+          this.queue.addAfter(key, TERMINAL_RETRY_MS);
+          keyLog.error({ err: error, retryInMs: TERMINAL_RETRY_MS }, "reconcile failed; not retrying until the object changes");
           metrics.reconciles.inc({ controller: this.name, result: "terminal" });
         } else {
           const delayMs = this.queue.addRateLimited(key);

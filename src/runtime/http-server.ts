@@ -1,5 +1,6 @@
-// The operator's HTTP endpoints: /healthz (the process is alive), /readyz (watches synced and,
-// with leader election, either leading or standing by), /metrics (Prometheus).
+// The operator's HTTP endpoints: /healthz (alive, and not a leader whose Lease renewal is
+// wedged), /readyz (a standby waiting for the Lease, or a leader whose watches have all made
+// their initial list), /metrics (Prometheus).
 import { createServer, type Server } from "node:http";
 import { listen } from "../shared/listen.ts";
 import type { Registry } from "prom-client";
@@ -8,10 +9,11 @@ export class OperatorHttpServer {
   private ready = false;
   private readonly server: Server;
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, healthy: () => boolean = () => true) {
     this.server = createServer((req, res) => {
       if (req.url === "/healthz") {
-        res.writeHead(200).end("ok\n");
+        const ok = healthy();
+        res.writeHead(ok ? 200 : 503).end(ok ? "ok\n" : "unhealthy\n");
       } else if (req.url === "/readyz") {
         res.writeHead(this.ready ? 200 : 503).end(this.ready ? "ok\n" : "not ready\n");
       } else if (req.url === "/metrics") {

@@ -1,15 +1,49 @@
-// Leader election on a coordination.k8s.io Lease, as client-go does it: the holder renews the
-// Lease every retry period; another replica takes over only once the holder has failed to renew
-// for a whole lease duration. Writes carry the resourceVersion, so two replicas racing for an
-// expired Lease cannot both win.
+// Leader election on a coordination.k8s.io Lease with client-go's semantics (ADR 0014):
+// - a candidate takes the Lease over only after it has seen the record unchanged for the
+//   record's lease duration, measured by its own clock from the moment it observed the change
+//   (the holder's renewTime is never compared with the local clock: clocks differ between nodes);
+// - the leader renews every retry period and gives up at its renew deadline, counted from the
+//   start of its last successful renewal, which is strictly before any standby may take over
+//   (renew deadline < lease duration, and a standby starts counting only after the write);
+// - writes carry the resourceVersion, so two candidates racing for one expired Lease cannot both
+//   win; a release writes an empty holder so a standby takes over at once.
+// Every API call is bounded (half the renew deadline, or the time left): a cut connection hangs
+// rather than fails.
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { KubeClient } from "../kube/kube-client.ts";
 import { KubeApiError } from "../kube/kube-client.ts";
 import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/log.ts";
 
+interface LeaseSpec {
+  holderIdentity?: string | null;
+  leaseDurationSeconds?: number | null;
+  acquireTime?: string | null;
+  renewTime?: string | null;
+  leaseTransitions?: number | null;
+}
+
 interface Lease extends KubernetesObject {
-  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+  spec?: LeaseSpec;
+}
+
+export interface LeaderElectionTiming {
+  /** How long a candidate waits, from seeing the record change, before it may take over. */
+  readonly leaseDurationMs: number;
+  /** How long the leader keeps trying to renew before it stops acting; < leaseDurationMs. */
+  readonly renewDeadlineMs: number;
+  /** Time between attempts to acquire or renew; < renewDeadlineMs. */
+  readonly retryPeriodMs: number;
+}
+
+/** client-go's defaults. */
+export const DEFAULT_TIMING: LeaderElectionTiming = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+
+export function validateTiming(timing: LeaderElectionTiming): string | undefined {
+  if (timing.renewDeadlineMs >= timing.leaseDurationMs) return "the renew deadline must be shorter than the lease duration";
+  if (timing.retryPeriodMs >= timing.renewDeadlineMs) return "the retry period must be shorter than the renew deadline";
+  if (timing.leaseDurationMs < 1000 || timing.leaseDurationMs % 1000 !== 0) return "the lease duration must be a whole number of seconds";
+  return undefined;
 }
 
 export interface LeaderElectionOptions {
@@ -19,16 +53,33 @@ export interface LeaderElectionOptions {
   readonly namespace: string;
   readonly name: string;
   readonly identity: string;
-  readonly leaseDurationMs: number;
-  readonly retryPeriodMs: number;
+  readonly timing: LeaderElectionTiming;
+}
+
+/** client-go jitters the acquire period by up to 1.2 x, so candidates do not move in lockstep. */
+const JITTER_FACTOR = 1.2;
+
+class TimedOut extends Error {
+  override readonly name = "TimedOut";
+}
+
+/** Lease timestamps are MicroTime: RFC 3339 with microseconds. */
+function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
 export class LeaderElector {
   private readonly options: LeaderElectionOptions;
+  /** The record as last seen, and when (by our clock) we saw it change. */
+  private observedRecord: string | undefined;
+  private observedTime = 0;
   private leading = false;
-  private lastRenew = 0;
+  /** When the last successful acquire or renew started (by our clock). */
+  private lastRenewStart = 0;
 
   constructor(options: LeaderElectionOptions) {
+    const problem = validateTiming(options.timing);
+    if (problem) throw new Error(`leader election: ${problem}`);
     this.options = options;
   }
 
@@ -36,84 +87,178 @@ export class LeaderElector {
     return this.leading;
   }
 
+  /**
+   * Healthy unless this replica believes it leads while its last renewal is older than the
+   * renew deadline (the renew loop is wedged: the kubelet should restart the process).
+   */
+  healthy(): boolean {
+    return !this.leading || this.options.clock.now() - this.lastRenewStart <= this.options.timing.renewDeadlineMs;
+  }
+
+  /** One hung request must not use the whole renew deadline (client-go's clients time out too). */
+  private requestTimeoutMs(): number {
+    return this.options.timing.renewDeadlineMs / 2;
+  }
+
   private ref(): { apiVersion: string; kind: string; namespace: string; name: string } {
     return { apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespace: this.options.namespace, name: this.options.name };
   }
 
-  /** One attempt to acquire or renew; returns whether this replica leads afterwards. */
+  private observe(spec: LeaseSpec): void {
+    const record = JSON.stringify([spec.holderIdentity ?? "", spec.leaseDurationSeconds ?? 0, spec.acquireTime ?? "", spec.renewTime ?? "", spec.leaseTransitions ?? 0]);
+    if (record !== this.observedRecord) {
+      this.observedRecord = record;
+      this.observedTime = this.options.clock.now();
+    }
+  }
+
+  /**
+   * One attempt to acquire or renew; true if this replica holds the Lease afterwards. A
+   * conflict (another replica wrote first) is a plain false; other API errors throw.
+   */
   async tryAcquireOrRenew(): Promise<boolean> {
-    const { kube, clock, identity, leaseDurationMs } = this.options;
-    const now = new Date(clock.now()).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+    const { kube, clock, identity, timing, log } = this.options;
+    const start = clock.now();
+    const durationSeconds = timing.leaseDurationMs / 1000;
     const lease = await kube.get<Lease>(this.ref());
-    const durationSeconds = Math.ceil(leaseDurationMs / 1000);
     try {
       if (!lease) {
-        const created = await kube.create<Lease>({
-          ...this.ref(),
-          metadata: { name: this.options.name, namespace: this.options.namespace },
-          spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
-        });
-        return this.setLeading(created !== "exists");
+        const spec: LeaseSpec = { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: microTime(start), renewTime: microTime(start), leaseTransitions: 0 };
+        const created = await kube.create<Lease>({ ...this.ref(), metadata: { name: this.options.name, namespace: this.options.namespace }, spec });
+        if (created === "exists") return false;
+        this.observe(spec);
+        this.lastRenewStart = start;
+        return true;
       }
-      const spec = lease.spec ?? {};
-      const holder = spec.holderIdentity ?? "";
-      const renewed = spec.renewTime ? Date.parse(spec.renewTime) : 0;
-      const expired = renewed + (spec.leaseDurationSeconds ?? durationSeconds) * 1000 < clock.now();
-      if (holder !== identity && holder !== "" && !expired) return this.setLeading(false);
-      const takeover = holder !== identity;
-      await kube.mergePatch(this.ref(), {
-        metadata: { resourceVersion: lease.metadata?.resourceVersion },
-        spec: {
-          holderIdentity: identity,
-          leaseDurationSeconds: durationSeconds,
-          renewTime: now,
-          ...(takeover ? { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 } : {}),
-        },
-      });
-      return this.setLeading(true);
+      const old = lease.spec ?? {};
+      this.observe(old);
+      const holder = old.holderIdentity ?? "";
+      const recordDurationMs = (old.leaseDurationSeconds ?? 0) > 0 ? (old.leaseDurationSeconds ?? 0) * 1000 : timing.leaseDurationMs;
+      const observedForMs = clock.now() - this.observedTime;
+      if (holder !== "" && holder !== identity && observedForMs < recordDurationMs) return false;
+      const renewing = holder === identity;
+      const spec: LeaseSpec = {
+        holderIdentity: identity,
+        leaseDurationSeconds: durationSeconds,
+        renewTime: microTime(start),
+        acquireTime: renewing ? (old.acquireTime ?? microTime(start)) : microTime(start),
+        leaseTransitions: renewing ? (old.leaseTransitions ?? 0) : (old.leaseTransitions ?? 0) + 1,
+      };
+      await kube.mergePatch(this.ref(), { metadata: { resourceVersion: lease.metadata?.resourceVersion }, spec });
+      if (!renewing) log.info({ identity, previousHolder: holder, observedForMs, leaseDurationMs: recordDurationMs }, holder ? "took over the leader Lease after it expired" : "took the free leader Lease");
+      this.observe(spec);
+      this.lastRenewStart = start;
+      return true;
     } catch (error) {
-      // A conflict means another replica wrote first: it leads, we do not.
-      if (error instanceof KubeApiError && error.isConflict) return this.setLeading(false);
+      if (error instanceof KubeApiError && error.isConflict) return false;
       throw error;
     }
   }
 
-  private setLeading(leading: boolean): boolean {
-    if (leading) this.lastRenew = this.options.clock.now();
-    if (leading !== this.leading) this.options.log.info({ identity: this.options.identity, leading }, leading ? "became leader" : "not the leader");
-    this.leading = leading;
-    return leading;
-  }
-
-  /**
-   * Resolves once this replica leads; then keeps renewing until the signal aborts, calling
-   * onLost if renewal fails for a whole lease duration (the caller must stop acting then).
-   */
-  async run(signal: AbortSignal, onLead: () => void, onLost: () => void): Promise<void> {
-    const { clock, retryPeriodMs, leaseDurationMs, log } = this.options;
-    let announced = false;
-    while (!signal.aborted) {
-      const leading = await this.tryAcquireOrRenew().catch((error: unknown) => {
-        log.warn({ err: error }, "leader election: lease update failed");
-        return this.leading && clock.now() - this.lastRenew < leaseDurationMs;
-      });
-      if (leading && !announced) {
-        announced = true;
-        onLead();
-      } else if (!leading && announced) {
-        onLost();
-        return;
-      }
-      await clock.sleep(retryPeriodMs, signal).catch(() => undefined);
+  /** tryAcquireOrRenew, abandoned (as a failure) once the budget is spent. */
+  private async attempt(budgetMs: number): Promise<boolean> {
+    const stop = new AbortController();
+    const timeout = this.options.clock.sleep(budgetMs, stop.signal).then(
+      () => {
+        throw new TimedOut(`no answer from the API server within ${budgetMs} ms`);
+      },
+      () => false,
+    );
+    try {
+      return await Promise.race([this.tryAcquireOrRenew(), timeout]);
+    } finally {
+      stop.abort();
     }
   }
 
-  /** Gives the Lease up on shutdown so a standby can take over at once. */
+  /** Tries every retry period (jittered) until this replica leads; false if the signal aborts first. */
+  async acquire(signal: AbortSignal): Promise<boolean> {
+    const { clock, timing, log, identity } = this.options;
+    log.info({ identity, lease: this.options.name, ...timing }, "waiting to lead");
+    while (!signal.aborted) {
+      const won = await this.attempt(this.requestTimeoutMs()).catch((error: unknown) => {
+        log.warn({ err: error }, "leader election: could not read or take the Lease");
+        return false;
+      });
+      if (won) {
+        this.leading = true;
+        log.info({ identity }, "became leader");
+        return true;
+      }
+      const delay = timing.retryPeriodMs * (1 + Math.random() * (JITTER_FACTOR - 1));
+      await clock.sleep(delay, signal).catch(() => undefined);
+    }
+    return false;
+  }
+
+  /**
+   * Renews every retry period until `until` aborts ("stopped"), or until the renew deadline
+   * passes without a successful renewal ("lost"). On "lost" the caller must stop acting at once.
+   */
+  async renew(until: AbortSignal): Promise<"stopped" | "lost"> {
+    const { clock, timing, log, identity } = this.options;
+    const msLeft = (): number => this.lastRenewStart + timing.renewDeadlineMs - clock.now();
+    const stopped = (): boolean => until.aborted;
+    for (;;) {
+      await clock.sleep(timing.retryPeriodMs, until).catch(() => undefined);
+      if (until.aborted) return "stopped";
+      let renewed = false;
+      while (!renewed && msLeft() > 0) {
+        renewed = await this.attempt(Math.min(msLeft(), this.requestTimeoutMs())).catch((error: unknown) => {
+          log.warn({ err: error, msLeft: Math.max(0, msLeft()) }, "leader election: could not renew the Lease");
+          return false;
+        });
+        // Someone else holds it now (we were too late once): retrying cannot help.
+        if (!renewed && this.observedHolder() !== identity) break;
+        if (!renewed) {
+          await clock.sleep(Math.max(0, Math.min(timing.retryPeriodMs, msLeft())), until).catch(() => undefined);
+          if (stopped()) return "stopped";
+        }
+      }
+      if (!renewed) {
+        this.leading = false;
+        log.error({ identity, sinceLastRenewMs: clock.now() - this.lastRenewStart, renewDeadlineMs: timing.renewDeadlineMs, holder: this.observedHolder() }, "stopped leading: could not renew the Lease in time");
+        return "lost";
+      }
+    }
+  }
+
+  private observedHolder(): string {
+    if (this.observedRecord === undefined) return "";
+    const [holder] = JSON.parse(this.observedRecord) as [string];
+    return holder;
+  }
+
+  /**
+   * Gives the Lease up (empty holder, 1 s duration, as client-go does) so a standby takes over
+   * at once. Call only after this replica stopped acting. Bounded by the renew deadline.
+   */
   async release(): Promise<void> {
     if (!this.leading) return;
-    const lease = await this.options.kube.get<Lease>(this.ref());
-    if (lease?.spec?.holderIdentity !== this.options.identity) return;
-    await this.options.kube.mergePatch(this.ref(), { metadata: { resourceVersion: lease.metadata?.resourceVersion }, spec: { holderIdentity: "", renewTime: null } }).catch(() => undefined);
     this.leading = false;
+    const { kube, log, identity, clock, timing } = this.options;
+    const write = async (): Promise<void> => {
+      const lease = await kube.get<Lease>(this.ref());
+      if (lease?.spec?.holderIdentity !== identity) return;
+      const now = microTime(clock.now());
+      await kube.mergePatch(this.ref(), {
+        metadata: { resourceVersion: lease.metadata?.resourceVersion },
+        spec: { holderIdentity: "", leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: lease.spec.leaseTransitions ?? 0 },
+      });
+      log.info({ identity }, "released the leader Lease");
+    };
+    const stop = new AbortController();
+    await Promise.race([write(), clock.sleep(timing.renewDeadlineMs, stop.signal).then(
+        () => {
+          log.warn("leader election: release timed out");
+        },
+        () => undefined,
+      )])
+      .catch((error: unknown) => {
+        log.warn({ err: error }, "leader election: could not release the Lease");
+      })
+      .finally(() => {
+        stop.abort();
+      });
   }
 }

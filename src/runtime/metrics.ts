@@ -7,6 +7,7 @@ export class RuntimeMetrics {
   readonly reconcileSeconds: Histogram<"controller">;
   readonly queueDepth: Gauge<"controller">;
   readonly isLeader: Gauge;
+  readonly leaderSince: Gauge;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "tailnet_operator_" });
@@ -29,6 +30,7 @@ export class RuntimeMetrics {
       labelNames: ["controller"],
       registers: [this.registry],
     });
-    this.isLeader = new Gauge({ name: "tailnet_operator_is_leader", help: "1 while this replica holds the leader Lease.", registers: [this.registry] });
+    this.isLeader = new Gauge({ name: "tailnet_operator_is_leader", help: "1 while this replica acts as the leader (holds the Lease and runs its workers).", registers: [this.registry] });
+    this.leaderSince = new Gauge({ name: "tailnet_operator_leader_since_seconds", help: "Unix time at which this replica started acting as the leader; 0 while it does not.", registers: [this.registry] });
   }
 }

@@ -11,7 +11,7 @@ export interface ReconcileContext {
   readonly signal: AbortSignal;
 }
 
-/** Throwing retries with backoff; a TerminalError is logged and not retried. */
+/** Throwing retries with backoff; a TerminalError is logged and retried only when the object changes (or after a long delay). */
 export type Reconcile = (key: string, context: ReconcileContext) => Promise<ReconcileResult>;
 
 export class TerminalError extends Error {

@@ -2,6 +2,13 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { WorkQueue } from "./work-queue.ts";
 
+const timeout = (): Promise<string> =>
+  new Promise((resolve) => {
+    setTimeout(() => {
+      resolve("nothing within 1 s");
+    }, 1_000);
+  });
+
 describe("WorkQueue", () => {
   it("de-duplicates keys that are waiting", async () => {
     const queue = new WorkQueue();
@@ -40,6 +47,21 @@ describe("WorkQueue", () => {
     queue.addAfter("later", 30);
     assert.equal(await waiting, "later");
     assert.ok(Date.now() - started >= 25);
+  });
+
+  it("lets a short requeue win over a long backoff that is pending, and not the other way round", async () => {
+    const queue = new WorkQueue({ backoff: { baseMs: 60_000, maxMs: 60_000 } });
+    queue.addRateLimited("a");
+    queue.addAfter("a", 20);
+    const waiting = queue.get();
+    const first = await Promise.race([waiting, timeout()]);
+    assert.equal(first, "a", "the 20 ms requeue was not dropped behind the 60 s backoff");
+    queue.done("a");
+    queue.addAfter("b", 20);
+    queue.addRateLimited("b");
+    const next = await Promise.race([queue.get(), timeout()]);
+    assert.equal(next, "b", "the later backoff did not push the earlier requeue back");
+    queue.shutdown();
   });
 
   it("releases waiting workers on shutdown", async () => {

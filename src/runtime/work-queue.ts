@@ -13,7 +13,7 @@ export class WorkQueue<K extends string = string> {
   private readonly dirty = new Set<K>();
   private readonly processing = new Set<K>();
   private readonly failures = new Map<K, number>();
-  private readonly timers = new Map<K, NodeJS.Timeout>();
+  private readonly timers = new Map<K, { readonly timer: NodeJS.Timeout; readonly dueAt: number }>();
   private readonly waiters: ((key: K | undefined) => void)[] = [];
   private readonly backoff: BackoffPolicy;
   private closed = false;
@@ -41,21 +41,22 @@ export class WorkQueue<K extends string = string> {
     }
   }
 
-  /** Adds the key after a delay; an earlier pending delay for the key wins. */
+  /** Adds the key after a delay; of two pending delays for a key, the one due first wins. */
   addAfter(key: K, delayMs: number): void {
     if (this.closed) return;
     if (delayMs <= 0) {
       this.add(key);
       return;
     }
-    if (this.timers.has(key)) return;
-    this.timers.set(
-      key,
-      setTimeout(() => {
-        this.timers.delete(key);
-        this.add(key);
-      }, delayMs),
-    );
+    const dueAt = Date.now() + delayMs;
+    const pending = this.timers.get(key);
+    if (pending && pending.dueAt <= dueAt) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.add(key);
+    }, delayMs);
+    this.timers.set(key, { timer, dueAt });
   }
 
   /** Re-adds a failed key after its own exponential backoff; returns the delay. */
@@ -95,7 +96,7 @@ export class WorkQueue<K extends string = string> {
 
   shutdown(): void {
     this.closed = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
   }

@@ -268,6 +268,8 @@ describe("chart", () => {
       PROXY_FORWARDING: "pod-sysctls",
       LEADER_ELECTION: "false",
       LEASE_DURATION_SECONDS: "30",
+      RENEW_DEADLINE_SECONDS: "20",
+      RETRY_PERIOD_SECONDS: "2.5",
       OPERATOR_WORKERS: "8",
       OPERATOR_LOGGING: "debug",
       OPERATOR_DEFAULT_LOAD_BALANCER: "true",
@@ -300,6 +302,7 @@ describe("chart", () => {
       ["a bad digest", { controlPlane: { existingSecret: "c" }, image: { digest: "latest" } }, /image\/digest/],
       ["a misspelt key", { controlPlane: { existingSecret: "c" }, replicas: 3 }, /replicas/],
       ["zero workers", { controlPlane: { existingSecret: "c" }, workers: 0 }, /workers/],
+      ["a renew deadline not shorter than the lease", { controlPlane: { existingSecret: "c" }, leaderElection: { leaseDurationSeconds: 10 } }, /retryPeriodSeconds \(2\) < renewDeadlineSeconds \(10\) < leaseDurationSeconds \(10\)/],
     ];
     for (const [name, values, message] of cases) {
       it(name, async () => {

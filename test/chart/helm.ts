@@ -103,7 +103,7 @@ export const VARIANTS: readonly Variant[] = [
         resources: { requests: { cpu: "20m", memory: "80Mi" }, limits: { memory: "256Mi" } },
       },
       replicaCount: 1,
-      leaderElection: { leaseDurationSeconds: 30 },
+      leaderElection: { leaseDurationSeconds: 30, renewDeadlineSeconds: 20, retryPeriodSeconds: 2.5 },
       workers: 8,
       logLevel: "debug",
       defaultLoadBalancer: true,

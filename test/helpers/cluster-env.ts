@@ -129,10 +129,11 @@ export class ClusterEnv {
     return pods.items.filter((p) => !p.metadata?.deletionTimestamp);
   }
 
-  /** The Lease holder: the operator replica that acts. */
+  /** The pod of the Lease holder: the operator replica that acts (undefined when free). */
   async leader(): Promise<string | undefined> {
     const lease = await this.leases.readNamespacedLease({ name: "tailnet-operator-leader", namespace: OPERATOR_NAMESPACE }).catch(() => undefined);
-    return lease?.spec?.holderIdentity ?? undefined;
+    // Identities are <pod name>_<per-process suffix>; pod names have no underscore.
+    return lease?.spec?.holderIdentity?.split("_")[0] || undefined;
   }
 
   /** A client authenticated as a ServiceAccount, with a token from the real TokenRequest API. */

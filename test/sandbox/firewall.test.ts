@@ -214,6 +214,8 @@ describe("firewall on every host flavour (auto mode, real rules, real traffic)",
     const node = await makeNode(full);
     await node.run.run(["iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-s", "10.244.0.0/16", "-j", "MASQUERADE"]);
     const before = await foreignRuleset(node);
+    const nftTables = async (): Promise<string> => (await node.run.run(["nft", "list", "tables"])).stdout;
+    const tablesBefore = await nftTables();
     const proxy = fileURLToPath(new URL("../../bin/tailnet-proxy.js", import.meta.url));
     const { stdout } = await node.run.run(["/usr/bin/setpriv", "--bounding-set", "-all,+net_admin,+net_raw", "--inh-caps", "-all", "--", process.execPath, proxy, "doctor", "--json"]);
     const report = JSON.parse(stdout) as { firewall: { mode: string; reason: string }; capabilities: string[]; tun: { present: boolean }; backends: { mode: string; works: boolean; foreignRules: number }[] };
@@ -223,6 +225,7 @@ describe("firewall on every host flavour (auto mode, real rules, real traffic)",
     assert.ok(report.backends.every((b) => b.works), "every backend works with NET_ADMIN + NET_RAW alone");
     assert.equal(report.tun.present, true);
     assert.equal(await foreignRuleset(node), before);
+    assert.equal(await nftTables(), tablesBefore, "no nftables table is left behind (iptables-nft's probe creates `table ip nat`)");
     assert.doesNotMatch((await node.run.run(["sh", "-c", "iptables-legacy-save; iptables-nft-save; nft list ruleset"])).stdout, /TNO-|tno-probe|tailnet-proxy/);
   });
 });

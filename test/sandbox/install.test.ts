@@ -16,7 +16,7 @@ import { waitFor } from "../../src/shared/clock.ts";
 const sandbox = await attachSandbox();
 const env = new ClusterEnv(sandbox);
 const LEASE_SECONDS = 4;
-const CHART_VALUES = { replicaCount: 2, leaderElection: { leaseDurationSeconds: LEASE_SECONDS } };
+const CHART_VALUES = { replicaCount: 2, leaderElection: { leaseDurationSeconds: LEASE_SECONDS, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 } };
 const seed: ProxyParent = { namespace: "tailscaletest", name: "nginx-tailscale", type: "svc" };
 const SEED_HOST = "tailscaletest-nginx-tailscale";
 let laptop: TailnetDevice;

@@ -84,6 +84,19 @@ async function nftablesRules(runner: CommandRunner): Promise<RuleCounts> {
   }
 }
 
+/** The nftables `ip nat` table: absent, empty (no chains), in use, or unknown (no nft). */
+async function nftNatTable(runner: CommandRunner): Promise<"absent" | "empty" | "used" | "unknown"> {
+  try {
+    const { stdout } = await runner.run(["nft", "-j", "list", "table", "ip", "nat"], { timeoutMs: 10_000 });
+    const items = (JSON.parse(stdout) as { nftables?: { chain?: unknown }[] }).nftables ?? [];
+    return items.some((item) => item.chain) ? "used" : "empty";
+  } catch (error) {
+    // nft says "No such file or directory" for a missing table; anything else (no nft binary,
+    // no permission) means we cannot tell, and then we touch nothing.
+    return /No such file or directory/i.test((error as Error).message) ? "absent" : "unknown";
+  }
+}
+
 async function probeWorks(runner: CommandRunner, mode: FirewallMode): Promise<string | undefined> {
   // Unique enough for a scratch name in one pod's namespace; node:crypto's ESM import would load
   // WebCrypto for six hex digits.
@@ -98,8 +111,12 @@ async function probeWorks(runner: CommandRunner, mode: FirewallMode): Promise<st
     } else {
       const bin = mode === "iptables-nft" ? "iptables-nft" : "iptables-legacy";
       const chain = scratch.toUpperCase();
+      // iptables-nft creates `table ip nat` on first use and -X leaves it behind: note whether
+      // it was there, so that a probe leaves no trace.
+      const natBefore = mode === "iptables-nft" ? await nftNatTable(runner) : "unknown";
       await runner.run([bin, "-w", "-t", "nat", "-N", chain], { timeoutMs: 10_000 });
       await runner.run([bin, "-w", "-t", "nat", "-X", chain], { timeoutMs: 10_000 });
+      if (natBefore === "absent" && (await nftNatTable(runner)) === "empty") await runner.run(["nft", "delete", "table", "ip", "nat"], { timeoutMs: 10_000 });
     }
     return undefined;
   } catch (error) {

@@ -133,8 +133,16 @@ dry runs), so the check runs only when it sees the release namespace.
       fieldPath: metadata.name
 - name: LEADER_ELECTION
   value: {{ gt (int .Values.replicaCount) 1 | quote }}
+{{- $le := .Values.leaderElection }}
+{{- if not (and (lt (float64 $le.retryPeriodSeconds) (float64 $le.renewDeadlineSeconds)) (lt (float64 $le.renewDeadlineSeconds) (float64 $le.leaseDurationSeconds))) }}
+{{- fail (printf "leaderElection: needs retryPeriodSeconds (%v) < renewDeadlineSeconds (%v) < leaseDurationSeconds (%v)" $le.retryPeriodSeconds $le.renewDeadlineSeconds $le.leaseDurationSeconds) }}
+{{- end }}
 - name: LEASE_DURATION_SECONDS
-  value: {{ int .Values.leaderElection.leaseDurationSeconds | quote }}
+  value: {{ int $le.leaseDurationSeconds | quote }}
+- name: RENEW_DEADLINE_SECONDS
+  value: {{ $le.renewDeadlineSeconds | quote }}
+- name: RETRY_PERIOD_SECONDS
+  value: {{ $le.retryPeriodSeconds | quote }}
 - name: CONTROL_PLANE
   value: {{ $cp.type | quote }}
 {{- with $cp.loginServer }}

@@ -1,0 +1,99 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { createLogger } from "../shared/log.ts";
+import { LeaderElector } from "./leader-election.ts";
+import { runWhileLeading } from "./leadership.ts";
+import { FakeClock } from "../../test/fakes/fake-clock.ts";
+import { FakeLeaseApi } from "../../test/fakes/fake-lease-api.ts";
+import { Latch } from "../../test/fakes/latch.ts";
+
+const TIMING = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+const log = createLogger({ name: "test", level: "silent" });
+
+function setup(failure?: () => "hang" | "forbidden" | undefined) {
+  const api = new FakeLeaseApi();
+  const clock = new FakeClock();
+  const elector = new LeaderElector({ kube: api.client("a", failure), clock, log, namespace: "ns", name: "lease", identity: "a", timing: TIMING });
+  const events: string[] = [];
+  const stopping = new AbortController();
+  const options = {
+    elector,
+    stopping: stopping.signal,
+    log,
+    setActing: (acting: boolean) => events.push(acting ? "acting" : "stopped acting"),
+    exit: (code: number) => events.push(`exit ${code}`),
+  };
+  return { api, clock, events, stopping, options };
+}
+
+describe("runWhileLeading", () => {
+  it("on SIGTERM keeps renewing while the work drains, and releases the Lease only after it stopped", async () => {
+    const { api, clock, events, stopping, options } = setup();
+    let drained: () => void = () => undefined;
+    const done = runWhileLeading(options, async (signal) => {
+      await new Promise<void>((resolve) => {
+        signal.addEventListener("abort", () => {
+          resolve();
+        }, { once: true });
+      });
+      events.push("draining");
+      await new Promise<void>((resolve) => (drained = resolve));
+      events.push("drained");
+    });
+    await clock.settle();
+    stopping.abort();
+    await clock.settle();
+    const before = api.writes.length;
+    await clock.advance(6_000);
+    assert.ok(api.writes.length >= before + 2, "renewed during the drain");
+    assert.equal(api.field("holderIdentity"), "a", "still held while draining");
+    drained();
+    await done;
+    assert.equal(api.field("holderIdentity"), "", "released after");
+    assert.deepEqual(events, ["acting", "draining", "drained", "stopped acting"]);
+  });
+
+  it("stops acting and exits when the Lease cannot be renewed, before the renew deadline", async () => {
+    let cut = false;
+    const { api, clock, events, options } = setup(() => (cut ? "hang" : undefined));
+    const signalAbortedAt = new Latch<number>();
+    void runWhileLeading(options, async (signal) => {
+      await new Promise<void>((resolve) => {
+        signal.addEventListener("abort", () => {
+          resolve();
+        }, { once: true });
+      });
+      signalAbortedAt.set(clock.now());
+    });
+    await clock.advance(2_000);
+    const lastRenewal = api.writes.length;
+    const lastWriteAt = clock.now();
+    cut = true;
+    await clock.advance(TIMING.renewDeadlineMs + 2_000);
+    assert.equal(api.writes.length, lastRenewal);
+    assert.deepEqual(events, ["acting", "stopped acting", "exit 1"]);
+    const abortedAt = signalAbortedAt.get();
+    assert.ok(abortedAt !== undefined && abortedAt - lastWriteAt <= TIMING.renewDeadlineMs, `work told to stop at ${String(abortedAt)}, last renewal ${lastWriteAt}`);
+  });
+
+  it("exits non-zero and releases the Lease when the work fails after winning", async () => {
+    const { api, clock, events, options } = setup();
+    const done = runWhileLeading(options, () => Promise.reject(new Error("setup failed: forbidden")));
+    await clock.settle();
+    await done;
+    assert.deepEqual(events, ["acting", "stopped acting", "exit 1"]);
+    assert.equal(api.field("holderIdentity"), "", "released for a standby");
+  });
+
+  it("never acts when SIGTERM comes before it leads", async () => {
+    const { api, clock, events, stopping, options } = setup();
+    api.put({ holderIdentity: "other", leaseDurationSeconds: 15, renewTime: "2026-01-01T00:00:00.000000Z" });
+    const done = runWhileLeading(options, () => Promise.resolve());
+    await clock.advance(3_000);
+    stopping.abort();
+    await clock.settle();
+    await done;
+    assert.deepEqual(events, []);
+    assert.equal(api.field("holderIdentity"), "other");
+  });
+});
