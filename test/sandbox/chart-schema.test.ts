@@ -203,9 +203,13 @@ describe("the chart's RBAC, created for real, as the operator's ServiceAccount",
     assert.equal((await api("GET", objectPath(lease("someone-else")), undefined, operator)).status, 403);
   });
 
-  it("cannot reach Secrets outside its namespace, nor make cluster-wide RBAC", async () => {
-    assert.equal((await api("GET", "/api/v1/namespaces/kube-system/secrets", undefined, operator)).status, 403);
-    assert.equal((await api("GET", "/api/v1/secrets", undefined, operator)).status, 403);
+  it("may only read Secrets outside its namespace (Ingress TLS Secrets), never write them, nor make cluster-wide RBAC", async () => {
+    // The read is the documented price of tls.secretName on Ingresses (ADR 0011).
+    assert.equal((await api("GET", "/api/v1/namespaces/kube-system/secrets", undefined, operator)).status, 200);
+    const foreign = { apiVersion: "v1", kind: "Secret", metadata: { name: "planted", namespace: "kube-system" }, stringData: { k: "v" } };
+    assert.equal((await api("POST", "/api/v1/namespaces/kube-system/secrets", foreign, operator)).status, 403);
+    assert.equal((await api("DELETE", "/api/v1/namespaces/kube-system/secrets/anything", undefined, operator)).status, 403);
+    assert.equal((await api("PUT", "/api/v1/namespaces/kube-system/secrets/anything", foreign, operator)).status, 403);
     const clusterRole: KubeObject = { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: `${release}-escalated` }, rules: [] };
     assert.equal((await apply(clusterRole, { headers: operator })).status, 403);
   });
