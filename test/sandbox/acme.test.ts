@@ -20,7 +20,9 @@ const sandbox = await attachSandbox();
 const dir = join(sandbox.run.dir, "acme");
 const [pebbleDevice, web, laptop] = await Promise.all([
   sandbox.addDevice("pebble", { tags: ["tag:test"] }),
-  sandbox.addDevice("web", { tags: ["tag:k8s"] }),
+  // Not "web": other files' proxies take plain names, and a MagicDNS name stays with the first
+  // device that had it for as long as that node is registered.
+  sandbox.addDevice("acme-web", { tags: ["tag:k8s"] }),
   sandbox.addDevice("laptop", { user: "alice" }),
 ]);
 const pebble = sandbox.track(
@@ -36,7 +38,7 @@ const bundleFile = join(dir, "pebble-api-ca.pem");
 const rootFile = join(dir, "pebble-root.pem");
 await writeFile(bundleFile, pebble.apiCaPem);
 await writeFile(rootFile, await pebble.rootPem());
-const webName = `web.${TAILNET_DOMAIN}`;
+const webName = `acme-web.${TAILNET_DOMAIN}`;
 const webIps = (await web.status()).tailscaleIps;
 const pebbleIp = (await pebbleDevice.status()).tailscaleIps.find((ip) => !ip.includes(":")) ?? "";
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));

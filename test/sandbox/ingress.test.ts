@@ -217,6 +217,9 @@ describe("Ingress (L7)", () => {
     assert.equal(condition(funnel)?.reason, "CertificateUnavailable");
     assert.ok((await env.events("tailscaletest", "nginx-tailscale")).some((e) => e.type === "Warning" && e.reason === "CertificateUnavailable"));
     assert.deepEqual(await env.children("tailscaletest", "nginx-tailscale"), []);
+    // The seed's namespace is shared with the L3 seed manifest other files apply: leave none of it.
+    await env.core.deleteNamespace({ name: "tailscaletest" });
+    await waitFor("namespace tailscaletest to be gone", async () => (await env.core.readNamespace({ name: "tailscaletest" }).then(() => undefined, () => true)), { timeoutMs: 180_000 });
   });
 
   it("removes the proxy and the device when the Ingress is deleted", async () => {
