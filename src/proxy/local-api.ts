@@ -1,8 +1,9 @@
-// tailscaled's LocalAPI over its unix socket, for the reads the proxy repeats (status): an HTTP
-// request costs microseconds, where running `tailscale status --json` starts a ~20 MiB Go
-// process in the pod's cgroup every time.
+// tailscaled's LocalAPI over its unix socket, for the reads the proxy repeats (status, and for L7
+// whois and the control plane's certificate): an HTTP request costs microseconds, where running
+// `tailscale status --json` starts a ~20 MiB Go process in the pod's cgroup every time.
 import type { Agent } from "node:http";
 import type { PeerStatus } from "./tailscaled.ts";
+import type { WhoIs } from "./l7/local-api.ts";
 
 /** The host name tailscaled's LocalAPI expects (it rejects others, against DNS rebinding). */
 const LOCAL_API_HOST = "local-tailscaled.sock";
@@ -20,8 +21,12 @@ export class LocalApi {
   private readonly socket: string;
   private agent: Agent | undefined;
 
-  constructor(socket: string) {
+  private readonly maxSockets: number;
+
+  /** maxSockets: 1 for the supervisor's occasional calls; L7 asks whois per new caller, in parallel. */
+  constructor(socket: string, options: { maxSockets?: number } = {}) {
     this.socket = socket;
+    this.maxSockets = options.maxSockets ?? 1;
   }
 
   /** `tailscale status --json` without the peers. */
@@ -45,24 +50,44 @@ export class LocalApi {
     return Warning || undefined;
   }
 
+  async whois(addrPort: string): Promise<WhoIs | undefined> {
+    const { status, body } = await this.send("GET", `/localapi/v0/whois?addr=${encodeURIComponent(addrPort)}`, 5_000);
+    // 404: not a tailnet peer (cannot happen on the tailnet IPs, but then no identity at all).
+    return status === 200 ? (JSON.parse(body) as WhoIs) : undefined;
+  }
+
+  /** PEM key and certificate (with chain) for the domain, from the control plane's ACME account. */
+  async certPair(domain: string): Promise<{ certPem: string; keyPem: string }> {
+    // The first issuance goes through the control plane's DNS-01 and can take a minute.
+    const { status, body } = await this.send("GET", `/localapi/v0/cert/${encodeURIComponent(domain)}?type=pair`, 180_000);
+    if (status !== 200) throw new Error(`the control plane gave no certificate for ${domain} (LocalAPI ${status}: ${body.trim().slice(0, 300)})`);
+    const keyEnd = body.indexOf("-----END", body.indexOf("PRIVATE KEY-----"));
+    const split = body.indexOf("\n", keyEnd) + 1;
+    return { keyPem: body.slice(0, split), certPem: body.slice(split) };
+  }
+
   close(): void {
     this.agent?.destroy();
   }
 
-  private call(method: "GET" | "POST", path: string, timeoutMs = 10_000): Promise<string> {
+  private async call(method: "GET" | "POST", path: string, timeoutMs = 10_000): Promise<string> {
+    const { status, body } = await this.send(method, path, timeoutMs);
+    if (status !== 200) throw new Error(`LocalAPI ${path}: HTTP ${status}: ${body.trim().slice(0, 200)}`);
+    return body;
+  }
+
+  private send(method: "GET" | "POST", path: string, timeoutMs: number): Promise<{ status: number; body: string }> {
     // process.getBuiltinModule: an ESM import of node:http would also load undici (its lazy
     // WebSocket export), ~10 MiB the proxy never uses.
     const http = process.getBuiltinModule("node:http");
-    this.agent ??= new http.Agent({ keepAlive: true, maxSockets: 1 });
+    this.agent ??= new http.Agent({ keepAlive: true, maxSockets: this.maxSockets });
     return new Promise((resolve, reject) => {
       const req = http.request({ method, socketPath: this.socket, path, agent: this.agent, headers: { host: LOCAL_API_HOST }, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("error", reject);
         res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          if (res.statusCode === 200) resolve(text);
-          else reject(new Error(`LocalAPI ${path}: HTTP ${res.statusCode ?? 0}: ${text.trim().slice(0, 200)}`));
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") });
         });
       });
       req.on("timeout", () => req.destroy(new Error(`LocalAPI ${path}: no answer within ${timeoutMs} ms`)));

@@ -14,7 +14,7 @@ import { HealthServer } from "../health.ts";
 import { ensureTunDevice } from "../pod-setup.ts";
 import { KubeSecretFollower, type SecretData } from "./ingress-secret.ts";
 import { RoutingTable } from "./routing-table.ts";
-import { SocketLocalApi } from "./local-api.ts";
+import { LocalApi } from "../local-api.ts";
 import { IdentityCache } from "./identity.ts";
 import { createCertificateSource } from "./certificate-sources.ts";
 import { L7Server } from "./l7-server.ts";
@@ -43,7 +43,8 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
   const state = new KubeStateSecret(config.TS_KUBE_SECRET);
   if (await ensureTunDevice(runner)) log.info("created /dev/net/tun");
   const tailscaled = new Tailscaled(runner, config);
-  const localApi = new SocketLocalApi(config.TS_SOCKET);
+  // Its own client: whois for new callers must not queue behind a slow certificate request.
+  const localApi = new LocalApi(config.TS_SOCKET, { maxSockets: Infinity });
   const identities = new IdentityCache(localApi);
 
   const stopping = new AbortController();
@@ -118,6 +119,7 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
   } finally {
     health.setHealthy(false);
     await server.close();
+    localApi.close();
     await tailscaled.stop();
     await health.close();
   }
