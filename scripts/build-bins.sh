@@ -40,10 +40,16 @@ timed() { BUILD_START=$SECONDS; "$@"; log "  took $((SECONDS - BUILD_START)) s";
 # Kubernetes commands for the control plane and the node, built together from one wrapper module
 # (they share most of their dependency graph, so one build is far cheaper than five).
 K8S_COMMANDS=(kube-apiserver kubelet kube-proxy kube-controller-manager kube-scheduler)
-build_k8s() {
-  local dir="kubernetes-$K8S_VERSION" work
-  built "$dir" && { log "kubernetes $K8S_VERSION: cached"; return; }
-  log "kubernetes $K8S_VERSION (${K8S_COMMANDS[*]}): building (cold: 15-30 min)"
+build_k8s() { build_k8s_commands "kubernetes-$K8S_VERSION" "15-30 min" "${K8S_COMMANDS[@]}"; }
+# kubectl for the tests that drive the API server proxy as a tailnet user would (the machine's
+# own kubectl is not the project's to rely on); its own directory, so adding it rebuilt nothing.
+build_kubectl() { build_k8s_commands "kubectl-$K8S_VERSION" "3-6 min once kubernetes is built" kubectl; }
+build_k8s_commands() {
+  local dir=$1 cold=$2 work
+  shift 2
+  local K8S_COMMANDS=("$@")
+  built "$dir" && { log "$dir: cached"; return; }
+  log "kubernetes $K8S_VERSION (${K8S_COMMANDS[*]}): building (cold: $cold)"
   work=$(mktemp -d -p "$WORK_ROOT")
   mkdir -p "$BIN_DIR/$dir"
   (
@@ -211,7 +217,7 @@ build_pebble() {
 # Control plane first (every test needs it), then the node, then what only images and installs need.
 # tailscale_arm64 is built by `make images` only (the arm64 proxy image), not for the tests;
 # containerboot by `make bench` only (the baseline of bench/proxy-footprint.ts).
-ALL_COMPONENTS="etcd tailscale headscale k8s containerd runc cni coredns helm pebble"
+ALL_COMPONENTS="etcd tailscale headscale k8s kubectl containerd runc cni coredns helm pebble"
 # One after another, not in parallel: the k8s and sqlite compiles each peak at several GiB.
 total=$SECONDS
 for component in ${BUILD_ONLY:-$ALL_COMPONENTS}; do

@@ -22,6 +22,17 @@ describe("operator configuration", () => {
     assert.equal(loadOperatorConfig({ ...headscale, LEADER_ELECTION: "false", LEASE_DURATION_SECONDS: "4" }).LEASE_DURATION_SECONDS, 4, "no election, no timing check");
   });
 
+  it("API server proxy: off by default, `true` is auth (Tailscale's operator's spelling), and auth needs an impersonating ServiceAccount", () => {
+    assert.equal(loadOperatorConfig(headscale).APISERVER_PROXY, "false");
+    const sa = { APISERVER_PROXY_SERVICE_ACCOUNT: "proxy" };
+    assert.equal(loadOperatorConfig({ ...headscale, ...sa, APISERVER_PROXY: "true" }).APISERVER_PROXY, "auth");
+    assert.equal(loadOperatorConfig({ ...headscale, APISERVER_PROXY: "noauth" }).APISERVER_PROXY, "noauth");
+    assert.throws(() => loadOperatorConfig({ ...headscale, APISERVER_PROXY: "auth" }), /needs APISERVER_PROXY_SERVICE_ACCOUNT/);
+    assert.throws(() => loadOperatorConfig({ ...headscale, ...sa, APISERVER_PROXY: "auth", APISERVER_PROXY_HTTP: "true", APISERVER_PROXY_TLS_SECRET: "t" }), /exclude each other/);
+    assert.throws(() => loadOperatorConfig({ ...headscale, APISERVER_PROXY: "yes" }), /APISERVER_PROXY/);
+    assert.throws(() => loadOperatorConfig({ ...headscale, APISERVER_PROXY_HOSTNAME: "Bad_Name" }), /APISERVER_PROXY_HOSTNAME: must be a DNS label/);
+  });
+
   it("parses PROXY_ENV into variables", () => {
     assert.deepEqual(loadOperatorConfig({ ...headscale, PROXY_ENV: "A=1, B=x=y" }).PROXY_ENV, { A: "1", B: "x=y" });
   });

@@ -53,7 +53,27 @@ export const operatorEnvSchema = z.object({
     .describe("how proxies turn on IP forwarding: init-container (a privileged init container; any kubelet) or pod-sysctls (no privileged container; the kubelet must allow the forwarding sysctls)"),
   PROXY_RESOURCES: resources.default(DEFAULT_PROXY_RESOURCES).describe("resources of the proxy container, as JSON ({\"requests\":{\"memory\":\"64Mi\"}})"),
   OPERATOR_DEFAULT_LOAD_BALANCER: bool.default(false).describe("also claim LoadBalancer Services with no loadBalancerClass"),
-  OPERATOR_DEPLOYMENT: z.string().optional().describe("uninstall: the operator's Deployment, scaled to zero first so that it does not re-create what uninstall removes"),
+  OPERATOR_DEPLOYMENT: z
+    .string()
+    .optional()
+    .describe("the operator's own Deployment: uninstall scales it to zero first (so that it does not re-create what uninstall removes); Events about the API server proxy are recorded on it"),
+  APISERVER_PROXY: z
+    .enum(["false", "true", "auth", "noauth"])
+    .default("false")
+    .transform((v) => (v === "true" ? "auth" : v))
+    .describe("API server proxy on the tailnet: false, auth (tailnet identities impersonated; `true` means the same, as in Tailscale's operator) or noauth (callers' own credentials pass)"),
+  APISERVER_PROXY_HOSTNAME: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "must be a DNS label")
+    .default("tailscale-operator")
+    .describe("API server proxy: its device's hostname (its MagicDNS name is <hostname>.<tailnet domain>)"),
+  APISERVER_PROXY_TAGS: z.string().optional().describe("API server proxy: its device's tags (comma-separated); PROXY_TAGS when unset"),
+  APISERVER_PROXY_TLS_SECRET: z.string().optional().describe("API server proxy: a kubernetes.io/tls Secret in the operator's namespace to serve HTTPS with (else the control plane's certificate)"),
+  APISERVER_PROXY_HTTP: bool.default(false).describe("API server proxy: serve plain HTTP on port 80 instead of HTTPS (the tailnet's WireGuard still encrypts the traffic)"),
+  APISERVER_PROXY_SERVICE_ACCOUNT: z
+    .string()
+    .optional()
+    .describe("API server proxy: the ServiceAccount (in the operator's namespace) it runs as; needed for auth, where it must be allowed to impersonate users and groups and nothing else"),
   OPERATOR_LOGGING: z.enum(["debug", "info", "warn", "error"]).default("info").describe("log level"),
   CLUSTER_DOMAIN: z
     .string()
@@ -110,6 +130,12 @@ export function loadOperatorConfig(input: Record<string, string | undefined>): O
   }
   if (config.CONTROL_PLANE === "tailscale" && (!config.CLIENT_ID_FILE || !config.CLIENT_SECRET_FILE)) {
     throw new Error("invalid configuration: CONTROL_PLANE=tailscale needs CLIENT_ID_FILE and CLIENT_SECRET_FILE (an OAuth client)");
+  }
+  if (config.APISERVER_PROXY === "auth" && !config.APISERVER_PROXY_SERVICE_ACCOUNT) {
+    throw new Error("invalid configuration: APISERVER_PROXY=auth needs APISERVER_PROXY_SERVICE_ACCOUNT, a ServiceAccount allowed to impersonate users and groups (the chart creates it)");
+  }
+  if (config.APISERVER_PROXY_HTTP && config.APISERVER_PROXY_TLS_SECRET) {
+    throw new Error("invalid configuration: APISERVER_PROXY_HTTP and APISERVER_PROXY_TLS_SECRET exclude each other (plain HTTP serves no certificate)");
   }
   const timingProblem = validateTiming(leaderElectionTiming(config));
   if (config.LEADER_ELECTION && timingProblem) {

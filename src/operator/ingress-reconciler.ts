@@ -14,7 +14,7 @@ import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../shared/ingress-
 import { FINALIZER, LABELS } from "./names.ts";
 import { ingressIntent, INGRESS_ANNOTATIONS, isOurIngress, type IngressExposeIntent, type IngressIntentOptions } from "./ingress-intent.ts";
 import { resolveRoutes } from "./ingress-backends.ts";
-import { checkTlsSecret, type TlsPair } from "./ingress-tls.ts";
+import { certificateCovers, checkTlsSecret, type TlsPair } from "./ingress-tls.ts";
 import { CONDITIONS_ANNOTATION, INGRESS_CONDITIONS, INGRESS_REASONS, nextConditions, readConditions, type IngressCondition } from "./ingress-conditions.ts";
 import type { DeviceStatus, ProxyProvisioner } from "./proxy-provisioner.ts";
 import { childLabels, ingressSecretName, type ProxyParent } from "./proxy-objects.ts";
@@ -118,7 +118,7 @@ export class IngressReconciler {
       await this.setStatus(ingress, [ready, ...extra], [], problem ? "Warning" : "Normal");
       return { requeueAfterMs: PROXY_POLL_MS };
     }
-    if (tls && !tls.names.some((n) => matchesName(n, device.fqdn))) {
+    if (tls && !certificateCovers(tls, device.fqdn)) {
       // Known only now: the tailnet's domain. Serving a certificate for another name would only
       // give clients a verification error, so say which name it must be for.
       const message = `TLS Secret ${namespace}/${intent.secretName ?? ""} has a certificate for ${tls.names.join(", ")}, not for ${device.fqdn}, the name tailnet clients use`;
@@ -256,10 +256,4 @@ export class IngressReconciler {
       await this.deps.events.record(ingress, type, condition.reason, condition.message);
     }
   }
-}
-
-/** A certificate name covers the FQDN exactly or by a one-label wildcard. */
-function matchesName(certName: string, fqdn: string): boolean {
-  if (certName === fqdn) return true;
-  return certName.startsWith("*.") && fqdn.slice(fqdn.indexOf(".") + 1) === certName.slice(2);
 }

@@ -52,3 +52,8 @@ export function checkTlsSecret(ref: string, secret: V1Secret | undefined, names:
   }
   return { ok: true, pair: { certPem, keyPem, names: certNames, notAfter: new Date(cert.validTo) } };
 }
+
+/** The certificate covers the FQDN exactly or by a one-label wildcard. */
+export function certificateCovers(pair: Pick<TlsPair, "names">, fqdn: string): boolean {
+  return pair.names.some((name) => name === fqdn || (name.startsWith("*.") && fqdn.slice(fqdn.indexOf(".") + 1) === name.slice(2)));
+}

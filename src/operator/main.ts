@@ -33,6 +33,7 @@ import { IngressReconciler } from "./ingress-reconciler.ts";
 import { isOurIngress } from "./ingress-intent.ts";
 import { IngressIndex } from "./ingress-index.ts";
 import type { Logger } from "../shared/log.ts";
+import { ApiServerProxyReconciler } from "./apiserver-proxy-reconciler.ts";
 
 function controlPlane(config: OperatorConfig): ControlPlane {
   if (config.CONTROL_PLANE === "headscale") {
@@ -95,25 +96,43 @@ function compose(config: OperatorConfig, log: Logger) {
     options: { defaultTags: intentOptions.defaultTags, controlPlane: config.CONTROL_PLANE, acmeConfigured: false },
   });
   const reconciler = new ServiceReconciler({ kube, provisioner, events, clock: systemClock, intent: intentOptions, egress });
-  return { kc, kube, reconciler, ingressReconciler, intentOptions };
+  const deployment = config.OPERATOR_DEPLOYMENT;
+  const apiServerProxy = new ApiServerProxyReconciler({
+    kube,
+    provisioner,
+    events,
+    settings: {
+      mode: config.APISERVER_PROXY,
+      hostname: config.APISERVER_PROXY_HOSTNAME,
+      tags: (config.APISERVER_PROXY_TAGS ?? config.PROXY_TAGS).split(",").map((t) => t.trim()).filter(Boolean),
+      tlsSecret: config.APISERVER_PROXY_TLS_SECRET,
+      http: config.APISERVER_PROXY_HTTP,
+      serviceAccount: config.APISERVER_PROXY_SERVICE_ACCOUNT,
+      controlPlane: config.CONTROL_PLANE,
+      acmeConfigured: false,
+    },
+    reportTo: () => (deployment ? kube.get({ apiVersion: "apps/v1", kind: "Deployment", namespace: config.OPERATOR_NAMESPACE, name: deployment }) : Promise.resolve(undefined)),
+  });
+  return { kc, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions };
 }
 
 async function uninstall(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
-  const { kube, reconciler, ingressReconciler } = compose(config, log);
+  const { kube, reconciler, ingressReconciler, apiServerProxy } = compose(config, log);
   if (config.OPERATOR_DEPLOYMENT) {
     await stopOperator({ kube, namespace: config.OPERATOR_NAMESPACE, deployment: config.OPERATOR_DEPLOYMENT, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
   }
   const services = await releaseAll({ kube, release: reconciler.release, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
   const ingresses = await releaseAll({ kube, release: ingressReconciler.release, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS, resource: { apiVersion: "networking.k8s.io/v1", kind: "Ingress" } });
-  const result = { released: [...services.released, ...ingresses.released], failed: [...services.failed, ...ingresses.failed] };
+  const apiServer = await releaseApiServerProxy(apiServerProxy, log);
+  const result = { released: [...services.released, ...ingresses.released, ...apiServer.released], failed: [...services.failed, ...ingresses.failed, ...apiServer.failed] };
   log.info({ released: result.released.length, failed: result.failed }, "uninstall finished");
   if (result.failed.length > 0) throw new Error(`could not release ${result.failed.map((f) => `${f.key} (${f.error})`).join(", ")}`);
 }
 
 async function run(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
-  const { kc, kube, reconciler, ingressReconciler, intentOptions } = compose(config, log);
+  const { kc, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions } = compose(config, log);
   const metrics = new RuntimeMetrics();
   const elector = config.LEADER_ELECTION
     ? new LeaderElector({
@@ -143,6 +162,7 @@ async function run(config: OperatorConfig): Promise<void> {
   const controller = new Controller({ name: "service", reconcile: reconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
   const ingressController = new Controller({ name: "ingress", reconcile: ingressReconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
   const ingressIndex = new IngressIndex();
+  const apiServerController = new Controller({ name: "apiserver-proxy", reconcile: apiServerProxy.reconcile, workers: 1, log, metrics });
 
   // A standby is ready: waiting for the Lease is its job. A leader is ready once every watch
   // has made its initial list.
@@ -177,6 +197,7 @@ async function run(config: OperatorConfig): Promise<void> {
       const parent = parentOf(object.metadata?.labels);
       if (parent?.type === "svc") controller.enqueue(parent.key);
       if (parent?.type === "ingress") ingressController.enqueue(parent.key);
+      if (parent?.type === "apiserver") apiServerController.enqueue(parent.key);
     };
     const managed = { namespace: config.OPERATOR_NAMESPACE, labelSelector: `${LABELS.managed}=true` };
     const watches: Watch[] = [
@@ -203,6 +224,7 @@ async function run(config: OperatorConfig): Promise<void> {
         list: () => core.listSecretForAllNamespaces({ fieldSelector: TLS_SECRETS }),
         onObject: (secret) => {
           for (const key of ingressIndex.usingSecret(secret.metadata?.namespace ?? "", secret.metadata?.name ?? "")) ingressController.enqueue(key);
+          if (apiServerProxy.usesSecret(secret.metadata?.namespace ?? "", secret.metadata?.name ?? "")) apiServerController.enqueue(apiServerProxy.key);
         },
       }),
       // Every kind of a proxy's children, so that reconciles read them from memory and any change
@@ -218,7 +240,9 @@ async function run(config: OperatorConfig): Promise<void> {
     await Promise.all(watches.map((w) => w.synced));
     http.setReady(true);
     log.info({ watches: watches.length }, "watches synced");
-    const workers = Promise.all([controller.run(acting), ingressController.run(acting)]);
+    // Also when it is off: a proxy left from an earlier configuration is removed.
+    apiServerController.enqueue(apiServerProxy.key);
+    const workers = Promise.all([controller.run(acting), ingressController.run(acting), apiServerController.run(acting)]);
     log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
     await workers;
     await Promise.all(watches.map((w) => w.stop()));
@@ -229,6 +253,21 @@ async function run(config: OperatorConfig): Promise<void> {
 }
 
 const UNINSTALL_DEADLINE_MS = 240_000;
+
+/** Uninstall: the API server proxy's pod and device go too (cleanup may take a few passes). */
+async function releaseApiServerProxy(reconciler: ApiServerProxyReconciler, log: Logger): Promise<{ released: string[]; failed: { key: string; error: string }[] }> {
+  const deadline = systemClock.now() + UNINSTALL_DEADLINE_MS;
+  const context = { log, signal: new AbortController().signal };
+  try {
+    while ((await reconciler.release(reconciler.key, context)).requeueAfterMs !== undefined) {
+      if (systemClock.now() > deadline) return { released: [], failed: [{ key: reconciler.key, error: "its proxy pod did not stop in time" }] };
+      await systemClock.sleep(1_000);
+    }
+    return { released: [reconciler.key], failed: [] };
+  } catch (error) {
+    return { released: [], failed: [{ key: reconciler.key, error: (error as Error).message }] };
+  }
+}
 const TLS_SECRETS = "type=kubernetes.io/tls";
 const argv = process.argv.slice(2);
 const command = argv[0] === "uninstall" ? "uninstall" : "run";

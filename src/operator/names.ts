@@ -9,6 +9,8 @@ export const ANNOTATIONS = {
   proxyGroup: "tailscale.com/proxy-group",
   /** On the config Secret and pod template: the device identity (hostname and tags) it was made for. */
   proxyIdentity: "tailscale.com/proxy-identity",
+  /** On an L7 proxy's pod template: how it serves (certificate source, mode); a change restarts it. */
+  proxyRestartKey: "tailscale.com/proxy-serving",
   /** On an egress Service: its spec as the user wrote it (JSON), put back when egress ends. */
   egressOriginalSpec: "tailscale.com/egress-original-spec",
 } as const;

@@ -9,7 +9,7 @@ import { EGRESS_ENV, type EgressPort } from "../shared/egress.ts";
 export interface ProxyParent {
   readonly namespace: string;
   readonly name: string;
-  readonly type: "svc" | "ingress";
+  readonly type: "svc" | "ingress" | "apiserver";
 }
 
 export interface ProxySettings {
@@ -31,6 +31,13 @@ export interface ProxyTarget {
   readonly ingressSecret?: string;
   /** An egress proxy: cluster traffic goes to this tailnet target (destinations stay empty). */
   readonly egress?: ProxyEgress;
+  /**
+   * A ServiceAccount the install provides instead of one per proxy (the API server proxy's, whose
+   * impersonation rights are cluster-wide and granted by the chart, not by the operator).
+   */
+  readonly serviceAccount?: string;
+  /** What the pod must restart for when it changes (an L7 proxy picks its certificate source once, at start). */
+  readonly restartKey?: string;
 }
 
 export interface ProxyEgress {
@@ -57,6 +64,11 @@ export function proxyName(parent: ProxyParent): string {
   const hash = createHash("sha256").update(`${parent.type}/${parent.namespace}/${parent.name}`).digest("hex").slice(0, 6);
   const stem = parent.name.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 40).replace(/-+$/, "");
   return `ts-${stem}-${hash}`;
+}
+
+/** The proxy's ServiceAccount: its own, or the one the install provides for it. */
+export function proxyServiceAccountName(parent: ProxyParent, target: Pick<ProxyTarget, "serviceAccount">): string {
+  return target.serviceAccount ?? proxyName(parent);
 }
 
 export function stateSecretName(parent: ProxyParent): string {
@@ -192,10 +204,10 @@ export function statefulSet(parent: ProxyParent, settings: ProxySettings, target
         metadata: {
           labels: { ...childLabels(parent), app: name },
           // A new identity is a new device: the proxy restarts and logs in with the new key.
-          annotations: { [ANNOTATIONS.proxyIdentity]: deviceIdentity(target) },
+          annotations: { [ANNOTATIONS.proxyIdentity]: deviceIdentity(target), ...(target.restartKey ? { [ANNOTATIONS.proxyRestartKey]: target.restartKey } : {}) },
         },
         spec: {
-          serviceAccountName: name,
+          serviceAccountName: proxyServiceAccountName(parent, target),
           // Service links would put every Service of the namespace into the proxy's environment.
           enableServiceLinks: false,
           securityContext: forwarding.securityContext,

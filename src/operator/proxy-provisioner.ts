@@ -111,9 +111,9 @@ export class ProxyProvisioner {
     // Created once and never applied again: tailscaled and the proxy own its data.
     const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
     if (!state) await this.kube.create(stateSecret(parent, this.settings));
-    await this.kube.apply(proxyServiceAccount(parent, this.settings));
+    if (!target.serviceAccount) await this.kube.apply(proxyServiceAccount(parent, this.settings));
     await this.kube.apply(proxyRole(parent, this.settings));
-    await this.kube.apply(proxyRoleBinding(parent, this.settings));
+    await this.kube.apply(proxyRoleBinding(parent, this.settings, target));
     await this.kube.apply(headlessService(parent, this.settings));
     await this.kube.apply(statefulSet(parent, this.settings, target));
     return deviceFromState(state);

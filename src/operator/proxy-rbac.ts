@@ -3,7 +3,7 @@
 // config Secret (the kubelet mounts it), not the operator's credentials, not another proxy's
 // Secrets. Owner labels tie them to the parent, so cleanup removes them with the rest.
 import type { V1Role, V1RoleBinding, V1ServiceAccount } from "@kubernetes/client-node";
-import { childLabels, ingressSecretName, proxyName, stateSecretName, type ProxyParent, type ProxySettings } from "./proxy-objects.ts";
+import { childLabels, ingressSecretName, proxyName, proxyServiceAccountName, stateSecretName, type ProxyParent, type ProxySettings, type ProxyTarget } from "./proxy-objects.ts";
 
 export function proxyServiceAccount(parent: ProxyParent, settings: ProxySettings): V1ServiceAccount {
   return {
@@ -26,18 +26,18 @@ export function proxyRole(parent: ProxyParent, settings: ProxySettings): V1Role 
       { apiGroups: [""], resources: ["secrets"], resourceNames: [stateSecretName(parent)], verbs: ["get", "update", "patch"] },
       // An Ingress proxy follows its routing table and certificate (a watch by name is allowed
       // with resourceNames when it selects metadata.name); read only, and only that Secret.
-      ...(parent.type === "ingress" ? [{ apiGroups: [""], resources: ["secrets"], resourceNames: [ingressSecretName(parent)], verbs: ["get", "list", "watch"] }] : []),
+      ...(parent.type === "ingress" || parent.type === "apiserver" ? [{ apiGroups: [""], resources: ["secrets"], resourceNames: [ingressSecretName(parent)], verbs: ["get", "list", "watch"] }] : []),
     ],
   };
 }
 
-export function proxyRoleBinding(parent: ProxyParent, settings: ProxySettings): V1RoleBinding {
+export function proxyRoleBinding(parent: ProxyParent, settings: ProxySettings, target: Pick<ProxyTarget, "serviceAccount">): V1RoleBinding {
   const name = proxyName(parent);
   return {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "RoleBinding",
     metadata: { name, namespace: settings.operatorNamespace, labels: childLabels(parent) },
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
-    subjects: [{ kind: "ServiceAccount", name, namespace: settings.operatorNamespace }],
+    subjects: [{ kind: "ServiceAccount", name: proxyServiceAccountName(parent, target), namespace: settings.operatorNamespace }],
   };
 }

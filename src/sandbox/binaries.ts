@@ -111,3 +111,12 @@ export function resolvePebble(): string {
   if (!existsSync(path)) throw new Error(`missing sandbox binary: ${path}; build it with scripts/build-bins.sh (make bins)`);
   return path;
 }
+
+/** kubectl of the sandbox's Kubernetes version, for tests that act as a tailnet user would. */
+export function resolveKubectl(): string {
+  const version = readPins()["K8S_VERSION"];
+  if (!version) throw new Error("scripts/pins.env has no K8S_VERSION");
+  const path = join(binCacheDir(), `kubectl-${version}`, "kubectl");
+  if (!existsSync(path)) throw new Error(`missing sandbox binary: ${path}; build it with scripts/build-bins.sh (make bins)`);
+  return path;
+}

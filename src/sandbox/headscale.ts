@@ -28,7 +28,11 @@ export interface HeadscaleAccess {
 
 export const HEADSCALE_PORT = 8080;
 
-/** The policy tailnet-operator expects: tag:k8s-operator owns tag:k8s, everything may talk. */
+/**
+ * The policy tailnet-operator expects: tag:k8s-operator owns tag:k8s, everything may talk. The
+ * grant gives user alice the Kubernetes group tailnet-readers at the API server proxy (a tag:k8s
+ * device), the way Tailscale's operator documents it (test/sandbox/apiserver-proxy.test.ts).
+ */
 export const SANDBOX_POLICY = {
   tagOwners: {
     "tag:k8s-operator": ["operator@"],
@@ -36,6 +40,7 @@ export const SANDBOX_POLICY = {
     "tag:test": ["tag:k8s-operator"],
   },
   acls: [{ action: "accept", src: ["*"], dst: ["*:*"] }],
+  grants: [{ src: ["alice@"], dst: ["tag:k8s"], app: { "tailscale.com/cap/kubernetes": [{ impersonate: { groups: ["tailnet-readers"] } }] } }],
 };
 
 export interface PreAuthKeyOptions {

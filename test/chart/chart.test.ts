@@ -302,6 +302,8 @@ describe("chart", () => {
       ["a bad digest", { controlPlane: { existingSecret: "c" }, image: { digest: "latest" } }, /image\/digest/],
       ["a misspelt key", { controlPlane: { existingSecret: "c" }, replicas: 3 }, /replicas/],
       ["zero workers", { controlPlane: { existingSecret: "c" }, workers: 0 }, /workers/],
+      ["an unknown API server proxy mode", { controlPlane: { existingSecret: "c" }, apiServerProxy: { mode: "true" } }, /apiServerProxy\/mode/],
+      ["plain HTTP and a TLS Secret for the API server proxy", { controlPlane: { existingSecret: "c" }, apiServerProxy: { mode: "auth", http: true, tls: { secretName: "t" } } }, /http=true serves no certificate/],
       ["a renew deadline not shorter than the lease", { controlPlane: { existingSecret: "c" }, leaderElection: { leaseDurationSeconds: 10 } }, /retryPeriodSeconds \(2\) < renewDeadlineSeconds \(10\) < leaseDurationSeconds \(10\)/],
     ];
     for (const [name, values, message] of cases) {
@@ -309,6 +311,33 @@ describe("chart", () => {
         assert.match(await renderError(values), message);
       });
     }
+  });
+
+  it("API server proxy: off by default; auth gets a ServiceAccount that may impersonate users and groups and nothing else; noauth none", async () => {
+    const base = { controlPlane: { existingSecret: "c" } };
+    const off = await renderObjects(base);
+    assert.equal(envOf(off).has("APISERVER_PROXY"), false);
+    assert.equal(off.some((o) => o.metadata.name.endsWith("-apiserver-proxy")), false);
+
+    const auth = await renderObjects({ ...base, apiServerProxy: { mode: "auth", hostname: "k8s", tls: { secretName: "k8s-tls" } } });
+    const name = envValue(auth, "APISERVER_PROXY_SERVICE_ACCOUNT") ?? "";
+    assert.deepEqual(
+      ["APISERVER_PROXY", "APISERVER_PROXY_HOSTNAME", "APISERVER_PROXY_TLS_SECRET", "APISERVER_PROXY_HTTP"].map((n) => envValue(auth, n)),
+      ["auth", "k8s", "k8s-tls", "false"],
+    );
+    assert.ok(byKind(auth, "ServiceAccount").some((o) => o.metadata.name === name));
+    const role = byKind(auth, "ClusterRole").find((o) => o.metadata.name === name) as (KubeObject & { rules: unknown[] }) | undefined;
+    assert.deepEqual(role?.rules, [{ apiGroups: [""], resources: ["users", "groups"], verbs: ["impersonate"] }]);
+    const binding = byKind(auth, "ClusterRoleBinding").find((o) => o.metadata.name === name) as (KubeObject & { subjects: { name: string }[]; roleRef: { name: string } }) | undefined;
+    assert.deepEqual([binding?.roleRef.name, binding?.subjects.map((s) => s.name)], [name, [name]]);
+    // The config the operator gets must load (the same schema the operator validates with).
+    const input = Object.fromEntries([...envOf(auth).values()].filter((e) => e.value !== undefined).map((e) => [e.name, e.value]));
+    assert.equal(loadOperatorConfig({ ...input, CLIENT_ID_FILE: "/x", CLIENT_SECRET_FILE: "/y" }).APISERVER_PROXY, "auth");
+
+    const noauth = await renderObjects({ ...base, apiServerProxy: { mode: "noauth", http: true } });
+    assert.equal(envValue(noauth, "APISERVER_PROXY_HTTP"), "true");
+    assert.ok(byKind(noauth, "ServiceAccount").some((o) => o.metadata.name === name));
+    assert.equal(byKind(noauth, "ClusterRole").some((o) => o.metadata.name === name), false, "noauth needs no cluster-wide rights");
   });
 
   it("deploy/operator.yaml is exactly a fresh render of the chart (scripts/render-manifest.sh)", async () => {
@@ -334,7 +363,8 @@ describe("chart", () => {
     const operatorPod = podOf(deployment);
     assert.deepEqual(pod?.containers[0]?.args, ["uninstall"]);
     assert.equal(pod.serviceAccountName, operatorPod?.serviceAccountName);
-    assert.deepEqual(pod.containers[0].env, [...(operatorPod?.containers[0]?.env ?? []), { name: "OPERATOR_DEPLOYMENT", value: deployment?.metadata.name }]);
+    assert.deepEqual(pod.containers[0].env, operatorPod?.containers[0]?.env);
+    assert.ok((pod.containers[0].env as EnvVar[] | undefined)?.some((e) => e.name === "OPERATOR_DEPLOYMENT" && e.value === deployment?.metadata.name), "uninstall scales the operator's own Deployment");
     assert.deepEqual(pod.volumes, operatorPod?.volumes);
     const without = await renderObjects({ ...VARIANTS[0]!.values, uninstall: { releaseServices: false } });
     assert.equal(without.find((o) => o.kind === "Job"), undefined);

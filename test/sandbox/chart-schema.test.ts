@@ -190,7 +190,7 @@ describe("the chart's RBAC, created for real, as the operator's ServiceAccount",
     // The operator's own builders; created for real (a RoleBinding's check needs its Role to exist).
     const settings = { operatorNamespace: NAMESPACE } as ProxySettings;
     const parent = { namespace: "default", name: "web", type: "svc" } as const;
-    for (const object of [proxyServiceAccount(parent, settings), proxyRole(parent, settings), proxyRoleBinding(parent, settings)] as KubeObject[]) {
+    for (const object of [proxyServiceAccount(parent, settings), proxyRole(parent, settings), proxyRoleBinding(parent, settings, {})] as KubeObject[]) {
       assertAccepted(object, await apply(object, { persist: true, headers: operator }));
     }
   });

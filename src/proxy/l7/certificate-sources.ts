@@ -85,7 +85,7 @@ export interface SourceDeps {
  * The one place the proxy picks its certificate source from its config. The ACME source also
  * answers HTTP-01 challenges on port 80, so it is returned as the challenge responder too.
  */
-export function createCertificateSource(kind: IngressProxyConfig["certificateSource"], deps: SourceDeps): { source: CertificateSource; challenges: HttpChallengeResponder | undefined } {
+export function createCertificateSource(kind: Exclude<IngressProxyConfig["certificateSource"], "none">, deps: SourceDeps): { source: CertificateSource; challenges: HttpChallengeResponder | undefined } {
   switch (kind) {
     case "secret":
       return { source: new SecretCertificateSource(deps.initialSecret, deps.subscribeSecret), challenges: undefined };

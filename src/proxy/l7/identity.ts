@@ -38,25 +38,36 @@ export function identityHeaders(whois: WhoIs | undefined): Record<string, string
   return headers;
 }
 
-/** Whois per caller address, cached briefly: a browser opens many connections in a burst. */
-export class IdentityCache {
+/**
+ * Whois per caller address, cached briefly: a browser or kubectl opens many connections in a
+ * burst. An address whois cannot name is asked again next time (it may have just joined).
+ */
+export class WhoisCache {
   private readonly localApi: LocalApi;
   private readonly ttlMs: number;
-  private readonly entries = new Map<string, { at: number; headers: Promise<Record<string, string>> }>();
+  private readonly entries = new Map<string, { at: number; whois: Promise<WhoIs | undefined> }>();
 
   constructor(localApi: LocalApi, ttlMs = 10_000) {
     this.localApi = localApi;
     this.ttlMs = ttlMs;
   }
 
-  headersFor(address: string, port: number): Promise<Record<string, string>> {
+  whois(address: string, port: number): Promise<WhoIs | undefined> {
     const now = Date.now();
     const cached = this.entries.get(address);
-    if (cached && now - cached.at < this.ttlMs) return cached.headers;
+    if (cached && now - cached.at < this.ttlMs) return cached.whois;
     const addrPort = address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-    const headers = this.localApi.whois(addrPort).then(identityHeaders, () => ({}));
+    const whois = this.localApi.whois(addrPort).catch(() => undefined);
     if (this.entries.size > 10_000) this.entries.clear();
-    this.entries.set(address, { at: now, headers });
-    return headers;
+    this.entries.set(address, { at: now, whois });
+    void whois.then((answer) => {
+      if (!answer && this.entries.get(address)?.whois === whois) this.entries.delete(address);
+    });
+    return whois;
+  }
+
+  /** The caller's identity as headers for an Ingress backend; {} when unknown. */
+  headersFor(address: string, port: number): Promise<Record<string, string>> {
+    return this.whois(address, port).then(identityHeaders);
   }
 }

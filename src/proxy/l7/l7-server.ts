@@ -1,60 +1,43 @@
-// The Ingress data path: TLS terminated here (HTTP/2 and HTTP/1.1 by ALPN, on Node's own
-// http2/http stack), each request routed by path to its backend Service over pooled keep-alive
-// HTTP/1.1, bodies streamed both ways, upgrades (WebSocket) spliced after the backend's 101.
-// Port 80 answers ACME HTTP-01 challenges and, when asked, redirects to https://.
-import { createServer as createHttpServer, request as httpRequest, Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
-import { request as httpsRequest, Agent as HttpsAgent } from "node:https";
+// The L7 data path of Ingress and API server proxies: TLS terminated here (HTTP/2 and HTTP/1.1 by
+// ALPN, on Node's own http2/http stack), each request sent where the upstream policy says over
+// pooled keep-alive HTTP/1.1, bodies streamed both ways, upgrades (WebSocket, SPDY) spliced after
+// the upstream's 101. Port 80 answers ACME HTTP-01 challenges and, when asked, redirects to
+// https:// or (plainHttp) serves like 443 without TLS.
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../log.ts";
 import type { HttpChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
-import type { RoutingTable } from "./routing-table.ts";
-import { isReservedHeader } from "./identity.ts";
+import { returnedHeaders, type IncomingCall, type Upstream, type UpstreamPolicy } from "./upstream.ts";
 
 export interface L7ServerOptions {
   readonly log: Logger;
-  /** Identity headers for a caller (whois); {} when unknown. */
-  readonly identity: (address: string, port: number) => Promise<Record<string, string>>;
-  readonly routes: () => RoutingTable;
+  /** Where each request goes (an Ingress's routes, or the API server). */
+  readonly upstream: UpstreamPolicy;
   readonly httpRedirect: () => boolean;
+  /** Plain HTTP on the "http" listeners is served like HTTPS (no TLS at all; the user asked for it). */
+  readonly plainHttp?: () => boolean;
   readonly challenges: () => HttpChallengeResponder | undefined;
 }
 
-/** Hop-by-hop headers (RFC 9110 7.6.1) and HTTP/2 pseudo-headers never cross the proxy. */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "proxy-authorization", "proxy-authenticate", "http2-settings", "host"]);
-
-const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
-// Backends on 443 have cluster certificates, not ours to verify (as Tailscale's operator does).
-const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, rejectUnauthorized: false });
-
-function upstreamHeaders(headers: IncomingHttpHeaders, host: string, remote: string, identity: Record<string, string>): OutgoingHttpHeaders {
-  const listed = new Set((headers.connection ?? "").toLowerCase().split(",").map((h) => h.trim()).filter(Boolean));
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name.startsWith(":") || HOP_BY_HOP.has(name) || listed.has(name) || isReservedHeader(name)) continue;
-    out[name] = value;
-  }
-  if (headers.te === "trailers") out["te"] = "trailers";
-  out["host"] = host;
-  // The tailnet is the edge: nobody in front of this proxy is trusted to have set these.
-  out["x-forwarded-for"] = remote;
-  out["x-forwarded-proto"] = "https";
-  out["x-forwarded-host"] = host;
-  return { ...out, ...identity };
-}
-
-function downstreamHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const listed = new Set((headers.connection ?? "").toLowerCase().split(",").map((h) => h.trim()).filter(Boolean));
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
-}
-
 const requestHost = (req: IncomingMessage | Http2ServerRequest): string => String(req.headers[":authority"] ?? req.headers.host ?? "");
+
+function incomingCall(req: IncomingMessage | Http2ServerRequest, secure: boolean): IncomingCall {
+  return {
+    method: req.method ?? "GET",
+    path: req.url ?? "/",
+    headers: req.headers,
+    host: requestHost(req),
+    remoteAddress: req.socket.remoteAddress ?? "",
+    remotePort: req.socket.remotePort ?? 0,
+    secure,
+  };
+}
+
+const send = (upstream: Upstream): typeof httpRequest => (upstream.origin.protocol === "https:" ? httpsRequest : httpRequest);
+const hostOf = (origin: URL): string => origin.hostname.replace(/^\[|\]$/g, "");
 
 export class L7Server {
   private readonly options: L7ServerOptions;
@@ -68,12 +51,18 @@ export class L7Server {
   constructor(options: L7ServerOptions) {
     this.options = options;
     this.tls = createSecureServer({ allowHTTP1: true, minVersion: "TLSv1.2" }, (req, res) => {
-      this.proxy(req, res);
+      this.proxy(req, res, true);
     });
     // Long uploads, streams and idle WebSockets are the backend's business, not a proxy timeout's.
     this.tls.setTimeout(0);
-    this.tls.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.upgrade(req, socket, head);
+    this.plain.setTimeout(0);
+    const upgrade = (secure: boolean) => (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      this.upgrade(req, socket, head, secure);
+    };
+    this.tls.on("upgrade", upgrade(true));
+    this.plain.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.options.plainHttp?.()) upgrade(false)(req, socket, head);
+      else socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     });
     this.tls.on("tlsClientError", (error: Error) => {
       options.log.debug({ err: error }, "TLS handshake failed");
@@ -110,65 +99,67 @@ export class L7Server {
     this.plain.close();
   }
 
-  private proxy(req: Http2ServerRequest, res: Http2ServerResponse): void {
-    const target = req.url;
-    const route = this.options.routes().match(target);
-    if (!route) {
-      res.writeHead(404, { "content-type": "text/plain" }).end("no Ingress path matches\n");
-      return;
-    }
-    const remote = req.socket.remoteAddress ?? "";
+  private proxy(req: Http2ServerRequest | IncomingMessage, response: Http2ServerResponse | ServerResponse, secure: boolean): void {
     const h2 = req.httpVersionMajor === 2;
-    void this.options.identity(remote, req.socket.remotePort ?? 0).then((identity) => {
-      const backend = new URL(route.backend);
-      const send = backend.protocol === "https:" ? httpsRequest : httpRequest;
-      const upstream = send({
-        host: backend.hostname.replace(/^\[|\]$/g, ""),
-        port: backend.port,
+    // Node's HTTP/2 compatibility API has the same members used here; one type keeps it readable.
+    const res = response as ServerResponse;
+    void this.options.upstream.decide(incomingCall(req, secure)).then((decision) => {
+      if ("refuse" in decision) {
+        res.writeHead(decision.refuse.status, { "content-type": "text/plain" }).end(`${decision.refuse.message}\n`);
+        return;
+      }
+      const { upstream } = decision;
+      const request = send(upstream)({
+        host: hostOf(upstream.origin),
+        port: upstream.origin.port,
         method: req.method,
-        path: target,
-        headers: upstreamHeaders(req.headers, requestHost(req), remote, identity),
-        agent: backend.protocol === "https:" ? httpsAgent : httpAgent,
+        path: upstream.path,
+        headers: upstream.headers,
+        agent: upstream.agent,
       });
-      upstream.on("response", (answer) => {
-        const headers = downstreamHeaders(answer.headers);
+      request.on("response", (answer) => {
+        const headers = returnedHeaders(answer.headers);
         res.writeHead(answer.statusCode ?? 502, h2 ? headers : { ...headers });
-        // Streaming responses (server-sent events, long polls) go out as they come; HTTP/2 sends
-        // the headers at writeHead already, HTTP/1.1 only with the first body bytes otherwise.
-        if (!h2) (res as unknown as ServerResponse).flushHeaders();
+        // Streaming responses (server-sent events, long polls, watches) go out as they come;
+        // HTTP/2 sends the headers at writeHead already, HTTP/1.1 only with the first body bytes otherwise.
+        if (!h2) res.flushHeaders();
         answer.pipe(res);
         answer.on("error", () => res.destroy());
       });
-      upstream.on("error", (error) => {
-        this.options.log.warn({ err: error, backend: route.backend }, "backend request failed");
+      request.on("error", (error) => {
+        this.options.log.warn({ err: error, upstream: upstream.origin.origin }, "upstream request failed");
         if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" }).end(`backend unavailable: ${error.message}\n`);
         else res.destroy();
       });
-      req.on("error", () => upstream.destroy());
+      req.on("error", () => request.destroy());
       res.on("close", () => {
-        if (!res.writableFinished) upstream.destroy();
+        if (!res.writableFinished) request.destroy();
       });
-      req.pipe(upstream);
+      req.pipe(request);
+    }, (error: unknown) => {
+      this.options.log.error({ err: error }, "cannot decide where a request goes");
+      if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" }).end("internal error\n");
     });
   }
 
-  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const target = req.url ?? "/";
-    const route = this.options.routes().match(target);
-    if (!route) {
-      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-      return;
-    }
-    const remote = req.socket.remoteAddress ?? "";
-    void this.options.identity(remote, req.socket.remotePort ?? 0).then((identity) => {
-      const backend = new URL(route.backend);
-      const send = backend.protocol === "https:" ? httpsRequest : httpRequest;
-      const headers = { ...upstreamHeaders(req.headers, requestHost(req), remote, identity), connection: "Upgrade", upgrade: req.headers.upgrade ?? "" };
-      const upstream = send({ host: backend.hostname.replace(/^\[|\]$/g, ""), port: backend.port, method: req.method, path: target, headers, agent: false, rejectUnauthorized: false });
-      upstream.on("upgrade", (answer, upstreamSocket, upstreamHead) => {
-        const lines = [`HTTP/1.1 ${answer.statusCode ?? 101} ${answer.statusMessage ?? "Switching Protocols"}`];
-        for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i] ?? ""}: ${answer.rawHeaders[i + 1] ?? ""}`);
-        socket.write(`${lines.join("\r\n")}\r\n\r\n`);
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {
+    const statusLines = (status: number, message: string, rawHeaders: readonly string[]): string[] => {
+      const lines = [`HTTP/1.1 ${status} ${message}`];
+      for (let i = 0; i < rawHeaders.length; i += 2) lines.push(`${rawHeaders[i] ?? ""}: ${rawHeaders[i + 1] ?? ""}`);
+      return lines;
+    };
+    void this.options.upstream.decide(incomingCall(req, secure)).then((decision) => {
+      if ("refuse" in decision) {
+        const body = `${decision.refuse.message}\n`;
+        socket.end(`HTTP/1.1 ${decision.refuse.status} Refused\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+        return;
+      }
+      const { upstream } = decision;
+      const headers = { ...upstream.headers, connection: "Upgrade", upgrade: req.headers.upgrade ?? "" };
+      // An upgraded connection is not returned to a pool: a connection of its own.
+      const request = send(upstream)({ host: hostOf(upstream.origin), port: upstream.origin.port, method: req.method, path: upstream.path, headers, agent: false, ...upstream.tls });
+      request.on("upgrade", (answer, upstreamSocket, upstreamHead) => {
+        socket.write(`${statusLines(answer.statusCode ?? 101, answer.statusMessage ?? "Switching Protocols", answer.rawHeaders).join("\r\n")}\r\n\r\n`);
         if (upstreamHead.length > 0) socket.write(upstreamHead);
         if (head.length > 0) upstreamSocket.write(head);
         upstreamSocket.pipe(socket).pipe(upstreamSocket);
@@ -181,22 +172,26 @@ export class L7Server {
         socket.on("close", close);
         upstreamSocket.on("close", close);
       });
-      upstream.on("response", (answer) => {
-        // The backend declined the upgrade: relay its answer and close.
-        const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ""}`];
-        for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i] ?? ""}: ${answer.rawHeaders[i + 1] ?? ""}`);
-        socket.write(`${lines.join("\r\n")}\r\nconnection: close\r\n\r\n`);
+      request.on("response", (answer) => {
+        // The upstream declined the upgrade: relay its answer and close.
+        socket.write(`${statusLines(answer.statusCode ?? 502, answer.statusMessage ?? "", answer.rawHeaders).join("\r\n")}\r\nconnection: close\r\n\r\n`);
         answer.pipe(socket);
       });
-      upstream.on("error", () => {
+      request.on("error", () => {
         socket.end("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
       });
-      socket.on("error", () => upstream.destroy());
-      upstream.end();
+      socket.on("error", () => request.destroy());
+      request.end();
+    }, () => {
+      socket.end("HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     });
   }
 
   private servePlain(req: IncomingMessage, res: ServerResponse): void {
+    if (this.options.plainHttp?.()) {
+      this.proxy(req, res, false);
+      return;
+    }
     const url = req.url ?? "/";
     const challenge = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(url);
     if (challenge) {

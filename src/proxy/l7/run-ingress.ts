@@ -1,7 +1,8 @@
-// tailnet-proxy for an Ingress (TS_INGRESS_SECRET set): tailscaled with a kernel TUN, and the L7
-// server listening on the device's tailnet IPs, so each connection's source address is the
-// caller's and whois names them. Routes and certificate follow the ingress Secret; no firewall
-// rules are needed (nothing is forwarded at the IP layer).
+// tailnet-proxy for an Ingress or the API server (TS_INGRESS_SECRET set): tailscaled with a
+// kernel TUN, and the L7 server listening on the device's tailnet IPs, so each connection's source
+// address is the caller's and whois names them. Routes and certificate follow the ingress Secret
+// (for the API server proxy: its mode, and no routes); no firewall rules are needed (nothing is
+// forwarded at the IP layer).
 import { ProcessRunner } from "../../shared/exec.ts";
 import { systemClock } from "../../shared/clock.ts";
 import type { Logger } from "../log.ts";
@@ -15,9 +16,12 @@ import { ensureTunDevice } from "../pod-setup.ts";
 import { KubeSecretFollower, type SecretData } from "./ingress-secret.ts";
 import { RoutingTable } from "./routing-table.ts";
 import { LocalApi } from "../local-api.ts";
-import { IdentityCache } from "./identity.ts";
+import { WhoisCache } from "./identity.ts";
 import { createCertificateSource } from "./certificate-sources.ts";
 import { L7Server } from "./l7-server.ts";
+import { IngressUpstream } from "./ingress-upstream.ts";
+import type { UpstreamPolicy } from "./upstream.ts";
+import { ApiServerUpstream, inClusterApiServer, type InClusterApiServer } from "../apiserver/apiserver-upstream.ts";
 
 const PORTS = { https: 443, http: 80 } as const;
 
@@ -45,7 +49,22 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
   const tailscaled = new Tailscaled(runner, config);
   // Its own client: whois for new callers must not queue behind a slow certificate request.
   const localApi = new LocalApi(config.TS_SOCKET, { maxSockets: Infinity });
-  const identities = new IdentityCache(localApi);
+  const identities = new WhoisCache(localApi);
+  const ingressUpstream = new IngressUpstream(() => table, (address, port) => identities.headersFor(address, port));
+  let apiServer: { mode: string; upstream: ApiServerUpstream } | undefined;
+  let inCluster: InClusterApiServer | undefined;
+  // The policy follows the config: an Ingress's routes, or the API server in the mode asked for.
+  const upstream: UpstreamPolicy = {
+    decide: (call) => {
+      const mode = ingress?.apiServer?.mode;
+      if (!mode) return ingressUpstream.decide(call);
+      if (apiServer?.mode !== mode) {
+        inCluster ??= inClusterApiServer();
+        apiServer = { mode, upstream: new ApiServerUpstream(mode, inCluster, (address, port) => identities.whois(address, port)) };
+      }
+      return apiServer.upstream.decide(call);
+    },
+  };
 
   const stopping = new AbortController();
   const isStopping = (): boolean => stopping.signal.aborted;
@@ -61,8 +80,8 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
   const listeners = new Set<(data: SecretData) => void>();
   const server = new L7Server({
     log,
-    identity: (address, port) => identities.headersFor(address, port),
-    routes: () => table,
+    upstream,
+    plainHttp: () => ingress?.certificateSource === "none",
     httpRedirect: () => ingress?.httpRedirect ?? false,
     challenges: () => challenges,
   });
@@ -98,20 +117,25 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
     if (!ingress) throw new Error(`the ingress Secret ${ingressSecret} holds no valid ${INGRESS_SECRET_KEYS.config}`);
 
     for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.http, "http", log);
-    const chosen = createCertificateSource(ingress.certificateSource, {
-      initialSecret: first,
-      subscribeSecret: (listener) => listeners.add(listener),
-      localApi,
-      fqdn: device.fqdn,
-    });
-    challenges = chosen.challenges;
-    const certificate = await chosen.source.start(stopping.signal, (next) => {
-      server.setCertificate(next);
-      log.info({ source: chosen.source.kind, notAfter: next.notAfter }, "certificate replaced (open connections keep the old one)");
-    });
-    server.setCertificate(certificate);
-    for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.https, "https", log);
-    log.info({ source: chosen.source.kind, notAfter: certificate.notAfter, ips: device.ips }, "serving HTTPS");
+    const kind = ingress.certificateSource;
+    if (kind === "none") {
+      log.info({ ips: device.ips, apiServer: ingress.apiServer?.mode }, "serving plain HTTP (no certificate source: the user asked for http)");
+    } else {
+      const chosen = createCertificateSource(kind, {
+        initialSecret: first,
+        subscribeSecret: (listener) => listeners.add(listener),
+        localApi,
+        fqdn: device.fqdn,
+      });
+      challenges = chosen.challenges;
+      const certificate = await chosen.source.start(stopping.signal, (next) => {
+        server.setCertificate(next);
+        log.info({ source: chosen.source.kind, notAfter: next.notAfter }, "certificate replaced (open connections keep the old one)");
+      });
+      server.setCertificate(certificate);
+      for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.https, "https", log);
+      log.info({ source: chosen.source.kind, notAfter: certificate.notAfter, ips: device.ips, apiServer: ingress.apiServer?.mode }, "serving HTTPS");
+    }
 
     await state.write({ [STATE_KEYS.deviceFqdn]: device.fqdn, [STATE_KEYS.deviceIps]: JSON.stringify(device.ips) });
     health.setHealthy(true);

@@ -182,6 +182,30 @@ dry runs), so the check runs only when it sees the release namespace.
   value: {{ .Values.logLevel | quote }}
 - name: NODE_OPTIONS
   value: {{ printf "--max-old-space-size=%d" (int .Values.maxOldSpaceSizeMiB) | quote }}
+- name: OPERATOR_DEPLOYMENT
+  value: {{ include "tailnet-operator.fullname" . | quote }}
+{{- $api := .Values.apiServerProxy }}
+{{- if and $api.http $api.tls.secretName }}
+{{- fail "apiServerProxy: http=true serves no certificate; leave tls.secretName empty" }}
+{{- end }}
+{{- if ne $api.mode "disabled" }}
+- name: APISERVER_PROXY
+  value: {{ $api.mode | quote }}
+- name: APISERVER_PROXY_HOSTNAME
+  value: {{ $api.hostname | quote }}
+{{- with $api.tags }}
+- name: APISERVER_PROXY_TAGS
+  value: {{ . | quote }}
+{{- end }}
+{{- with $api.tls.secretName }}
+- name: APISERVER_PROXY_TLS_SECRET
+  value: {{ . | quote }}
+{{- end }}
+- name: APISERVER_PROXY_HTTP
+  value: {{ $api.http | quote }}
+- name: APISERVER_PROXY_SERVICE_ACCOUNT
+  value: {{ include "tailnet-operator.apiServerProxyName" . | quote }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{- toYaml . | nindent 0 }}
 {{- end }}
@@ -220,4 +244,9 @@ seccompProfile:
       - key: client_secret
         path: client_secret
       {{- end }}
+{{- end }}
+
+{{/* The API server proxy's ServiceAccount (and, in auth mode, its ClusterRole and binding). */}}
+{{- define "tailnet-operator.apiServerProxyName" -}}
+{{- printf "%s-apiserver-proxy" (include "tailnet-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end }}
