@@ -32,6 +32,7 @@ import { KubeIngressStatusWriter } from "../kube/ingress-status.ts";
 import { IngressReconciler } from "./ingress-reconciler.ts";
 import { isOurIngress } from "./ingress-intent.ts";
 import { IngressIndex } from "./ingress-index.ts";
+import { loadAcme, type OperatorAcme } from "./acme-settings.ts";
 import type { Logger } from "../shared/log.ts";
 
 function controlPlane(config: OperatorConfig): ControlPlane {
@@ -57,6 +58,11 @@ function parentOf(labels: Record<string, string> | undefined): { type: string; k
 function watchPath(scope: CacheScope, plural: string): string {
   const base = scope.apiVersion.includes("/") ? `/apis/${scope.apiVersion}` : `/api/${scope.apiVersion}`;
   return `${base}${scope.namespace ? `/namespaces/${scope.namespace}` : ""}/${plural}`;
+}
+
+/** Ingresses without a TLS Secret get ACME certificates when the operator has a directory. */
+function acmeOptions(acme: OperatorAcme | undefined): { acmeConfigured: boolean; acme?: OperatorAcme } {
+  return acme ? { acmeConfigured: true, acme } : { acmeConfigured: false };
 }
 
 /** What both the controller and `uninstall` are built from. */
@@ -91,8 +97,7 @@ function compose(config: OperatorConfig, log: Logger) {
     provisioner,
     events,
     clock: systemClock,
-    // acmeConfigured: true once the operator has an ACME directory (the ACME certificate source).
-    options: { defaultTags: intentOptions.defaultTags, controlPlane: config.CONTROL_PLANE, acmeConfigured: false },
+    options: { defaultTags: intentOptions.defaultTags, controlPlane: config.CONTROL_PLANE, ...acmeOptions(loadAcme(config)) },
   });
   const reconciler = new ServiceReconciler({ kube, provisioner, events, clock: systemClock, intent: intentOptions, egress });
   return { kc, kube, reconciler, ingressReconciler, intentOptions };

@@ -8,6 +8,8 @@ export const INGRESS_SECRET_KEYS = {
   config: "ingress.json",
   cert: "tls.crt",
   key: "tls.key",
+  /** The ACME external account binding's HMAC key (only with certificateSource "acme" and EAB). */
+  eabHmacKey: "acme-eab-hmac-key",
 } as const;
 
 export const routeSchema = z.object({
@@ -18,6 +20,22 @@ export const routeSchema = z.object({
   backend: z.url(),
 });
 
+/** The operator's ACME settings, as a proxy needs them (the EAB HMAC key travels in its own key). */
+export const acmeSettingsSchema = z.object({
+  directoryUrl: z.url(),
+  /** PEM certificates trusted for the CA's own HTTPS, besides the public roots. */
+  caBundlePem: z.string().optional(),
+  email: z.string().optional(),
+  /** External account binding key ID; its HMAC key is INGRESS_SECRET_KEYS.eabHmacKey. */
+  eabKeyId: z.string().optional(),
+  profile: z.string().optional(),
+  /** Orders this proxy may place per hour and per week (counted across restarts). */
+  maxOrdersPerHour: z.int().min(1),
+  maxOrdersPerWeek: z.int().min(1),
+});
+
+export type AcmeSettings = z.infer<typeof acmeSettingsSchema>;
+
 export const ingressConfigSchema = z.object({
   version: z.literal(1),
   /** Where the serving certificate comes from (src/proxy/tls/certificate-source.ts). */
@@ -27,6 +45,8 @@ export const ingressConfigSchema = z.object({
   /** Funnel asked for and offered by the control plane (tailscale.com/funnel). */
   funnel: z.boolean(),
   routes: z.array(routeSchema),
+  /** Present when certificateSource is "acme". */
+  acme: acmeSettingsSchema.optional(),
 });
 
 export type IngressRoute = z.infer<typeof routeSchema>;
