@@ -86,12 +86,14 @@ try {
     }
   });
   const ingressCreated = Date.now();
+  let lastMessage = "";
   const ingress = await step("waiting for the Ingress: proxy pod on the tailnet, certificate ordered from Pebble over ACME (HTTP-01 answered on the proxy's tailnet port 80)", () =>
     waitFor("Ingress ready", async () => {
       const found = await KubernetesObjectApi.makeApiClient(kc).read<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "nginx-tailscale", namespace: "tailscaletest" } });
       const conditions = JSON.parse(found.metadata?.annotations?.["tailscale.com/conditions"] ?? "[]") as { type: string; status: string; message: string }[];
       const ready = conditions.find((c) => c.type === "TailscaleProxyReady");
-      if (ready && ready.status !== "True") process.stdout.write(`    (${ready.message})\n`);
+      if (ready && ready.status !== "True" && ready.message !== lastMessage) process.stdout.write(`    (${ready.message})\n`);
+      lastMessage = ready?.message ?? "";
       return ready?.status === "True" ? found : undefined;
     }, { timeoutMs: 300_000, intervalMs: 2_000 }),
   );

@@ -126,7 +126,7 @@ export class IngressReconciler {
       const problem = await this.deps.provisioner.podProblem(parent, log);
       const ready: IngressCondition = problem
         ? { type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.failed, message: problem }
-        : { type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.pending, message: "waiting for the proxy to join the tailnet" };
+        : { type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.pending, message: `waiting for the proxy to join the tailnet and serve a certificate (source: ${config.certificateSource})` };
       await this.setStatus(ingress, [ready, ...extra], [], problem ? "Warning" : "Normal");
       return { requeueAfterMs: PROXY_POLL_MS };
     }
