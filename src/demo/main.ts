@@ -3,11 +3,18 @@
 // kube-proxy, CoreDNS) and Headscale, installs the operator with Helm from the images built
 // here, applies the manifest users already have (examples/l3-service.yaml, unchanged), waits for
 // nginx's pods and the Service's EXTERNAL-IP, and fetches nginx's page from a tailnet laptop.
+// Then the L7 seed (examples/l7-ingress.yaml, unchanged): Headscale issues no certificates, so
+// the operator is installed with ACME pointing at Pebble (an ACME CA on a tailnet device), and the
+// laptop fetches https://foo.<tailnet>/ verifying the certificate against Pebble's root.
 import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { AppsV1Api, CoreV1Api, KubernetesObjectApi, loadAllYaml, type KubernetesObject, type V1Service } from "@kubernetes/client-node";
-import { Sandbox } from "../sandbox/sandbox.ts";
+import { AppsV1Api, CoreV1Api, KubernetesObjectApi, loadAllYaml, PatchStrategy, type KubernetesObject, type V1Ingress, type V1Service } from "@kubernetes/client-node";
+import { Sandbox, TAILNET_DOMAIN } from "../sandbox/sandbox.ts";
 import { installOperator, OPERATOR_NAMESPACE } from "../sandbox/operator-install.ts";
+import { resolvePebble } from "../sandbox/binaries.ts";
+import { PebbleCa } from "../sandbox/pebble.ts";
 import { nodeToolArgv } from "../sandbox/tools.ts";
 import { waitFor } from "../shared/clock.ts";
 
@@ -18,6 +25,7 @@ if (values.help) {
 }
 
 const MANIFEST = new URL("../../examples/l3-service.yaml", import.meta.url);
+const L7_MANIFEST = new URL("../../examples/l7-ingress.yaml", import.meta.url);
 const t0 = Date.now();
 const seconds = (since: number): string => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 async function step<T>(what: string, work: () => Promise<T>): Promise<T> {
@@ -33,7 +41,15 @@ try {
   const kc = sandbox.kubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
-  await step(`helm install tailnet-operator (namespace ${OPERATOR_NAMESPACE}, Headscale control plane, images built here)`, () => installOperator(sandbox));
+  const pebble = await step("starting Pebble, an ACME CA, as a tailnet device (Headscale issues no certificates)", async () => {
+    const device = await sandbox.addDevice("acme-ca", { tags: ["tag:test"] });
+    return sandbox.track(await PebbleCa.start({ runner: sandbox.runner, binary: resolvePebble(), device, dir: join(sandbox.run.dir, "demo-pebble") }));
+  });
+  const rootFile = join(sandbox.run.dir, "demo-pebble", "issuing-root.pem");
+  await writeFile(rootFile, await pebble.rootPem());
+  await step(`helm install tailnet-operator (namespace ${OPERATOR_NAMESPACE}, Headscale control plane, images built here, acme.directoryUrl=${pebble.directoryUrl})`, () =>
+    installOperator(sandbox, { values: { acme: { directoryUrl: pebble.directoryUrl, caBundle: pebble.apiCaPem } } }),
+  );
   await step("applying examples/l3-service.yaml (the seed manifest, unchanged)", async () => {
     const objects = KubernetesObjectApi.makeApiClient(kc);
     for (const object of loadAllYaml(readFileSync(MANIFEST, "utf8")) as KubernetesObject[]) await objects.create(object);
@@ -61,7 +77,37 @@ try {
   );
   const lines = page.split("\n");
   process.stdout.write(`    ${lines[0] ?? ""}\n    ${lines.find((line) => /<title>/i.test(line))?.trim() ?? ""}\n`);
-  process.stdout.write(`EXTERNAL-IP ${externalIpAfter} after the manifest was applied; whole demo ${seconds(t0)}\n`);
+  process.stdout.write(`EXTERNAL-IP ${externalIpAfter} after the manifest was applied\n`);
+
+  await step("applying examples/l7-ingress.yaml (the seed manifest, unchanged; server-side apply, as its namespace, Deployment and Service exist)", async () => {
+    const objects = KubernetesObjectApi.makeApiClient(kc);
+    for (const object of loadAllYaml(readFileSync(L7_MANIFEST, "utf8")) as KubernetesObject[]) {
+      await objects.patch(object, undefined, undefined, "tailnet-operator-demo", true, PatchStrategy.ServerSideApply);
+    }
+  });
+  const ingressCreated = Date.now();
+  let lastMessage = "";
+  const ingress = await step("waiting for the Ingress: proxy pod on the tailnet, certificate ordered from Pebble over ACME (HTTP-01 answered on the proxy's tailnet port 80)", () =>
+    waitFor("Ingress ready", async () => {
+      const found = await KubernetesObjectApi.makeApiClient(kc).read<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "nginx-tailscale", namespace: "tailscaletest" } });
+      const conditions = JSON.parse(found.metadata?.annotations?.["tailscale.com/conditions"] ?? "[]") as { type: string; status: string; message: string }[];
+      const ready = conditions.find((c) => c.type === "TailscaleProxyReady");
+      if (ready && ready.status !== "True" && ready.message !== lastMessage) process.stdout.write(`    (${ready.message})\n`);
+      lastMessage = ready?.message ?? "";
+      return ready?.status === "True" ? found : undefined;
+    }, { timeoutMs: 300_000, intervalMs: 2_000 }),
+  );
+  const host = ingress.status?.loadBalancer?.ingress?.[0]?.hostname ?? `foo.${TAILNET_DOMAIN}`;
+  process.stdout.write(`    ADDRESS ${host}, ports ${(ingress.status?.loadBalancer?.ingress?.[0]?.ports ?? []).map((p) => p.port).join(",")}\n`);
+  const httpsUrl = `https://${host}/`;
+  const fetched = await step(`GET ${httpsUrl} from the laptop, verifying the certificate against Pebble's root (tailnet -> Ingress proxy, TLS -> nginx)`, () =>
+    waitFor("the HTTPS page", async () => {
+      const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("https-client.ts", ["get", httpsUrl, "--ca", rootFile])), { timeoutMs: 20_000 }).catch(() => ({ stdout: "" }));
+      return stdout ? (JSON.parse(stdout) as { status: number; body: string; serial?: string }) : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 500 }),
+  );
+  process.stdout.write(`    HTTP ${fetched.status}, certificate serial ${fetched.serial ?? "?"} (verified), ${fetched.body.split("\n").find((line) => /<title>/i.test(line))?.trim() ?? ""}\n`);
+  process.stdout.write(`Ingress served over verified HTTPS ${seconds(ingressCreated)} after the manifest was applied; whole demo ${seconds(t0)}\n`);
 
   if (values.keep) {
     const inHub = `ip netns exec ${sandbox.run.hubNamespace}`;
@@ -70,6 +116,7 @@ try {
         `  ${inHub} kubectl --kubeconfig ${sandbox.kube.adminKubeconfig} get pods -A -o wide\n` +
         `  ${inHub} kubectl --kubeconfig ${sandbox.kube.adminKubeconfig} -n ${OPERATOR_NAMESPACE} logs deploy/tailnet-operator\n` +
         `  ip netns exec ${laptop.host.namespace.name} ${process.execPath} ${nodeToolArgv("tailnet-client.ts", [])[1] ?? ""} get ${url}\n` +
+        `  ip netns exec ${laptop.host.namespace.name} ${process.execPath} ${nodeToolArgv("https-client.ts", [])[1] ?? ""} get ${httpsUrl} --ca ${rootFile}\n` +
         `  ${sandbox.bins.headscale} -c ${sandbox.headscale.configFile} nodes list\n`,
     );
     await new Promise<void>((resolve) => {

@@ -13,6 +13,7 @@ import { childLabels, childSelector, ingressSecretName, type ProxyParent } from 
 import type { ProxyProvisioner } from "./proxy-provisioner.ts";
 import type { EventRecorder } from "./events.ts";
 import { certificateCovers, checkTlsSecret, type TlsPair } from "./ingress-tls.ts";
+import type { OperatorAcme } from "./acme-settings.ts";
 
 export type ApiServerProxyMode = "false" | "auth" | "noauth";
 
@@ -29,6 +30,8 @@ export interface ApiServerProxySettings {
   readonly controlPlane: "tailscale" | "headscale";
   /** The operator has an ACME directory for its proxies' certificates. */
   readonly acmeConfigured: boolean;
+  /** Its settings, handed to the proxy when its source is "acme". */
+  readonly acme?: OperatorAcme | undefined;
 }
 
 export interface ApiServerProxyDeps {
@@ -99,7 +102,8 @@ export class ApiServerProxyReconciler {
     }
 
     const mode = settings.mode;
-    const config: IngressProxyConfig = { version: 1, certificateSource: source, httpRedirect: false, funnel: false, routes: [], apiServer: { mode } };
+    const acme = source === "acme" ? settings.acme?.settings : undefined;
+    const config: IngressProxyConfig = { version: 1, certificateSource: source, httpRedirect: false, funnel: false, routes: [], apiServer: { mode }, ...(acme ? { acme } : {}) };
     await this.deps.kube.apply(this.configSecret(config, tls));
     const device = await this.deps.provisioner.ensure(
       this.parent,
@@ -159,6 +163,7 @@ export class ApiServerProxyReconciler {
       data: {
         [INGRESS_SECRET_KEYS.config]: b64(JSON.stringify(config)),
         ...(tls ? { [INGRESS_SECRET_KEYS.cert]: b64(tls.certPem), [INGRESS_SECRET_KEYS.key]: b64(tls.keyPem) } : {}),
+        ...(config.acme?.eabKeyId && this.deps.settings.acme?.eabHmacKey ? { [INGRESS_SECRET_KEYS.eabHmacKey]: b64(this.deps.settings.acme.eabHmacKey) } : {}),
       },
     };
   }

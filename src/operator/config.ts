@@ -7,6 +7,7 @@ import { z } from "zod";
 import { FIREWALL_MODES } from "../proxy/firewall/select.ts";
 import { projectVersion } from "../shared/cli-info.ts";
 import { validateTiming, type LeaderElectionTiming } from "../runtime/leader-election.ts";
+import { acmeEnvShape, acmeConfigProblem } from "./acme-settings.ts";
 
 const bool = z.enum(["true", "false"]).transform((v) => v === "true");
 const keyValues = z
@@ -87,6 +88,7 @@ export const operatorEnvSchema = z.object({
   LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15).describe("leader election: how long a standby waits, from the last change it saw to the Lease, before it takes over"),
   RENEW_DEADLINE_SECONDS: z.coerce.number().positive().default(10).describe("leader election: how long the leader keeps failing to renew before it stops acting (< LEASE_DURATION_SECONDS)"),
   RETRY_PERIOD_SECONDS: z.coerce.number().positive().default(2).describe("leader election: time between attempts to take or renew the Lease (< RENEW_DEADLINE_SECONDS)"),
+  ...acmeEnvShape,
 });
 
 export type OperatorConfig = z.infer<typeof operatorEnvSchema>;
@@ -137,6 +139,8 @@ export function loadOperatorConfig(input: Record<string, string | undefined>): O
   if (config.APISERVER_PROXY_HTTP && config.APISERVER_PROXY_TLS_SECRET) {
     throw new Error("invalid configuration: APISERVER_PROXY_HTTP and APISERVER_PROXY_TLS_SECRET exclude each other (plain HTTP serves no certificate)");
   }
+  const acmeProblem = acmeConfigProblem(config);
+  if (acmeProblem) throw new Error(`invalid configuration: ${acmeProblem}`);
   const timingProblem = validateTiming(leaderElectionTiming(config));
   if (config.LEADER_ELECTION && timingProblem) {
     throw new Error(`invalid configuration: LEASE_DURATION_SECONDS, RENEW_DEADLINE_SECONDS, RETRY_PERIOD_SECONDS: ${timingProblem}`);

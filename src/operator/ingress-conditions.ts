@@ -15,6 +15,7 @@ export const INGRESS_REASONS = {
   invalidTls: "InvalidTLSSecret",
   hostnameInUse: "HostnameInUse",
   noCertificateSource: "CertificateUnavailable",
+  certificateFailed: "CertificateFailed",
   funnelEnabled: "FunnelEnabled",
   funnelUnavailable: "FunnelUnavailable",
   cleanedUp: "ProxyDeleted",

@@ -11,6 +11,7 @@ import type { ReconcileContext, ReconcileResult } from "../runtime/reconciler.ts
 import { splitKey } from "../runtime/reconciler.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
 import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../shared/ingress-config.ts";
+import { STATE_SECRET_KEYS } from "../shared/state-keys.ts";
 import { FINALIZER, LABELS } from "./names.ts";
 import { ingressIntent, INGRESS_ANNOTATIONS, isOurIngress, type IngressExposeIntent, type IngressIntentOptions } from "./ingress-intent.ts";
 import { resolveRoutes } from "./ingress-backends.ts";
@@ -19,6 +20,7 @@ import { CONDITIONS_ANNOTATION, INGRESS_CONDITIONS, INGRESS_REASONS, nextConditi
 import type { DeviceStatus, ProxyProvisioner } from "./proxy-provisioner.ts";
 import { childLabels, ingressSecretName, type ProxyParent } from "./proxy-objects.ts";
 import type { EventRecorder } from "./events.ts";
+import type { OperatorAcme } from "./acme-settings.ts";
 
 const PROXY_POLL_MS = 1_000;
 const INGRESS_API = "networking.k8s.io/v1";
@@ -29,6 +31,8 @@ export interface IngressReconcilerOptions extends IngressIntentOptions {
   readonly controlPlane: "tailscale" | "headscale";
   /** The operator has an ACME directory configured (the proxies can get certificates there). */
   readonly acmeConfigured: boolean;
+  /** The settings handed to proxies whose source is "acme" (present when acmeConfigured). */
+  readonly acme?: OperatorAcme | undefined;
 }
 
 export interface IngressReconcilerDeps {
@@ -110,11 +114,19 @@ export class IngressReconciler {
       }
       throw error;
     }
+    // The proxy reports why it has no certificate (an unreachable or refusing ACME CA, ...).
+    const certificateProblem = await this.deps.provisioner.stateValue(parent, STATE_SECRET_KEYS.certificateError);
+    if (certificateProblem) {
+      const message = `the proxy cannot get a certificate (source: ${config.certificateSource}): ${certificateProblem}${device ? "; it keeps serving its previous certificate" : ""}`;
+      const lb = device ? [{ hostname: device.fqdn, ports: [{ port: 443, protocol: "TCP" }] }] : [];
+      await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.certificateFailed, message }, ...extra], lb, "Warning");
+      return {};
+    }
     if (!device) {
       const problem = await this.deps.provisioner.podProblem(parent, log);
       const ready: IngressCondition = problem
         ? { type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.failed, message: problem }
-        : { type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.pending, message: "waiting for the proxy to join the tailnet" };
+        : { type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.pending, message: `waiting for the proxy to join the tailnet and serve a certificate (source: ${config.certificateSource})` };
       await this.setStatus(ingress, [ready, ...extra], [], problem ? "Warning" : "Normal");
       return { requeueAfterMs: PROXY_POLL_MS };
     }
@@ -180,7 +192,8 @@ export class IngressReconciler {
     }
     // Not yet configured on any control plane (see funnelCondition): the proxy gets false.
     const funnel = false;
-    const config: IngressProxyConfig = { version: 1, certificateSource: source, httpRedirect: intent.httpRedirect, funnel, routes: routes.routes };
+    const acme = source === "acme" ? this.deps.options.acme?.settings : undefined;
+    const config: IngressProxyConfig = { version: 1, certificateSource: source, httpRedirect: intent.httpRedirect, funnel, routes: routes.routes, ...(acme ? { acme } : {}) };
     return { kind: "ready", config, tls };
   }
 
@@ -208,6 +221,7 @@ export class IngressReconciler {
       data: {
         [INGRESS_SECRET_KEYS.config]: b64(JSON.stringify(config)),
         ...(tls ? { [INGRESS_SECRET_KEYS.cert]: b64(tls.certPem), [INGRESS_SECRET_KEYS.key]: b64(tls.keyPem) } : {}),
+        ...(config.acme?.eabKeyId && this.deps.options.acme?.eabHmacKey ? { [INGRESS_SECRET_KEYS.eabHmacKey]: b64(this.deps.options.acme.eabHmacKey) } : {}),
       },
     };
   }

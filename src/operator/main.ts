@@ -32,6 +32,7 @@ import { KubeIngressStatusWriter } from "../kube/ingress-status.ts";
 import { IngressReconciler } from "./ingress-reconciler.ts";
 import { isOurIngress } from "./ingress-intent.ts";
 import { IngressIndex } from "./ingress-index.ts";
+import { loadAcme, type OperatorAcme } from "./acme-settings.ts";
 import type { Logger } from "../shared/log.ts";
 import { ApiServerProxyReconciler } from "./apiserver-proxy-reconciler.ts";
 
@@ -60,6 +61,11 @@ function watchPath(scope: CacheScope, plural: string): string {
   return `${base}${scope.namespace ? `/namespaces/${scope.namespace}` : ""}/${plural}`;
 }
 
+/** Ingresses without a TLS Secret get ACME certificates when the operator has a directory. */
+function acmeOptions(acme: OperatorAcme | undefined): { acmeConfigured: boolean; acme?: OperatorAcme } {
+  return acme ? { acmeConfigured: true, acme } : { acmeConfigured: false };
+}
+
 /** What both the controller and `uninstall` are built from. */
 function compose(config: OperatorConfig, log: Logger) {
   const kc = new PooledKubeConfig();
@@ -86,14 +92,14 @@ function compose(config: OperatorConfig, log: Logger) {
     operatorNamespace: config.OPERATOR_NAMESPACE,
     clusterDomain: clusterDomain(config.CLUSTER_DOMAIN),
   });
+  const acme = acmeOptions(loadAcme(config));
   const ingressReconciler = new IngressReconciler({
     kube,
     status: new KubeIngressStatusWriter(kc),
     provisioner,
     events,
     clock: systemClock,
-    // acmeConfigured: true once the operator has an ACME directory (the ACME certificate source).
-    options: { defaultTags: intentOptions.defaultTags, controlPlane: config.CONTROL_PLANE, acmeConfigured: false },
+    options: { defaultTags: intentOptions.defaultTags, controlPlane: config.CONTROL_PLANE, ...acme },
   });
   const reconciler = new ServiceReconciler({ kube, provisioner, events, clock: systemClock, intent: intentOptions, egress });
   const deployment = config.OPERATOR_DEPLOYMENT;
@@ -109,7 +115,7 @@ function compose(config: OperatorConfig, log: Logger) {
       http: config.APISERVER_PROXY_HTTP,
       serviceAccount: config.APISERVER_PROXY_SERVICE_ACCOUNT,
       controlPlane: config.CONTROL_PLANE,
-      acmeConfigured: false,
+      ...acme,
     },
     reportTo: () => (deployment ? kube.get({ apiVersion: "apps/v1", kind: "Deployment", namespace: config.OPERATOR_NAMESPACE, name: deployment }) : Promise.resolve(undefined)),
   });

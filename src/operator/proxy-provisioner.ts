@@ -119,6 +119,12 @@ export class ProxyProvisioner {
     return deviceFromState(state);
   }
 
+  /** One value the proxy reported in its state Secret (STATE_SECRET_KEYS), if present. */
+  async stateValue(parent: ProxyParent, key: string): Promise<string | undefined> {
+    const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
+    return decode(state?.data?.[key]) || undefined;
+  }
+
   /**
    * Why the proxy's pod is not running, when Kubernetes says so (an image that cannot be pulled,
    * a container that keeps failing, a pod that cannot be scheduled); undefined while it simply

@@ -9,6 +9,8 @@ export const INGRESS_SECRET_KEYS = {
   config: "ingress.json",
   cert: "tls.crt",
   key: "tls.key",
+  /** The ACME external account binding's HMAC key (only with certificateSource "acme" and EAB). */
+  eabHmacKey: "acme-eab-hmac-key",
 } as const;
 
 export const routeSchema = z.object({
@@ -18,6 +20,22 @@ export const routeSchema = z.object({
   /** Where matching requests go: http://<ClusterIP>:<port> (https:// for a port 443 or named "https"). */
   backend: z.url(),
 });
+
+/** The operator's ACME settings, as a proxy needs them (the EAB HMAC key travels in its own key). */
+export const acmeSettingsSchema = z.object({
+  directoryUrl: z.url(),
+  /** PEM certificates trusted for the CA's own HTTPS, besides the public roots. */
+  caBundlePem: z.string().optional(),
+  email: z.string().optional(),
+  /** External account binding key ID; its HMAC key is INGRESS_SECRET_KEYS.eabHmacKey. */
+  eabKeyId: z.string().optional(),
+  profile: z.string().optional(),
+  /** Orders this proxy may place per hour and per week (counted across restarts). */
+  maxOrdersPerHour: z.int().min(1),
+  maxOrdersPerWeek: z.int().min(1),
+});
+
+export type AcmeSettings = z.infer<typeof acmeSettingsSchema>;
 
 export const ingressConfigSchema = z.object({
   version: z.literal(1),
@@ -33,6 +51,8 @@ export const ingressConfigSchema = z.object({
   routes: z.array(routeSchema),
   /** The API server proxy: every request goes to the cluster's API server (routes are empty). */
   apiServer: z.object({ mode: z.enum(["auth", "noauth"]) }).optional(),
+  /** Present when certificateSource is "acme". */
+  acme: acmeSettingsSchema.optional(),
 });
 
 export type IngressRoute = z.infer<typeof routeSchema>;

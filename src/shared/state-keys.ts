@@ -8,4 +8,6 @@ export const STATE_SECRET_KEYS = {
   firewallReason: "tailnet_firewall_reason",
   /** Egress proxies: JSON EgressTargetReport (src/shared/egress.ts), what the target resolved to. */
   egressTarget: "tailnet_egress_target",
+  /** Ingress proxies: why no certificate can be had (the source's error); absent when serving. */
+  certificateError: "tailnet_certificate_error",
 } as const;

@@ -285,6 +285,40 @@ describe("chart", () => {
     assert.equal(byKind(objects, "IngressClass").length, 0);
   });
 
+  it("ACME: settings in the operator's environment, the CA bundle in a ConfigMap and the EAB key from the user's Secret, mounted as files", async () => {
+    const caBundle = "-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----\n";
+    const objects = await renderObjects({
+      controlPlane: { type: "headscale", loginServer: "https://headscale.example.com", existingSecret: "headscale-key" },
+      acme: { directoryUrl: "https://ca.example.com/acme/directory", caBundle, email: "ops@example.com", profile: "shortlived", eab: { keyId: "kid-1", hmacKeySecret: { name: "acme-eab", key: "hmac" } }, maxOrdersPerHour: 10, maxOrdersPerWeek: 50 },
+    });
+    const expected = {
+      ACME_DIRECTORY_URL: "https://ca.example.com/acme/directory",
+      ACME_EMAIL: "ops@example.com",
+      ACME_PROFILE: "shortlived",
+      ACME_EAB_KEY_ID: "kid-1",
+      ACME_CA_BUNDLE_FILE: "/etc/tailnet-operator-acme/ca/ca.pem",
+      ACME_EAB_HMAC_KEY_FILE: "/etc/tailnet-operator-acme/eab/hmac-key",
+      ACME_MAX_ORDERS_PER_HOUR: "10",
+      ACME_MAX_ORDERS_PER_WEEK: "50",
+    };
+    for (const [name, value] of Object.entries(expected)) assert.equal(envValue(objects, name), value, name);
+    const env = Object.fromEntries([...envOf(objects)].map(([name, e]) => [name, e.value ?? "x"]));
+    assert.doesNotThrow(() => loadOperatorConfig(env));
+    const configMap = byKind(objects, "ConfigMap").find((c) => c.metadata.name === "tailnet-operator-acme-ca");
+    assert.equal((configMap?.["data"] as Record<string, string> | undefined)?.["ca.pem"], caBundle);
+    const pod = deployment(objects).spec.template.spec;
+    const eab = pod.volumes?.find((v) => v.name === "acme-eab");
+    assert.ok(eab, "the EAB key is mounted");
+    assert.equal(eab.secret?.secretName, "acme-eab");
+    assert.deepEqual(eab.secret.items, [{ key: "hmac", path: "hmac-key" }]);
+    assert.equal((pod.volumes?.find((v) => v.name === "acme-ca") as { configMap?: { name?: string } } | undefined)?.configMap?.name, "tailnet-operator-acme-ca");
+    assert.ok(deployment(objects).spec.template.metadata.annotations?.["checksum/acme-ca"], "a new CA bundle rolls the pods");
+    // Without a directory URL, nothing of ACME is rendered.
+    const off = await renderObjects({ controlPlane: { existingSecret: "c" } });
+    assert.equal([...envOf(off).keys()].some((name) => name.startsWith("ACME_")), false);
+    assert.equal(byKind(off, "ConfigMap").length, 0);
+  });
+
   describe("rejects bad values with a message naming the value", () => {
     const cases: [string, object, RegExp][] = [
       ["no credentials (the defaults)", {}, /controlPlane\.type=tailscale needs an OAuth client: set controlPlane\.existingSecret/],
@@ -304,6 +338,10 @@ describe("chart", () => {
       ["zero workers", { controlPlane: { existingSecret: "c" }, workers: 0 }, /workers/],
       ["an unknown API server proxy mode", { controlPlane: { existingSecret: "c" }, apiServerProxy: { mode: "true" } }, /apiServerProxy\/mode/],
       ["plain HTTP and a TLS Secret for the API server proxy", { controlPlane: { existingSecret: "c" }, apiServerProxy: { mode: "auth", http: true, tls: { secretName: "t" } } }, /http=true serves no certificate/],
+      ["ACME settings without a directory", { controlPlane: { existingSecret: "c" }, acme: { email: "ops@example.com" } }, /acme: caBundle, email, profile and eab need acme\.directoryUrl/],
+      ["an ACME directory over plain HTTP", { controlPlane: { existingSecret: "c" }, acme: { directoryUrl: "http://ca.example.com/dir" } }, /acme\/directoryUrl/],
+      ["half an ACME external account binding", { controlPlane: { existingSecret: "c" }, acme: { directoryUrl: "https://ca.example.com/dir", eab: { keyId: "k" } } }, /acme\.eab: keyId and hmacKeySecret\.name go together/],
+      ["an ACME CA bundle that is not PEM", { controlPlane: { existingSecret: "c" }, acme: { directoryUrl: "https://ca.example.com/dir", caBundle: "not a certificate" } }, /acme\/caBundle/],
       ["a renew deadline not shorter than the lease", { controlPlane: { existingSecret: "c" }, leaderElection: { leaseDurationSeconds: 10 } }, /retryPeriodSeconds \(2\) < renewDeadlineSeconds \(10\) < leaseDurationSeconds \(10\)/],
     ];
     for (const [name, values, message] of cases) {

@@ -1,7 +1,9 @@
 // The certificate sources an Ingress proxy can serve from, and the one place that picks one from
 // the proxy's config. "acme" is implemented by AcmeCertificateSource (src/proxy/tls/acme-source.ts).
 import type { CertificateSource, HttpChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
+import { AcmeCertificateSource, type CertificateStore } from "../tls/acme-source.ts";
 import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../../shared/ingress-config.ts";
+import type { Logger } from "../log.ts";
 import type { SecretData } from "./ingress-secret.ts";
 import type { LocalApi } from "./local-api.ts";
 import { X509Certificate } from "node:crypto";
@@ -79,20 +81,44 @@ export interface SourceDeps {
   readonly localApi: LocalApi;
   /** The device's MagicDNS name (what clients ask for). */
   readonly fqdn: string;
+  /** The operator's ACME settings (config.acme) and where the account and certificate persist. */
+  readonly acme: IngressProxyConfig["acme"];
+  readonly acmeStore: CertificateStore;
+  readonly logger: Logger;
 }
 
 /**
  * The one place the proxy picks its certificate source from its config. The ACME source also
  * answers HTTP-01 challenges on port 80, so it is returned as the challenge responder too.
  */
-export function createCertificateSource(kind: Exclude<IngressProxyConfig["certificateSource"], "none">, deps: SourceDeps): { source: CertificateSource; challenges: HttpChallengeResponder | undefined } {
+export function createCertificateSource(kind: IngressProxyConfig["certificateSource"], deps: SourceDeps): { source: CertificateSource; challenges: HttpChallengeResponder | undefined } {
   switch (kind) {
+    case "none":
+      throw new Error("plain HTTP (certificate source none) serves no certificate");
     case "secret":
       return { source: new SecretCertificateSource(deps.initialSecret, deps.subscribeSecret), challenges: undefined };
     case "control-plane":
       return { source: new ControlPlaneCertificateSource(deps.localApi, deps.fqdn), challenges: undefined };
-    case "acme":
-      // Integration point: `const acme = new AcmeCertificateSource(...)`; return { source: acme, challenges: acme }.
-      throw new Error("the ACME certificate source is not part of this build yet");
+    case "acme": {
+      const settings = deps.acme;
+      if (!settings) throw new Error("the ingress config asks for ACME but holds no ACME settings; the operator writes them when it has an ACME directory configured");
+      const hmacKey = deps.initialSecret[INGRESS_SECRET_KEYS.eabHmacKey];
+      if (settings.eabKeyId && !hmacKey) throw new Error(`the ingress Secret holds no ${INGRESS_SECRET_KEYS.eabHmacKey} for the ACME external account binding`);
+      const acme = new AcmeCertificateSource({
+        directoryUrl: settings.directoryUrl,
+        caBundlePem: settings.caBundlePem,
+        email: settings.email,
+        externalAccountBinding: settings.eabKeyId && hmacKey ? { kid: settings.eabKeyId, hmacKey } : undefined,
+        profile: settings.profile,
+        domains: [deps.fqdn],
+        store: deps.acmeStore,
+        logger: deps.logger,
+        orderLimits: [
+          { maxOrders: settings.maxOrdersPerHour, windowMs: 3_600_000 },
+          { maxOrders: settings.maxOrdersPerWeek, windowMs: 7 * 24 * 3_600_000 },
+        ],
+      });
+      return { source: acme, challenges: acme };
+    }
   }
 }

@@ -18,6 +18,8 @@ import { RoutingTable } from "./routing-table.ts";
 import { LocalApi } from "../local-api.ts";
 import { WhoisCache } from "./identity.ts";
 import { createCertificateSource } from "./certificate-sources.ts";
+import { CertificateSupervisor } from "./certificate-supervisor.ts";
+import { KeyValueCertificateStore } from "../tls/acme-source.ts";
 import { L7Server } from "./l7-server.ts";
 import { IngressUpstream } from "./ingress-upstream.ts";
 import type { UpstreamPolicy } from "./upstream.ts";
@@ -83,9 +85,15 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
     upstream,
     plainHttp: () => ingress?.certificateSource === "none",
     httpRedirect: () => ingress?.httpRedirect ?? false,
-    challenges: () => challenges,
+    challenges: () => certificates?.challenges(),
   });
-  let challenges: ReturnType<typeof createCertificateSource>["challenges"];
+  let certificates: CertificateSupervisor | undefined;
+  // The ACME account, certificate and order history live beside tailscaled's state, so a
+  // restarted pod serves what it has instead of ordering again (ADR 0012).
+  const acmeStore = new KeyValueCertificateStore({
+    get: async (key) => (await state.read())[key],
+    set: (key, value) => state.write({ [key]: value }),
+  });
 
   try {
     await tailscaled.start();
@@ -98,6 +106,28 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
     log.info({ login, id: device.id, fqdn: device.fqdn, ips: device.ips }, "device running");
     await state.write({ [STATE_KEYS.deviceId]: device.id });
 
+    const supervisor = new CertificateSupervisor({
+      log,
+      clock: systemClock,
+      create: (config, data) =>
+        createCertificateSource(config.certificateSource, {
+          initialSecret: data,
+          subscribeSecret: (listener) => listeners.add(listener),
+          localApi,
+          fqdn: device.fqdn,
+          acme: config.acme,
+          acmeStore,
+          logger: log,
+        }),
+      serve: (certificate) => { server.setCertificate(certificate); },
+      report: (problem) =>
+        state.write({ [STATE_KEYS.certificateError]: problem }).catch((error: unknown) => {
+          log.warn({ err: error }, "cannot report the certificate state to the state Secret");
+        }),
+    });
+    certificates = supervisor;
+    stopping.signal.addEventListener("abort", () => { supervisor.stop(); }, { once: true });
+
     const follower = new KubeSecretFollower(ingressSecret, log);
     const first = await follower.follow(stopping.signal, (data) => {
       for (const listener of listeners) listener(data);
@@ -107,38 +137,32 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
         ingress = parseIngressConfig(data[INGRESS_SECRET_KEYS.config] ?? "");
         table = new RoutingTable(ingress.routes);
         log.info({ routes: ingress.routes.length, source: ingress.certificateSource, redirect: ingress.httpRedirect }, "routing table loaded");
+        // Plain HTTP has no certificate to keep (the pod restarts when that changes: restartKey).
+        if (ingress.certificateSource !== "none") supervisor.update(ingress, data);
       } catch (error) {
         // Keep serving the last good table: the operator validated it, so this is a bug or a hand edit.
         log.error({ err: error }, "ignoring an unreadable ingress config");
       }
     };
+    for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.http, "http", log);
     apply(first);
     listeners.add(apply);
     if (!ingress) throw new Error(`the ingress Secret ${ingressSecret} holds no valid ${INGRESS_SECRET_KEYS.config}`);
 
-    for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.http, "http", log);
-    const kind = ingress.certificateSource;
-    if (kind === "none") {
+    if (ingress.certificateSource === "none") {
       log.info({ ips: device.ips, apiServer: ingress.apiServer?.mode }, "serving plain HTTP (no certificate source: the user asked for http)");
     } else {
-      const chosen = createCertificateSource(kind, {
-        initialSecret: first,
-        subscribeSecret: (listener) => listeners.add(listener),
-        localApi,
-        fqdn: device.fqdn,
-      });
-      challenges = chosen.challenges;
-      const certificate = await chosen.source.start(stopping.signal, (next) => {
-        server.setCertificate(next);
-        log.info({ source: chosen.source.kind, notAfter: next.notAfter }, "certificate replaced (open connections keep the old one)");
-      });
-      server.setCertificate(certificate);
-      for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.https, "https", log);
-      log.info({ source: chosen.source.kind, notAfter: certificate.notAfter, ips: device.ips, apiServer: ingress.apiServer?.mode }, "serving HTTPS");
+      // Port 80 answers ACME's HTTP-01 meanwhile; HTTPS opens once there is a certificate to serve.
+      await Promise.race([supervisor.firstServed, new Promise((resolve) => { stopping.signal.addEventListener("abort", resolve, { once: true }); })]);
+      if (!isStopping()) {
+        for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.https, "https", log);
+        log.info({ source: ingress.certificateSource, ips: device.ips, apiServer: ingress.apiServer?.mode }, "serving HTTPS");
+      }
     }
-
-    await state.write({ [STATE_KEYS.deviceFqdn]: device.fqdn, [STATE_KEYS.deviceIps]: JSON.stringify(device.ips) });
-    health.setHealthy(true);
+    if (!isStopping()) {
+      await state.write({ [STATE_KEYS.deviceFqdn]: device.fqdn, [STATE_KEYS.deviceIps]: JSON.stringify(device.ips) });
+      health.setHealthy(true);
+    }
     while (!isStopping()) await systemClock.sleep(5_000, stopping.signal).catch(() => undefined);
   } finally {
     health.setHealthy(false);

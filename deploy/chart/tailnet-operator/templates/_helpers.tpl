@@ -250,3 +250,78 @@ seccompProfile:
 {{- define "tailnet-operator.apiServerProxyName" -}}
 {{- printf "%s-apiserver-proxy" (include "tailnet-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end }}
+
+{{/*
+ACME settings of the operator (the Deployment only: uninstall needs none). Checked here too, so
+that a bad combination fails the install instead of the operator's start.
+*/}}
+{{- define "tailnet-operator.acmeEnv" -}}
+{{- $acme := .Values.acme -}}
+{{- $eab := $acme.eab -}}
+{{- if and (not $acme.directoryUrl) (or $acme.caBundle $acme.email $acme.profile $eab.keyId $eab.hmacKeySecret.name) -}}
+{{- fail "acme: caBundle, email, profile and eab need acme.directoryUrl (the CA's ACME directory)" -}}
+{{- end -}}
+{{- if ne (not $eab.keyId) (not $eab.hmacKeySecret.name) -}}
+{{- fail "acme.eab: keyId and hmacKeySecret.name go together (the external account binding needs both)" -}}
+{{- end -}}
+{{- if lt (int $acme.maxOrdersPerWeek) (int $acme.maxOrdersPerHour) -}}
+{{- fail "acme.maxOrdersPerWeek must be at least acme.maxOrdersPerHour" -}}
+{{- end -}}
+{{- if $acme.directoryUrl }}
+- name: ACME_DIRECTORY_URL
+  value: {{ $acme.directoryUrl | quote }}
+- name: ACME_MAX_ORDERS_PER_HOUR
+  value: {{ int $acme.maxOrdersPerHour | quote }}
+- name: ACME_MAX_ORDERS_PER_WEEK
+  value: {{ int $acme.maxOrdersPerWeek | quote }}
+{{- with $acme.email }}
+- name: ACME_EMAIL
+  value: {{ . | quote }}
+{{- end }}
+{{- with $acme.profile }}
+- name: ACME_PROFILE
+  value: {{ . | quote }}
+{{- end }}
+{{- if $acme.caBundle }}
+- name: ACME_CA_BUNDLE_FILE
+  value: /etc/tailnet-operator-acme/ca/ca.pem
+{{- end }}
+{{- if $eab.keyId }}
+- name: ACME_EAB_KEY_ID
+  value: {{ $eab.keyId | quote }}
+- name: ACME_EAB_HMAC_KEY_FILE
+  value: /etc/tailnet-operator-acme/eab/hmac-key
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Mounts and volumes of the ACME CA bundle and EAB key, when configured. */}}
+{{- define "tailnet-operator.acmeMounts" -}}
+{{- if and .Values.acme.directoryUrl .Values.acme.caBundle }}
+- name: acme-ca
+  mountPath: /etc/tailnet-operator-acme/ca
+  readOnly: true
+{{- end }}
+{{- if and .Values.acme.directoryUrl .Values.acme.eab.keyId }}
+- name: acme-eab
+  mountPath: /etc/tailnet-operator-acme/eab
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "tailnet-operator.acmeVolumes" -}}
+{{- if and .Values.acme.directoryUrl .Values.acme.caBundle }}
+- name: acme-ca
+  configMap:
+    name: {{ include "tailnet-operator.fullname" . }}-acme-ca
+{{- end }}
+{{- if and .Values.acme.directoryUrl .Values.acme.eab.keyId }}
+- name: acme-eab
+  secret:
+    secretName: {{ .Values.acme.eab.hmacKeySecret.name }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.acme.eab.hmacKeySecret.key }}
+        path: hmac-key
+{{- end }}
+{{- end }}

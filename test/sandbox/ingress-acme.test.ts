@@ -1,0 +1,164 @@
+// Ingress certificates from an ACME CA, end to end: the operator installed by the chart with
+// acme.* pointing at Pebble (running as a tailnet device), an Ingress without a secretName, its
+// proxy pod ordering a certificate and answering HTTP-01 on its tailnet port 80, and a tailnet
+// laptop verifying the served certificate against Pebble's root. Certificates live 150 s so a
+// renewal happens inside the test.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PatchStrategy, type KubernetesObject, type V1Ingress } from "@kubernetes/client-node";
+import { attachSandbox } from "../helpers/sandbox.ts";
+import { ClusterEnv } from "../helpers/cluster-env.ts";
+import { installOperator, OPERATOR_NAMESPACE, type Values } from "../../src/sandbox/operator-install.ts";
+import { readImageIndex, requireImage } from "../../src/sandbox/cluster/image-import.ts";
+import { TAILNET_DOMAIN } from "../../src/sandbox/sandbox.ts";
+import { resolvePebble } from "../../src/sandbox/binaries.ts";
+import { PEBBLE_ACME_PORT, PebbleCa } from "../../src/sandbox/pebble.ts";
+import type { TailnetDevice } from "../../src/sandbox/tailnet-device.ts";
+import { nodeToolArgv } from "../../src/sandbox/tools.ts";
+import { waitFor } from "../../src/shared/clock.ts";
+
+const sandbox = await attachSandbox();
+const env = new ClusterEnv(sandbox);
+const PROXY_IMAGE = requireImage(readImageIndex(), "proxy").ref;
+const ECHO_SCRIPT = readFileSync(new URL("../fixtures/echo-backend.cjs", import.meta.url), "utf8");
+const NS = "l7-acme";
+const dir = join(sandbox.run.dir, "ingress-acme-test");
+const rootFile = join(dir, "pebble-root.pem");
+// Names of their own: MagicDNS names stay with the first device that had them in the shared tailnet.
+const WEB = "ing-acme-web";
+const LATE = "ing-acme-late";
+let laptop: TailnetDevice;
+let pebble: PebbleCa;
+
+interface Condition { type: string; status: string; reason: string; message: string }
+const condition = (ingress: V1Ingress): Condition | undefined =>
+  (JSON.parse(ingress.metadata?.annotations?.["tailscale.com/conditions"] ?? "[]") as Condition[]).find((c) => c.type === "TailscaleProxyReady");
+
+async function applyObject(object: KubernetesObject): Promise<void> {
+  await env.objects.patch(object, undefined, undefined, "ingress-acme-test", true, PatchStrategy.ServerSideApply);
+}
+
+function ingress(name: string): V1Ingress {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "Ingress",
+    metadata: { name, namespace: NS },
+    // A TLS host names the device; no secretName, so the certificate comes from ACME.
+    spec: { ingressClassName: "tailscale", tls: [{ hosts: [name] }], defaultBackend: { service: { name: "echo", port: { number: 80 } } } },
+  };
+}
+
+async function waitForIngress(name: string, what: string, check: (i: V1Ingress) => boolean, timeoutMs = 300_000): Promise<V1Ingress> {
+  return waitFor(`${NS}/${name}: ${what}`, async () => {
+    const found = await env.objects.read<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name, namespace: NS } }).catch(() => undefined);
+    return found && check(found) ? found : undefined;
+  }, { timeoutMs, intervalMs: 500 });
+}
+
+interface Fetched { status: number; body: string; serial?: string }
+async function https(name: string): Promise<Fetched> {
+  const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("https-client.ts", ["get", `https://${name}.${TAILNET_DOMAIN}/`, "--ca", rootFile])), { timeoutMs: 20_000 });
+  return JSON.parse(stdout) as Fetched;
+}
+/** OpenSSL prints serials in upper case with leading zeros; Pebble's log in lower case without. */
+const serialOf = (fetched: Fetched): string => (fetched.serial ?? "").toLowerCase().replace(/^0+/, "");
+
+function acmeValues(directoryUrl: string): Values {
+  return {
+    replicaCount: 1,
+    acme: { directoryUrl, caBundle: pebble.apiCaPem, email: "ops@example.com", profile: "shortlived", maxOrdersPerHour: 20, maxOrdersPerWeek: 50 },
+  };
+}
+
+/** The running proxy pod of an Ingress: its name (a StatefulSet's, reused) and uid (not reused). */
+async function proxyPod(name: string): Promise<{ name: string; uid: string } | undefined> {
+  const pods = await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: `tailscale.com/parent-resource=${name},tailscale.com/parent-resource-ns=${NS}` });
+  const pod = pods.items.find((p) => !p.metadata?.deletionTimestamp && p.status?.phase === "Running");
+  return pod?.metadata?.name && pod.metadata.uid ? { name: pod.metadata.name, uid: pod.metadata.uid } : undefined;
+}
+
+before(async () => {
+  await mkdir(dir, { recursive: true });
+  const [caDevice, laptopDevice] = await Promise.all([sandbox.addDevice("ing-acme-ca", { tags: ["tag:test"] }), sandbox.addDevice("ing-acme-laptop", { user: "alice" })]);
+  laptop = laptopDevice;
+  pebble = sandbox.track(await PebbleCa.start({ runner: sandbox.runner, binary: resolvePebble(), device: caDevice, dir: join(dir, "pebble"), profiles: { default: 90 * 24 * 3600, shortlived: 150 } }));
+  await writeFile(rootFile, await pebble.rootPem());
+  await installOperator(sandbox, { values: acmeValues(pebble.directoryUrl) });
+  await env.ensureNamespace(NS);
+  const labels = { app: "echo" };
+  await applyObject({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "echo", namespace: NS },
+    spec: { replicas: 1, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: "echo", image: PROXY_IMAGE, imagePullPolicy: "IfNotPresent", command: ["/usr/local/bin/node", "-e", ECHO_SCRIPT], env: [{ name: "NAME", value: "echo" }] }] } } },
+  } as KubernetesObject);
+  await applyObject({ apiVersion: "v1", kind: "Service", metadata: { name: "echo", namespace: NS }, spec: { selector: labels, ports: [{ name: "http", port: 80, targetPort: 8080 }] } } as KubernetesObject);
+});
+
+after(async () => {
+  // The devices and proxies go with the namespace (the operator removes them on Ingress deletion).
+  await env.core.deleteNamespace({ name: NS }).catch(() => undefined);
+  await waitFor(`namespace ${NS} to be gone`, async () => (await env.core.readNamespace({ name: NS }).then(() => undefined, () => true)), { timeoutMs: 180_000 }).catch(() => undefined);
+});
+
+describe("Ingress certificates from an ACME CA (Pebble on the tailnet)", () => {
+  let firstSerial = "";
+
+  it("an Ingress without a secretName gets a certificate from the CA, and a tailnet client verifies it", async () => {
+    const started = Date.now();
+    await applyObject(ingress(WEB));
+    const ready = await waitForIngress(WEB, "ready", (i) => condition(i)?.status === "True");
+    assert.match(condition(ready)?.message ?? "", /certificate: acme/);
+    const fetched = await waitFor("the first HTTPS answer", () => https(WEB).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 500 });
+    console.log(`# figure: Ingress created to first verified HTTPS 200 with an ACME certificate: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assert.equal(fetched.status, 200);
+    firstSerial = serialOf(fetched);
+    assert.deepEqual(await pebble.issuedSerials(), [firstSerial], "Pebble issued exactly the served certificate");
+    // The CA validated over the tailnet against the proxy's port 80 (HTTP-01).
+    assert.match(await pebble.log(), new RegExp(`validate w/ HTTP: http://${WEB}\\.`));
+  });
+
+  it("a restarted proxy pod serves its stored certificate without ordering again", async () => {
+    const before = await pebble.issuedSerials();
+    const pod = await proxyPod(WEB);
+    assert.ok(pod, "the proxy pod runs");
+    await env.core.deleteNamespacedPod({ name: pod.name, namespace: OPERATOR_NAMESPACE });
+    await waitFor("a new proxy pod", async () => {
+      const next = await proxyPod(WEB);
+      return next && next.uid !== pod.uid ? next : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 500 });
+    const fetched = await waitFor("HTTPS from the new pod", () => https(WEB).catch(() => undefined), { timeoutMs: 120_000, intervalMs: 500 });
+    assert.equal(serialOf(fetched), firstSerial, "the stored certificate is served");
+    assert.deepEqual(await pebble.issuedSerials(), before, "no certificate was ordered");
+  });
+
+  it("renews the short-lived certificate before it expires, naming the one it replaces (ARI)", async () => {
+    const renewed = await waitFor("a renewed certificate", async () => {
+      const fetched = await https(WEB).catch(() => undefined);
+      return fetched && serialOf(fetched) !== firstSerial ? fetched : undefined;
+    }, { timeoutMs: 240_000, intervalMs: 2_000 });
+    assert.equal(renewed.status, 200);
+    assert.ok((await pebble.issuedSerials()).includes(serialOf(renewed)), "Pebble issued the renewed certificate");
+    assert.match(await pebble.log(), /ARI: order "[^"]+" is a replacement of/);
+  });
+
+  it("an unreachable CA gives a condition and a Warning Event naming the problem, and the Ingress recovers once it is fixed", async () => {
+    const unreachable = pebble.directoryUrl.replace(`:${PEBBLE_ACME_PORT}/`, `:${PEBBLE_ACME_PORT + 1}/`);
+    await installOperator(sandbox, { values: acmeValues(unreachable) });
+    await applyObject(ingress(LATE));
+    const failed = await waitForIngress(LATE, "certificate failure", (i) => condition(i)?.reason === "CertificateFailed");
+    assert.match(condition(failed)?.message ?? "", /cannot reach the ACME CA at https:\/\/.*ECONNREFUSED.*check the directory URL/);
+    assert.ok((await env.events(NS, LATE)).some((e) => e.type === "Warning" && e.reason === "CertificateFailed" && /cannot reach the ACME CA/.test(e.message ?? "")));
+    // Back to the right directory: the proxy restarts its source and gets a certificate.
+    await installOperator(sandbox, { values: acmeValues(pebble.directoryUrl) });
+    await waitForIngress(LATE, "ready after the fix", (i) => condition(i)?.status === "True");
+    const fetched = await waitFor("HTTPS after the fix", () => https(LATE).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 500 });
+    assert.equal(fetched.status, 200);
+    assert.ok((await pebble.issuedSerials()).includes(serialOf(fetched)));
+    // The first Ingress also went through the bad setting and is serving again.
+    await waitForIngress(WEB, "ready again", (i) => condition(i)?.status === "True");
+  });
+});
