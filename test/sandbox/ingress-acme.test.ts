@@ -14,7 +14,8 @@ import { ClusterEnv } from "../helpers/cluster-env.ts";
 import { installOperator, OPERATOR_NAMESPACE, type Values } from "../../src/sandbox/operator-install.ts";
 import { readImageIndex, requireImage } from "../../src/sandbox/cluster/image-import.ts";
 import { TAILNET_DOMAIN } from "../../src/sandbox/sandbox.ts";
-import { resolvePebble } from "../../src/sandbox/binaries.ts";
+import { resolveKubectl, resolvePebble } from "../../src/sandbox/binaries.ts";
+import { stringify } from "yaml";
 import { PEBBLE_ACME_PORT, PebbleCa } from "../../src/sandbox/pebble.ts";
 import type { TailnetDevice } from "../../src/sandbox/tailnet-device.ts";
 import { nodeToolArgv } from "../../src/sandbox/tools.ts";
@@ -160,5 +161,29 @@ describe("Ingress certificates from an ACME CA (Pebble on the tailnet)", () => {
     assert.ok((await pebble.issuedSerials()).includes(serialOf(fetched)));
     // The first Ingress also went through the bad setting and is serving again.
     await waitForIngress(WEB, "ready again", (i) => condition(i)?.status === "True");
+  });
+
+  it("the API server proxy serves the Kubernetes API with a certificate from the same CA (no Secret, Headscale)", async () => {
+    const hostname = "acme-k8s-api";
+    await installOperator(sandbox, { values: { ...acmeValues(pebble.directoryUrl), apiServerProxy: { mode: "auth", hostname } } });
+    const address = await waitFor(`${hostname} on the tailnet`, async () => (await sandbox.headscaleAdmin.listNodes()).find((n) => n.given_name === hostname && n.online)?.ip_addresses?.find((ip) => !ip.includes(":")), { timeoutMs: 240_000, intervalMs: 500 });
+    const config = join(dir, "acme-k8s-api.kubeconfig");
+    await writeFile(config, stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "tailnet", cluster: { server: `https://${address}`, "certificate-authority": rootFile, "tls-server-name": `${hostname}.${TAILNET_DOMAIN}` } }],
+      users: [{ name: "tailnet", user: { token: "tailnet-identity" } }],
+      contexts: [{ name: "tailnet", context: { cluster: "tailnet", user: "tailnet" } }],
+      "current-context": "tailnet",
+    }));
+    // kubectl verifies the served certificate against Pebble's root; alice's grant names her group.
+    const answer = await waitFor("kubectl through the API server proxy with an ACME certificate", () =>
+      sandbox.runner.run(laptop.exec([resolveKubectl(), "--kubeconfig", config, "--request-timeout=15s", "auth", "whoami", "-o", "json"]), { timeoutMs: 30_000 }).then((r) => r.stdout, () => undefined),
+    { timeoutMs: 240_000, intervalMs: 2_000 });
+    const me = (JSON.parse(answer) as { status: { userInfo: { username: string; groups?: string[] } } }).status.userInfo;
+    assert.match(me.username, /^alice/);
+    assert.ok(me.groups?.includes("tailnet-readers"));
+    await installOperator(sandbox, { values: acmeValues(pebble.directoryUrl) });
+    await waitFor(`${hostname} removed from the tailnet`, async () => (await sandbox.headscaleAdmin.listNodes()).every((n) => n.given_name !== hostname) || undefined, { timeoutMs: 120_000, intervalMs: 500 });
   });
 });
