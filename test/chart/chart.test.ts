@@ -271,6 +271,8 @@ describe("chart", () => {
       RENEW_DEADLINE_SECONDS: "20",
       RETRY_PERIOD_SECONDS: "2.5",
       OPERATOR_WORKERS: "8",
+      KUBE_API_QPS: "12.5",
+      KUBE_API_BURST: "40",
       OPERATOR_LOGGING: "debug",
       OPERATOR_DEFAULT_LOAD_BALANCER: "true",
       NODE_OPTIONS: "--max-old-space-size=300",
@@ -302,6 +304,7 @@ describe("chart", () => {
       ["a bad digest", { controlPlane: { existingSecret: "c" }, image: { digest: "latest" } }, /image\/digest/],
       ["a misspelt key", { controlPlane: { existingSecret: "c" }, replicas: 3 }, /replicas/],
       ["zero workers", { controlPlane: { existingSecret: "c" }, workers: 0 }, /workers/],
+      ["a zero burst", { controlPlane: { existingSecret: "c" }, kubeApi: { burst: 0 } }, /burst/],
       ["a renew deadline not shorter than the lease", { controlPlane: { existingSecret: "c" }, leaderElection: { leaseDurationSeconds: 10 } }, /retryPeriodSeconds \(2\) < renewDeadlineSeconds \(10\) < leaseDurationSeconds \(10\)/],
     ];
     for (const [name, values, message] of cases) {
