@@ -8,7 +8,6 @@
 //
 //   node bench/proxy-datapath.ts [--rounds 3] [--seconds 5] [--latency-rounds 3] [--hold-s 0]
 // --hold-s keeps the sandbox that long before teardown, to look at it by hand.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
@@ -116,13 +115,9 @@ try {
     { name: "udp-gro-forwarding", ethtool: ["-K", "eth0", "rx-udp-gro-forwarding", "on", "rx-gro-list", "off"] },
     { name: "udp-gro-forwarding+gro", ethtool: ["-K", "eth0", "gro", "on"] },
   ];
-  // Which way the WireGuard packets go (a direct UDP path or a DERP relay), and what CPU weight
-  // the proxy pod's processes run with (the machine is shared: under contention the cgroup's
-  // cpu.shares / cpu.weight decide; a 10m CPU request is a weight of 10 of 1024 in cgroup v1).
+  // Which way the WireGuard packets go: a direct UDP path or a DERP relay.
   const pathTo = async (ip: string): Promise<string> => (await laptop.cli(["ping", "--c", "3", ip]).catch((error: unknown) => String(error))).trim().split("\n").slice(-1)[0] ?? "";
-  const cgroup = readFileSync(`/proc/${proxyPid}/cgroup`, "utf8").split("\n").find((l) => /^\d+:(cpu,cpuacct|cpu|):/.test(l))?.split(":")[2] ?? "";
-  const cpuWeight = [`/sys/fs/cgroup/cpu${cgroup}/cpu.shares`, `/sys/fs/cgroup${cgroup}/cpu.weight`].map((f) => { try { return `${f.split("/").pop() ?? ""}=${readFileSync(f, "utf8").trim()}`; } catch { return ""; } }).filter(Boolean).join(" ");
-  process.stderr.write(`laptop -> proxy: ${await pathTo(proxyIp)}\nlaptop -> direct target: ${await pathTo(serverIp)}\nproxy pod cgroup ${cgroup}: ${cpuWeight}\n`);
+  process.stderr.write(`laptop -> proxy: ${await pathTo(proxyIp)}\nlaptop -> direct target: ${await pathTo(serverIp)}\n`);
   const direct: number[] = [];
   const proxied: Record<string, number[]> = {};
   const features: Record<string, string> = {};
