@@ -99,6 +99,9 @@ try {
             command: ["/usr/local/bin/node", "--input-type=module", "-e", script],
             env: Object.entries({ ...env, ROUNDS: String(rounds) }).map(([k, v]) => ({ name: k, value: v })),
             ...(privileged ? { securityContext: { capabilities: { add: ["NET_ADMIN", "NET_RAW", "MKNOD"] } } } : {}),
+            // The egress proxy pod's default resources: the sidecar's tailscaled then gets the
+            // same CPU weight as the proxy's when the machine is contended (BestEffort: 2 of 10).
+            resources: { requests: { cpu: "10m", memory: "64Mi" } },
           }],
         },
       },

@@ -78,6 +78,9 @@ spawn("tailscaled", ["--tun=userspace-networking", "--state=mem:", "--statedir=/
 })();
 `;
 
+/** The operator's default resources of a proxy container (PROXY_RESOURCES). */
+const PROXY_POD_RESOURCES = { requests: { cpu: "10m", memory: "64Mi" } };
+
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 const load = (): string => loadavg().map((l) => l.toFixed(2)).join(" ");
 const bench = (name: string, value: number, unit: string, baseline?: number): void => {
@@ -165,6 +168,9 @@ try {
           image,
           imagePullPolicy: "IfNotPresent",
           command: ["/usr/local/bin/node", "-e", SERVE_POD],
+          // A proxy pod's default resources, so both proxies get the same CPU weight (QoS class
+          // Burstable, cpu.shares 10) when the machine is contended; a BestEffort pod would get 2.
+          resources: PROXY_POD_RESOURCES,
           env: Object.entries({ AUTH_KEY: authKey, LOGIN_SERVER: sandbox.headscale.url, SERVE_CONFIG: JSON.stringify(serveConfig), ...OFFLINE_TAILSCALED_KNOBS }).map(([name, value]) => ({ name, value })),
         }],
       },
