@@ -135,9 +135,7 @@ export class L7Server {
         res.writeHead(answer.statusCode ?? 502, h2 ? headers : { ...headers });
         // Streaming responses (server-sent events, long polls) go out as they come; HTTP/2 sends
         // the headers at writeHead already, HTTP/1.1 only with the first body bytes otherwise.
-        // A response with a length is no stream: its headers leave with the body, in one write
-        // (one TLS record and one packet fewer per small response; bench/ingress.ts).
-        if (!h2 && answer.headers["content-length"] === undefined) (res as unknown as ServerResponse).flushHeaders();
+        if (!h2) (res as unknown as ServerResponse).flushHeaders();
         answer.pipe(res);
         answer.on("error", () => res.destroy());
       });
