@@ -51,7 +51,7 @@ test: deps bins ## Everything CI runs: typecheck, lint, unit, chart and sandbox 
 demo: deps bins sandbox-images ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
 	$(LAUNCH) $(NODE) src/demo/main.ts $(ARGS)
 
-bench: deps bins images ## Print figures: sandbox start-up and memory, Service exposure, firewall backends, egress throughput, proxy footprint and data path, API server proxy latency
+bench: deps bins images ## Print figures: sandbox start-up and memory, Service exposure, firewall backends, egress throughput, proxy footprint and data path, API server proxy latency, Ingress (L7 vs L3 vs tailscale serve)
 	@BUILD_ONLY=containerboot bash scripts/build-bins.sh
 	$(NODE) scripts/images/build.ts
 	$(LAUNCH) $(NODE) bench/sandbox-startup.ts
@@ -61,6 +61,7 @@ bench: deps bins images ## Print figures: sandbox start-up and memory, Service e
 	$(LAUNCH) $(NODE) bench/proxy-footprint.ts
 	$(LAUNCH) $(NODE) bench/proxy-datapath.ts
 	$(LAUNCH) $(NODE) bench/apiserver-proxy.ts
+	$(LAUNCH) $(NODE) bench/ingress.ts
 
 clean-sandbox: deps ## Remove sandboxes left by crashed runs
 	$(LAUNCH) true

@@ -9,6 +9,7 @@
 //   node bench/proxy-datapath.ts [--rounds 3] [--seconds 5] [--latency-rounds 3] [--hold-s 0]
 // --hold-s keeps the sandbox that long before teardown, to look at it by hand.
 import { join } from "node:path";
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import type { V1Service } from "@kubernetes/client-node";
 import { Sandbox } from "../src/sandbox/sandbox.ts";
@@ -99,19 +100,40 @@ try {
   }, { timeoutMs: 60_000, intervalMs: 1_000 });
   await sandbox.runner.run(laptop.exec(["iperf3", "--client", serverIp, "--port", String(IPERF_PORT), "--time", "1"]), { timeoutMs: 20_000 });
 
-  // Alternating, so that load from other processes on the machine hits both alike.
+  // The pod's eth0 as the proxy leaves it, then with what Tailscale recommends for forwarding
+  // nodes (rx-udp-gro-forwarding on, rx-gro-list off: what the proxy's LocalAPI call asks
+  // tailscaled to set, which fails in the sandbox, see docs/proxy.md), then also GRO on the veth
+  // (NAPI). Set from outside with the host's ethtool in the pod's network namespace, for the
+  // figure only. Alternating with direct runs, so that load from other processes on the machine
+  // hits both alike.
+  const proxyPid = proxySupervisors(`/${namespacePrefix(sandbox.run.id)}`).get("bench-iperf");
+  if (proxyPid === undefined) throw new Error("the proxy pod's supervisor process was not found");
+  const ethtool = async (args: string[]): Promise<string> => (await sandbox.runner.run(["nsenter", "-n", "-t", String(proxyPid), "ethtool", ...args])).stdout;
+  const feature = async (name: string): Promise<string> => new RegExp(`^${name}: (\\S+)`, "m").exec(await ethtool(["-k", "eth0"]))?.[1] ?? "?";
+  const configs = [
+    { name: "as deployed", ethtool: [] },
+    { name: "udp-gro-forwarding", ethtool: ["-K", "eth0", "rx-udp-gro-forwarding", "on", "rx-gro-list", "off"] },
+    { name: "udp-gro-forwarding+gro", ethtool: ["-K", "eth0", "gro", "on"] },
+  ];
+  // Which way the WireGuard packets go: a direct UDP path or a DERP relay.
+  const pathTo = async (ip: string): Promise<string> => (await laptop.cli(["ping", "--c", "3", ip]).catch((error: unknown) => String(error))).trim().split("\n").slice(-1)[0] ?? "";
+  process.stderr.write(`laptop -> proxy: ${await pathTo(proxyIp)}\nlaptop -> direct target: ${await pathTo(serverIp)}\n`);
   const direct: number[] = [];
-  const proxied: number[] = [];
-  for (let round = 0; round < rounds; round++) {
-    direct.push(await throughputOnce(sandbox, laptop, serverIp));
-    proxied.push(await throughputOnce(sandbox, laptop, proxyIp));
+  const proxied: Record<string, number[]> = {};
+  const features: Record<string, string> = {};
+  for (const config of configs) {
+    if (config.ethtool.length > 0) await ethtool(config.ethtool);
+    features[config.name] = `gro ${await feature("generic-receive-offload")}, rx-udp-gro-forwarding ${await feature("rx-udp-gro-forwarding")}, rx-gro-list ${await feature("rx-gro-list")}`;
+    const runs: number[] = (proxied[config.name] = []);
+    for (let round = 0; round < rounds; round++) {
+      direct.push(await throughputOnce(sandbox, laptop, serverIp));
+      runs.push(await throughputOnce(sandbox, laptop, proxyIp));
+    }
+    process.stderr.write(`throughput (Gbit/s, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}): direct ${direct.slice(-rounds).map((x) => x.toFixed(2)).join(" ")}; through the proxy, eth0 ${config.name} (${features[config.name]}) ${runs.map((x) => x.toFixed(2)).join(" ")}\n`);
   }
 
-  process.stderr.write(`throughput (Gbit/s): direct ${direct.map((x) => x.toFixed(2)).join(" ")}; through the proxy ${proxied.map((x) => x.toFixed(2)).join(" ")}\n`);
-
   // What carrying that traffic cost the proxy pod (the figure its memory request comes from).
-  const proxyPid = proxySupervisors(`/${namespacePrefix(sandbox.run.id)}`).get("bench-iperf");
-  const loaded = proxyPid === undefined ? undefined : cgroupMemory(proxyPid);
+  const loaded = cgroupMemory(proxyPid);
 
   // Latency: nginx pods first, then the Service, timed from its creation.
   const toStatus: number[] = [];
@@ -151,21 +173,25 @@ try {
   }
 
   const directMedian = median(direct);
-  const proxiedMedian = median(proxied);
+  const proxiedMedian = median(proxied["as deployed"] ?? []);
   const gaps = toTraffic.map((t, i) => t - (toStatus[i] ?? 0));
   bench("tailnet_direct_throughput", directMedian, "Gbit/s");
   bench("tailnet_via_proxy_throughput", proxiedMedian, "Gbit/s", directMedian);
-  if (loaded) {
-    bench("proxy_pod_cgroup_working_set_after_iperf", loaded.workingSet, "MiB");
-    bench("proxy_pod_cgroup_peak_after_iperf", loaded.peak, "MiB");
-  }
+  bench("tailnet_via_proxy_udp_gro_forwarding_throughput", median(proxied["udp-gro-forwarding"] ?? []), "Gbit/s", directMedian);
+  bench("tailnet_via_proxy_udp_gro_forwarding_gro_throughput", median(proxied["udp-gro-forwarding+gro"] ?? []), "Gbit/s", directMedian);
+  bench("proxy_datapath_load_average_1m", loadavg()[0] ?? 0, "load");
+  bench("proxy_pod_cgroup_working_set_after_iperf", loaded.workingSet, "MiB");
+  bench("proxy_pod_cgroup_peak_after_iperf", loaded.peak, "MiB");
   bench("service_create_to_external_ip", median(toStatus), "s");
   bench("service_create_to_first_request", median(toTraffic), "s");
   bench("external_ip_to_first_request", median(gaps), "s");
-  process.stdout.write(`\nProxy data path (iperf3 TCP, ${rounds} x ${seconds} s, alternating; Gbit/s):\n`);
-  process.stdout.write(`  direct, laptop -> tailnet device        ${direct.map((x) => x.toFixed(2)).join(" ")}  median ${directMedian.toFixed(2)}\n`);
-  process.stdout.write(`  laptop -> proxy pod -> backend          ${proxied.map((x) => x.toFixed(2)).join(" ")}  median ${proxiedMedian.toFixed(2)} (${(proxiedMedian / directMedian).toFixed(2)}x direct)\n`);
-  if (loaded) process.stdout.write(`  proxy pod cgroup after the runs: working set ${loaded.workingSet.toFixed(1)} MiB, peak ${loaded.peak.toFixed(1)} MiB\n`);
+  process.stdout.write(`\nProxy data path (iperf3 TCP, ${rounds} x ${seconds} s per setting, alternating with direct; Gbit/s; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}):\n`);
+  process.stdout.write(`  direct, laptop -> tailnet device              ${direct.map((x) => x.toFixed(2)).join(" ")}  median ${directMedian.toFixed(2)}\n`);
+  for (const config of configs) {
+    const runs = proxied[config.name] ?? [];
+    process.stdout.write(`  laptop -> proxy pod -> backend, ${config.name.padEnd(23)} ${runs.map((x) => x.toFixed(2)).join(" ")}  median ${median(runs).toFixed(2)} (${(median(runs) / directMedian).toFixed(2)}x direct; ${features[config.name] ?? ""})\n`);
+  }
+  process.stdout.write(`  proxy pod cgroup after the runs: working set ${loaded.workingSet.toFixed(1)} MiB, peak ${loaded.peak.toFixed(1)} MiB\n`);
   process.stdout.write(`Service created (pods running) -> EXTERNAL-IP ${median(toStatus).toFixed(2)} s -> first request ${median(toTraffic).toFixed(2)} s (gap ${median(gaps).toFixed(2)} s; rounds: ${gaps.map((g) => g.toFixed(2)).join(" ")})\n`);
   const holdMs = Number(values["hold-s"]) * 1000;
   if (holdMs > 0) {

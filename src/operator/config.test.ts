@@ -33,6 +33,13 @@ describe("operator configuration", () => {
     assert.throws(() => loadOperatorConfig({ ...headscale, APISERVER_PROXY_HOSTNAME: "Bad_Name" }), /APISERVER_PROXY_HOSTNAME: must be a DNS label/);
   });
 
+  it("limits Kubernetes API calls like controller-runtime by default, and allows turning the limit off", () => {
+    const config = loadOperatorConfig(headscale);
+    assert.deepEqual([config.KUBE_API_QPS, config.KUBE_API_BURST], [20, 30]);
+    assert.equal(loadOperatorConfig({ ...headscale, KUBE_API_QPS: "0" }).KUBE_API_QPS, 0);
+    assert.throws(() => loadOperatorConfig({ ...headscale, KUBE_API_QPS: "-1", KUBE_API_BURST: "0" }), (error: unknown) => error instanceof Error && /KUBE_API_QPS/.test(error.message) && /KUBE_API_BURST/.test(error.message));
+  });
+
   it("parses PROXY_ENV into variables", () => {
     assert.deepEqual(loadOperatorConfig({ ...headscale, PROXY_ENV: "A=1, B=x=y" }).PROXY_ENV, { A: "1", B: "x=y" });
   });

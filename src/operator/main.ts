@@ -9,6 +9,7 @@ import { systemClock } from "../shared/clock.ts";
 import { ClientNodeKubeClient } from "../kube/client-node.ts";
 import { CachedKubeClient, type CacheScope } from "../kube/cached-kube-client.ts";
 import { PooledKubeConfig } from "../kube/pooled-kube-config.ts";
+import { rateLimiter } from "../kube/rate-limiter.ts";
 import { listInPages, startWatch, type Watch } from "../kube/watch.ts";
 import { Controller } from "../runtime/controller.ts";
 import { RuntimeMetrics } from "../runtime/metrics.ts";
@@ -68,7 +69,7 @@ function acmeOptions(acme: OperatorAcme | undefined): { acmeConfigured: boolean;
 
 /** What both the controller and `uninstall` are built from. */
 function compose(config: OperatorConfig, log: Logger) {
-  const kc = new PooledKubeConfig();
+  const kc = new PooledKubeConfig(rateLimiter({ qps: config.KUBE_API_QPS, burst: config.KUBE_API_BURST }, systemClock));
   kc.loadFromDefault();
   // Reads come from the watches' caches once run() registers them; uninstall reads live.
   const kube = new CachedKubeClient(new ClientNodeKubeClient(kc));

@@ -8,6 +8,7 @@ import { ManagedProcess } from "../shared/process.ts";
 import { waitFor } from "../shared/clock.ts";
 import type { ProxyConfig } from "./config.ts";
 import { LocalApi, type StatusJson } from "./local-api.ts";
+import { hasDefaultRoute } from "./default-route.ts";
 
 export interface DeviceInfo {
   readonly id: string;
@@ -115,6 +116,7 @@ export class Tailscaled {
 
   /** UDP GRO forwarding on the pod's default interface (see LocalApi); the warning, if any. */
   async tuneForwarding(): Promise<string | undefined> {
+    if (!(await hasDefaultRoute())) return "the pod has no default route, so tailscaled cannot tell which interface receives tailnet traffic; left as it is";
     return this.localApi.setUdpGroForwarding();
   }
 

@@ -271,6 +271,8 @@ describe("chart", () => {
       RENEW_DEADLINE_SECONDS: "20",
       RETRY_PERIOD_SECONDS: "2.5",
       OPERATOR_WORKERS: "8",
+      KUBE_API_QPS: "12.5",
+      KUBE_API_BURST: "40",
       OPERATOR_LOGGING: "debug",
       OPERATOR_DEFAULT_LOAD_BALANCER: "true",
       NODE_OPTIONS: "--max-old-space-size=300",
@@ -342,6 +344,7 @@ describe("chart", () => {
       ["an ACME directory over plain HTTP", { controlPlane: { existingSecret: "c" }, acme: { directoryUrl: "http://ca.example.com/dir" } }, /acme\/directoryUrl/],
       ["half an ACME external account binding", { controlPlane: { existingSecret: "c" }, acme: { directoryUrl: "https://ca.example.com/dir", eab: { keyId: "k" } } }, /acme\.eab: keyId and hmacKeySecret\.name go together/],
       ["an ACME CA bundle that is not PEM", { controlPlane: { existingSecret: "c" }, acme: { directoryUrl: "https://ca.example.com/dir", caBundle: "not a certificate" } }, /acme\/caBundle/],
+      ["a zero burst", { controlPlane: { existingSecret: "c" }, kubeApi: { burst: 0 } }, /burst/],
       ["a renew deadline not shorter than the lease", { controlPlane: { existingSecret: "c" }, leaderElection: { leaseDurationSeconds: 10 } }, /retryPeriodSeconds \(2\) < renewDeadlineSeconds \(10\) < leaseDurationSeconds \(10\)/],
     ];
     for (const [name, values, message] of cases) {

@@ -105,6 +105,7 @@ export const VARIANTS: readonly Variant[] = [
       replicaCount: 1,
       leaderElection: { leaseDurationSeconds: 30, renewDeadlineSeconds: 20, retryPeriodSeconds: 2.5 },
       workers: 8,
+      kubeApi: { qps: 12.5, burst: 40 },
       logLevel: "debug",
       defaultLoadBalancer: true,
       maxOldSpaceSizeMiB: 300,

@@ -178,6 +178,10 @@ dry runs), so the check runs only when it sees the release namespace.
   value: {{ .Values.defaultLoadBalancer | quote }}
 - name: OPERATOR_WORKERS
   value: {{ int .Values.workers | quote }}
+- name: KUBE_API_QPS
+  value: {{ .Values.kubeApi.qps | quote }}
+- name: KUBE_API_BURST
+  value: {{ int .Values.kubeApi.burst | quote }}
 - name: OPERATOR_LOGGING
   value: {{ .Values.logLevel | quote }}
 - name: NODE_OPTIONS

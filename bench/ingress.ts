@@ -1,0 +1,230 @@
+// Ingress (L7) figures on the sandbox's real node (a benchmark, not a test). One backend (Node's
+// HTTP server in a pod, behind a ClusterIP Service) reached from a tailnet laptop three ways:
+//   l7:    our Ingress proxy, HTTPS (certificate from a sandbox CA in a TLS Secret), HTTP/1.1;
+//   l3:    our LoadBalancer Service proxy (the L3 path), plain HTTP to the same pods;
+//   serve: tailscaled's `tailscale serve` as Tailscale's operator configures an Ingress proxy
+//          (userspace tailscaled in a pod, a Web handler proxying to the Service's ClusterIP),
+//          on the same tailscaled version. Over plain HTTP (port 80): tailscaled serves HTTPS
+//          only for the control plane's CertDomains and Headscale sends none, so it refuses even a
+//          certificate placed in its cert directory (ipnlocal resolveCertDomain). serve is thus
+//          spared the TLS work our proxy does.
+// Each round measures, per path: throughput (one connection, --mib MiB bodies back to back, for
+// --seconds) and requests/s (--connections keep-alive connections, 13-byte bodies), the paths
+// alternating so that load from elsewhere on the machine hits all alike. Plus the time from
+// Ingress create (Secret present) to its Ready condition and to the first HTTPS 200.
+//
+//   node bench/ingress.ts [--rounds 3] [--seconds 5] [--mib 8] [--connections 8]
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { PatchStrategy, type KubernetesObject, type V1Ingress, type V1Service } from "@kubernetes/client-node";
+import { Sandbox, TAILNET_DOMAIN } from "../src/sandbox/sandbox.ts";
+import { installOperator } from "../src/sandbox/operator-install.ts";
+import { readImageIndex, requireImage } from "../src/sandbox/cluster/image-import.ts";
+import { nodeToolArgv } from "../src/sandbox/tools.ts";
+import { OFFLINE_TAILSCALED_KNOBS } from "../src/sandbox/tailscaled-env.ts";
+import type { TailnetDevice } from "../src/sandbox/tailnet-device.ts";
+import { waitFor } from "../src/shared/clock.ts";
+import { ClusterEnv } from "../test/helpers/cluster-env.ts";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "3" },
+    seconds: { type: "string", default: "5" },
+    mib: { type: "string", default: "8" },
+    connections: { type: "string", default: "8" },
+  },
+});
+const rounds = Number(values.rounds);
+const seconds = Number(values.seconds);
+const largeBytes = Number(values.mib) * 1024 * 1024;
+const NS = "bench-l7";
+const HOST = `bulk.${TAILNET_DOMAIN}`;
+const SERVE_HOST = `serve-bench.${TAILNET_DOMAIN}`;
+
+/** ?bytes=N answers N bytes (default 13), with a content-length, from one shared buffer. */
+const BACKEND = `
+const http = require("node:http");
+const chunk = Buffer.alloc(256 * 1024, 120);
+http.createServer((req, res) => {
+  const n = Number(new URL(req.url, "http://x").searchParams.get("bytes") ?? "13");
+  res.writeHead(200, { "content-type": "application/octet-stream", "content-length": n });
+  let left = n;
+  const write = () => {
+    while (left > 0) {
+      const part = left >= chunk.length ? chunk : chunk.subarray(0, left);
+      left -= part.length;
+      if (!res.write(part)) { res.once("drain", write); return; }
+    }
+    res.end();
+  };
+  write();
+}).listen(8080);
+`;
+
+/** tailscaled in userspace mode (as Tailscale's operator runs Ingress proxies), logged in, serving SERVE_CONFIG. */
+const SERVE_POD = `
+const { spawn, execFileSync } = require("node:child_process");
+const { mkdirSync } = require("node:fs");
+mkdirSync("/tmp/ts", { recursive: true });
+const sock = "--socket=/tmp/ts/sock";
+spawn("tailscaled", ["--tun=userspace-networking", "--state=mem:", "--statedir=/tmp/ts", sock], { stdio: ["ignore", "ignore", "inherit"] });
+(async () => {
+  for (let i = 0; i < 100; i++) { try { execFileSync("tailscale", [sock, "status", "--json"]); break; } catch { await new Promise((r) => setTimeout(r, 200)); } }
+  execFileSync("tailscale", [sock, "up", "--auth-key=" + process.env.AUTH_KEY, "--login-server=" + process.env.LOGIN_SERVER, "--hostname=serve-bench", "--accept-dns=false", "--timeout=120s"], { stdio: "inherit" });
+  execFileSync("tailscale", [sock, "serve", "set-raw"], { input: process.env.SERVE_CONFIG, stdio: ["pipe", "inherit", "inherit"] });
+  console.log("serving");
+})();
+`;
+
+/** The operator's default resources of a proxy container (PROXY_RESOURCES). */
+const PROXY_POD_RESOURCES = { requests: { cpu: "10m", memory: "64Mi" } };
+
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+const load = (): string => loadavg().map((l) => l.toFixed(2)).join(" ");
+const bench = (name: string, value: number, unit: string, baseline?: number): void => {
+  const extra = baseline === undefined ? {} : { baseline: Number(baseline.toFixed(3)), ratio: Number((value / baseline).toFixed(3)) };
+  process.stdout.write(`BENCH ${JSON.stringify({ name, value: Number(value.toFixed(3)), unit, ...extra })}\n`);
+};
+
+const sandbox = await Sandbox.start();
+try {
+  const env = new ClusterEnv(sandbox);
+  const image = requireImage(readImageIndex(), "proxy").ref;
+  const dir = join(sandbox.run.dir, "bench-ingress");
+  await mkdir(dir, { recursive: true });
+  const caCert = join(dir, "ca.crt");
+  const openssl = async (args: string[]): Promise<void> => {
+    await sandbox.runner.run(["openssl", ...args]);
+  };
+  await openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", join(dir, "ca.key")]);
+  await openssl(["req", "-x509", "-new", "-key", join(dir, "ca.key"), "-subj", "/CN=bench-ca", "-days", "2", "-out", caCert]);
+  await openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", join(dir, "web.key")]);
+  await openssl(["req", "-new", "-key", join(dir, "web.key"), "-subj", `/CN=${HOST}`, "-out", join(dir, "web.csr")]);
+  await writeFile(join(dir, "web.ext"), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:${HOST}\n`);
+  await openssl(["x509", "-req", "-in", join(dir, "web.csr"), "-CA", caCert, "-CAkey", join(dir, "ca.key"), "-set_serial", "0x1", "-days", "2", "-extfile", join(dir, "web.ext"), "-out", join(dir, "web.crt")]);
+
+  await installOperator(sandbox, { values: { replicaCount: 1 } });
+  const laptop = await sandbox.addDevice("laptop");
+  await env.ensureNamespace(NS);
+  const apply = async (object: KubernetesObject): Promise<void> => {
+    await env.objects.patch(object, undefined, undefined, "bench", true, PatchStrategy.ServerSideApply);
+  };
+  const labels = { app: "bulk" };
+  await apply({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "bulk", namespace: NS },
+    spec: { replicas: 1, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: "bulk", image, imagePullPolicy: "IfNotPresent", command: ["/usr/local/bin/node", "-e", BACKEND] }] } } },
+  } as KubernetesObject);
+  await apply({ apiVersion: "v1", kind: "Service", metadata: { name: "bulk", namespace: NS }, spec: { selector: labels, ports: [{ name: "http", port: 80, targetPort: 8080 }] } } as KubernetesObject);
+  await apply({ apiVersion: "v1", kind: "Service", metadata: { name: "bulk-l3", namespace: NS }, spec: { type: "LoadBalancer", loadBalancerClass: "tailscale", selector: labels, ports: [{ name: "http", port: 80, targetPort: 8080 }] } } as KubernetesObject);
+  await apply({
+    apiVersion: "v1",
+    kind: "Secret",
+    type: "kubernetes.io/tls",
+    metadata: { name: "bulk-tls", namespace: NS },
+    data: { "tls.crt": (await readFile(join(dir, "web.crt"))).toString("base64"), "tls.key": (await readFile(join(dir, "web.key"))).toString("base64") },
+  } as KubernetesObject);
+  const clusterIp = (await env.core.readNamespacedService({ namespace: NS, name: "bulk" })).spec?.clusterIP ?? "";
+  await waitFor("the backend pod", async () => ((await env.apps.readNamespacedDeployment({ namespace: NS, name: "bulk" })).status?.readyReplicas === 1 ? true : undefined), { timeoutMs: 120_000 });
+
+  // Ingress create -> Ready -> first HTTPS 200 (the Secret exists already).
+  const https = async (device: TailnetDevice, url: string): Promise<number> => {
+    const { stdout } = await sandbox.runner.run(device.exec(nodeToolArgv("https-client.ts", ["get", url, "--ca", caCert])), { timeoutMs: 20_000 });
+    return (JSON.parse(stdout) as { status: number }).status;
+  };
+  const created = performance.now();
+  await apply({
+    apiVersion: "networking.k8s.io/v1",
+    kind: "Ingress",
+    metadata: { name: "bulk", namespace: NS },
+    spec: { ingressClassName: "tailscale", tls: [{ hosts: ["bulk"], secretName: "bulk-tls" }], defaultBackend: { service: { name: "bulk", port: { number: 80 } } } },
+  } as KubernetesObject);
+  await waitFor("the Ingress's MagicDNS name in its status", async () => {
+    const ingress = await env.objects.read<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "bulk", namespace: NS } });
+    return ingress.status?.loadBalancer?.ingress?.[0]?.hostname === HOST ? true : undefined;
+  }, { timeoutMs: 300_000, intervalMs: 200 });
+  const toStatus = (performance.now() - created) / 1000;
+  await waitFor("the first HTTPS 200", async () => ((await https(laptop, `https://${HOST}/?bytes=1`).catch(() => 0)) === 200 ? true : undefined), { timeoutMs: 120_000, intervalMs: 100 });
+  const toFirst200 = (performance.now() - created) / 1000;
+  process.stderr.write(`Ingress create -> status ${toStatus.toFixed(2)} s -> first HTTPS 200 ${toFirst200.toFixed(2)} s\n`);
+
+  const l3 = await env.waitForService(NS, "bulk-l3", "EXTERNAL-IP", (s: V1Service) => Boolean(s.status?.loadBalancer?.ingress?.[0]?.hostname), 300_000);
+  const l3Host = l3.status?.loadBalancer?.ingress?.[0]?.hostname ?? "";
+
+  const authKey = await sandbox.headscaleAdmin.createPreAuthKey({ user: await sandbox.headscaleAdmin.ensureUser("bench") });
+  // Tailscale's operator's Ingress serve config, with the HTTP port in place of 443 (see above).
+  const serveConfig = { TCP: { "80": { HTTP: true } }, Web: { [`${SERVE_HOST}:80`]: { Handlers: { "/": { Proxy: `http://${clusterIp}:80/` } } } } };
+  await env.core.createNamespacedPod({
+    namespace: NS,
+    body: {
+      metadata: { name: "serve" },
+      spec: {
+        restartPolicy: "Never",
+        containers: [{
+          name: "serve",
+          image,
+          imagePullPolicy: "IfNotPresent",
+          command: ["/usr/local/bin/node", "-e", SERVE_POD],
+          // A proxy pod's default resources, so both proxies get the same CPU weight (QoS class
+          // Burstable, cpu.shares 10) when the machine is contended; a BestEffort pod would get 2.
+          resources: PROXY_POD_RESOURCES,
+          env: Object.entries({ AUTH_KEY: authKey, LOGIN_SERVER: sandbox.headscale.url, SERVE_CONFIG: JSON.stringify(serveConfig), ...OFFLINE_TAILSCALED_KNOBS }).map(([name, value]) => ({ name, value })),
+        }],
+      },
+    },
+  });
+
+  const urls = {
+    l7: { url: `https://${HOST}/`, args: ["--ca", caCert] },
+    l3: { url: `http://${l3Host}/`, args: [] as string[] },
+    serve: { url: `http://${SERVE_HOST}/`, args: [] as string[] },
+  };
+  type Path = keyof typeof urls;
+  const paths = Object.keys(urls) as Path[];
+  interface Load { mbps: number; rps: number; errors: number }
+  const run = async (path: Path, query: string, connections: number): Promise<Load> => {
+    const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("http-load.ts", [`${urls[path].url}${query}`, ...urls[path].args, "--connections", String(connections), "--seconds", String(seconds)])), { timeoutMs: (seconds + 60) * 1000 });
+    return JSON.parse(stdout) as Load;
+  };
+  for (const path of paths) {
+    await waitFor(`${path} answering`, async () => ((await run(path, "?bytes=1", 1).catch(() => undefined))?.errors === 0 ? true : undefined), { timeoutMs: 180_000, intervalMs: 1_000 });
+  }
+
+  const throughput: Record<Path, number[]> = { l7: [], l3: [], serve: [] };
+  const rps: Record<Path, number[]> = { l7: [], l3: [], serve: [] };
+  const loads: string[] = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const path of paths) throughput[path].push((await run(path, `?bytes=${largeBytes}`, 1)).mbps);
+    for (const path of paths) rps[path].push((await run(path, "?bytes=13", Number(values.connections))).rps);
+    loads.push(load());
+    process.stderr.write(`round ${round + 1}/${rounds} (load ${load()}): ${paths.map((p) => `${p} ${throughput[p].at(-1)?.toFixed(0) ?? ""} Mbit/s ${rps[p].at(-1)?.toFixed(0) ?? ""} req/s`).join("; ")}\n`);
+  }
+
+  const t = Object.fromEntries(paths.map((p) => [p, median(throughput[p])])) as Record<Path, number>;
+  const r = Object.fromEntries(paths.map((p) => [p, median(rps[p])])) as Record<Path, number>;
+  bench("ingress_l3_throughput", t.l3, "Mbit/s");
+  bench("ingress_serve_http_throughput", t.serve, "Mbit/s");
+  bench("ingress_l7_https_throughput_vs_l3", t.l7, "Mbit/s", t.l3);
+  bench("ingress_l7_https_throughput_vs_serve", t.l7, "Mbit/s", t.serve);
+  bench("ingress_l3_requests", r.l3, "req/s");
+  bench("ingress_serve_http_requests", r.serve, "req/s");
+  bench("ingress_l7_https_requests_vs_l3", r.l7, "req/s", r.l3);
+  bench("ingress_l7_https_requests_vs_serve", r.l7, "req/s", r.serve);
+  bench("ingress_create_to_status", toStatus, "s");
+  bench("ingress_create_to_first_https_200_secret", toFirst200, "s");
+  bench("ingress_load_average_1m", loadavg()[0] ?? 0, "load");
+  const row = (label: string, p: Path): string =>
+    `  ${label.padEnd(44)} ${t[p].toFixed(0).padStart(6)} Mbit/s (${(t[p] / t.l3).toFixed(2)}x L3)  ${r[p].toFixed(0).padStart(6)} req/s (${(r[p] / r.l3).toFixed(2)}x L3)\n`;
+  process.stdout.write(`\nIngress paths, laptop -> backend pod, median of ${rounds} rounds x ${seconds} s (${values.mib} MiB bodies on 1 connection; 13-byte bodies on ${values.connections} keep-alive connections):\n`);
+  process.stdout.write(row("our Ingress proxy (HTTPS, Secret certificate)", "l7"));
+  process.stdout.write(row("our L3 proxy (LoadBalancer Service, HTTP)", "l3"));
+  process.stdout.write(row("tailscale serve, userspace (HTTP)", "serve"));
+  process.stdout.write(`  L7 / serve: throughput ${(t.l7 / t.serve).toFixed(2)}x, requests ${(r.l7 / r.serve).toFixed(2)}x\n`);
+  process.stdout.write(`Ingress create -> status ${toStatus.toFixed(2)} s -> first HTTPS 200 ${toFirst200.toFixed(2)} s (TLS Secret source)\n`);
+  process.stdout.write(`load average after each round: ${loads.join(" | ")}\n`);
+} finally {
+  await sandbox.stop();
+}
