@@ -9,6 +9,12 @@ export const ANNOTATIONS = {
   proxyGroup: "tailscale.com/proxy-group",
   /** On the config Secret and pod template: the device identity (hostname and tags) it was made for. */
   proxyIdentity: "tailscale.com/proxy-identity",
+  /** On the config Secret and the StatefulSet: the id of the auth key minted for the proxy (never the key). */
+  authKeyId: "tailscale.com/auth-key-id",
+  /** On the config Secret: the device the proxy last reported, kept when its state Secret is lost. */
+  deviceId: "tailscale.com/device-id",
+  /** On a state Secret the operator re-made: the device the lost state belonged to. */
+  replacesDevice: "tailscale.com/replaces-device",
   /** On an egress Service: its spec as the user wrote it (JSON), put back when egress ends. */
   egressOriginalSpec: "tailscale.com/egress-original-spec",
 } as const;

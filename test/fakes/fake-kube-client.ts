@@ -85,8 +85,7 @@ export class FakeKubeClient implements KubeClient {
     if (!existing) return Promise.reject(new KubeApiError("not found", 404));
     const wanted = patch.metadata?.resourceVersion;
     if (wanted !== undefined && wanted !== existing.metadata?.resourceVersion) return Promise.reject(new KubeApiError("conflict", 409));
-    const { metadata, ...rest } = patch;
-    const next = as<Stored>({ ...existing, ...clone(rest), metadata: { ...existing.metadata, ...clone(metadata) } });
+    const next = as<Stored>(mergePatchOf(clone(existing), clone(patch)));
     this.store(next, "patch");
     return Promise.resolve();
   }
@@ -107,4 +106,15 @@ export class FakeKubeClient implements KubeClient {
     if (existed) this.writes.push(`delete ${key}`);
     return Promise.resolve(existed);
   }
+}
+
+/** RFC 7386 JSON merge patch, as the API server applies it: objects merge, null removes, the rest replaces. */
+function mergePatchOf(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
+  const result: Record<string, unknown> = typeof target === "object" && target !== null && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatchOf(result[key], value);
+  }
+  return result;
 }
