@@ -3,8 +3,9 @@
 import type { AuthKey, AuthKeyRequest, ControlPlane, Device } from "./control-plane.ts";
 import { JsonHttpClient } from "./http.ts";
 
+// uint64 ids: grpc-gateway sends them as strings, but a number would not surprise.
 interface HeadscaleNode {
-  id: string;
+  id: string | number;
   name: string;
   givenName?: string;
   ipAddresses?: string[];
@@ -24,7 +25,7 @@ export class HeadscaleApi implements ControlPlane {
 
   async createAuthKey(request: AuthKeyRequest): Promise<AuthKey> {
     const expiration = new Date(Date.now() + (request.expirySeconds ?? DAY_SECONDS) * 1000).toISOString();
-    const response = await this.http.request<{ preAuthKey: { id: string; key: string } }>({
+    const response = await this.http.request<{ preAuthKey: { id: string | number; key: string } }>({
       method: "POST",
       path: "/api/v1/preauthkey",
       // Headscale keys are pre-authorized by nature; tags make the node a tagged device.

@@ -40,6 +40,8 @@ export const REASONS = {
   provisioned: "ProxyProvisioned",
   cleanedUp: "ProxyDeleted",
   controlPlaneError: "ControlPlaneError",
+  /** Exposed, but under another name: the hostname asked for belongs to another device. */
+  hostnameTaken: "HostnameTaken",
   /** The egress proxy runs but its target is no device (or subnet route) of the tailnet. */
   egressTargetNotFound: "EgressTargetNotFound",
 } as const;

@@ -5,7 +5,7 @@ import type { V1Pod, V1Secret, V1StatefulSet } from "@kubernetes/client-node";
 import type { KubeClient } from "../kube/kube-client.ts";
 import type { ControlPlane } from "../control/control-plane.ts";
 import type { Logger } from "../shared/log.ts";
-import { ANNOTATIONS, STATE_SECRET_KEYS } from "./names.ts";
+import { ANNOTATIONS, LABELS, STATE_SECRET_KEYS } from "./names.ts";
 import {
   AUTH_KEY_FIELD,
   childSelector,
@@ -22,6 +22,7 @@ import {
   type ProxyTarget,
 } from "./proxy-objects.ts";
 import { proxyRole, proxyRoleBinding, proxyServiceAccount } from "./proxy-rbac.ts";
+import { classifyLoginError, loginAdvice, LOGIN_STATES } from "../shared/login-report.ts";
 
 export interface DeviceStatus {
   readonly id: string;
@@ -119,6 +120,7 @@ export class ProxyProvisioner {
     }
     const lost = recorded !== undefined && state?.metadata?.annotations?.[ANNOTATIONS.replacesDevice] === recorded;
     if (config && lost) await this.recoverLostState(parent, target, config, recorded, log);
+    else if (config && state && refusedKey(state)) await this.replaceRefusedKey(parent, target, config, log);
     else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) await this.mintKey(parent, target, config, log);
     await this.kube.apply(proxyServiceAccount(parent, this.settings));
     await this.kube.apply(proxyRole(parent, this.settings));
@@ -178,6 +180,22 @@ export class ProxyProvisioner {
     await this.controlPlane.deleteDevice(device);
     log.info({ deviceId: device }, "device of the lost state deleted from the tailnet");
     await this.mintKey(parent, target, config, log, { [ANNOTATIONS.deviceId]: null });
+    await this.deletePods(parent);
+  }
+
+  /**
+   * The control plane refused the proxy's key (expired, revoked, used): a new one replaces it,
+   * the report is cleared so this happens once per refusal, and the pod restarts with the new key.
+   */
+  private async replaceRefusedKey(parent: ProxyParent, target: ProxyTarget, config: V1Secret, log: Logger): Promise<void> {
+    log.warn({ keyId: config.metadata?.annotations?.[ANNOTATIONS.authKeyId] }, "the control plane refused the proxy's auth key; minting a new one");
+    await this.mintKey(parent, target, config, log);
+    const ns = this.settings.operatorNamespace;
+    await this.kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) }, { data: { [STATE_SECRET_KEYS.loginState]: null, [STATE_SECRET_KEYS.loginError]: null } });
+    await this.deletePods(parent);
+  }
+
+  private async deletePods(parent: ProxyParent): Promise<void> {
     const ns = this.settings.operatorNamespace;
     for (const pod of await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: `app=${proxyName(parent)}`, consistent: true })) {
       await this.kube.delete({ apiVersion: "v1", kind: "Pod", namespace: ns, name: pod.metadata?.name ?? "" }, pod.metadata?.uid ? { uid: pod.metadata.uid } : {});
@@ -207,6 +225,9 @@ export class ProxyProvisioner {
    */
   async podProblem(parent: ProxyParent, log: Logger): Promise<string | undefined> {
     const ns = this.settings.operatorNamespace;
+    // What the proxy itself reported is more precise than what Kubernetes sees (a crash loop).
+    const reported = reportedProblem(await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) }));
+    if (reported) return reported;
     const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: childSelector(parent) });
     for (const pod of pods) {
       const problem = describePodProblem(pod);
@@ -215,6 +236,29 @@ export class ProxyProvisioner {
       return `proxy pod ${pod.metadata?.name ?? ""}: ${problem}`;
     }
     return undefined;
+  }
+
+  /**
+   * Who holds a hostname the tailnet gave this proxy's device a suffix for: another parent of
+   * this operator (by the identity on its config Secret), or undefined when it is none of ours.
+   */
+  async hostnameOwner(parent: ProxyParent, hostname: string): Promise<string | undefined> {
+    const configs = await this.kube.list<V1Secret>("v1", "Secret", { namespace: this.settings.operatorNamespace, labelSelector: `${LABELS.managed}=true,${LABELS.secretType}=config` });
+    for (const config of configs) {
+      const labels = config.metadata?.labels ?? {};
+      const owner = { namespace: labels[LABELS.parentNamespace] ?? "", name: labels[LABELS.parentName] ?? "", type: labels[LABELS.parentType] ?? "" };
+      if (owner.namespace === parent.namespace && owner.name === parent.name && owner.type === parent.type) continue;
+      if (config.metadata?.annotations?.[ANNOTATIONS.proxyIdentity]?.split(" ")[0] !== hostname) continue;
+      return `${owner.type === "ingress" ? "Ingress" : "Service"} ${owner.namespace}/${owner.name}`;
+    }
+    return undefined;
+  }
+
+  /** What holds up the proxy's login while it tries (tailscaled's health warnings), if it said. */
+  async loginProgress(parent: ProxyParent): Promise<string | undefined> {
+    const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
+    const data = state?.data ?? {};
+    return decode(data[STATE_SECRET_KEYS.loginState]) === LOGIN_STATES.loggingIn ? decode(data[STATE_SECRET_KEYS.loginError]) : undefined;
   }
 
   /**
@@ -293,6 +337,21 @@ function profileNodeIds(profiles: string | undefined): string[] {
   } catch {
     return [];
   }
+}
+
+/** The proxy's own report of why it is not forwarding: a refused login, or rules it could not program. */
+function reportedProblem(state: V1Secret | undefined): string | undefined {
+  const data = state?.data ?? {};
+  const firewallError = decode(data[STATE_SECRET_KEYS.firewallError]);
+  if (firewallError) return `the proxy is on the tailnet but could not program its forwarding rules (${decode(data[STATE_SECRET_KEYS.firewallMode]) ?? "no backend"}): ${firewallError}`;
+  if (decode(data[STATE_SECRET_KEYS.loginState]) !== LOGIN_STATES.failed) return undefined;
+  const words = decode(data[STATE_SECRET_KEYS.loginError]) ?? "no reason given";
+  return `login failed: ${loginAdvice(classifyLoginError(words))}; the control plane said: ${words}`;
+}
+
+function refusedKey(state: V1Secret): boolean {
+  const data = state.data ?? {};
+  return decode(data[STATE_SECRET_KEYS.loginState]) === LOGIN_STATES.failed && classifyLoginError(decode(data[STATE_SECRET_KEYS.loginError]) ?? "") === "key";
 }
 
 /** True when tailscaled's state holds a login (the proxy needs no key to come back). */

@@ -111,10 +111,7 @@ export class FakeKubeClient implements KubeClient {
 /** RFC 7386 JSON merge patch, as the API server applies it: objects merge, null removes, the rest replaces. */
 function mergePatchOf(target: unknown, patch: unknown): unknown {
   if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
-  const result: Record<string, unknown> = typeof target === "object" && target !== null && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete result[key];
-    else result[key] = mergePatchOf(result[key], value);
-  }
-  return result;
+  const base: Record<string, unknown> = typeof target === "object" && target !== null && !Array.isArray(target) ? (target as Record<string, unknown>) : {};
+  const merged = { ...base, ...Object.fromEntries(Object.entries(patch).map(([key, value]) => [key, mergePatchOf(base[key], value)])) };
+  return Object.fromEntries(Object.entries(merged).filter(([key]) => (patch as Record<string, unknown>)[key] !== null));
 }
