@@ -16,6 +16,7 @@ import { conditionChanged, proxyReadyCondition, type ConditionState } from "./co
 import type { EventRecorder } from "./events.ts";
 import { isEgressManaged, wantsEgress } from "./egress-intent.ts";
 import type { EgressReconciler } from "./egress-reconciler.ts";
+import { loginAdvice } from "../shared/login-report.ts";
 
 /**
  * Every wait here is ended by a watch event: the proxy writing its state Secret, its pod
@@ -80,7 +81,9 @@ export class ServiceReconciler {
       device = await this.deps.provisioner.ensure(parent, intent, log);
     } catch (error) {
       if (error instanceof ControlPlaneError && !error.retryable) {
-        await this.setStatus(service, { status: "False", reason: REASONS.controlPlaneError, message: error.message }, undefined, "Warning");
+        // Tailscale refuses a key for tags the operator's OAuth client does not own: say what to change.
+        const message = error.status === 400 && /tag/i.test(error.message) ? `${loginAdvice("tags")}: ${error.message}` : error.message;
+        await this.setStatus(service, { status: "False", reason: REASONS.controlPlaneError, message }, undefined, "Warning");
         // Retrying at once cannot help: the runtime looks again when the Service changes, or
         // after a long delay (the control plane's policy may be fixed outside the cluster).
         throw new TerminalError(error.message, { cause: error });

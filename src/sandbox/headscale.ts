@@ -142,7 +142,7 @@ export class HeadscaleAdmin {
   }
 
   async listNodes(): Promise<HeadscaleNode[]> {
-    return this.json<HeadscaleNode[]>(["nodes", "list"]);
+    return (await this.json<HeadscaleNode[] | null>(["nodes", "list"])) ?? [];
   }
 }
 

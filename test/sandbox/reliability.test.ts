@@ -39,6 +39,19 @@ async function deleteAndWait(name: string): Promise<void> {
   await waitFor(`${NS}/${name} gone (finalizer released)`, async () => ((await env.service(NS, name)) ? undefined : true), { timeoutMs: 120_000, intervalMs: 250 });
 }
 
+/** Runs body while the node takes no new pods (a proxy pod stays Pending, its key unused). */
+async function cordoned(body: () => Promise<void>): Promise<void> {
+  const nodes = (await env.core.listNode()).items.map((n) => n.metadata?.name ?? "");
+  const set = (unschedulable: boolean): Promise<unknown> =>
+    Promise.all(nodes.map((name) => env.objects.patch({ apiVersion: "v1", kind: "Node", metadata: { name }, spec: { unschedulable } } as never, undefined, undefined, undefined, undefined, "application/merge-patch+json")));
+  await set(true);
+  try {
+    await body();
+  } finally {
+    await set(false);
+  }
+}
+
 async function secretOf(name: string, type: "state" | "config"): Promise<V1Secret | undefined> {
   const list = await env.core.listNamespacedSecret({
     namespace: OPERATOR_NAMESPACE,
@@ -54,22 +67,34 @@ const decoded = (secret: V1Secret | undefined, key: string): string | undefined 
 
 describe("reliability", () => {
   it("a Service deleted right after creation leaves no usable key and no device", async () => {
-    await exposed("blink");
-    await waitFor("the config Secret holds a key", async () => ((await secretOf("blink", "config"))?.data?.["authkey"] ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
-    await deleteAndWait("blink");
+    // The node takes no pods meanwhile: the key is certainly unused when the Service goes.
+    await cordoned(async () => {
+      await exposed("blink");
+      await waitFor("the config Secret holds a key", async () => ((await secretOf("blink", "config"))?.data?.["authkey"] ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
+      await deleteAndWait("blink");
+    });
     assert.deepEqual(await env.children(NS, "blink"), []);
     // A proxy that logged in before the StatefulSet went is deleted with it.
     assert.deepEqual(await env.devices("blink"), []);
   });
 
-  it("a login the control plane refuses (a tag the policy does not give the operator) is a condition and a Warning Event", async () => {
-    await exposed("badtag", { "tailscale.com/tags": "tag:k8s,tag:x" });
-    const svc = await env.waitForService(NS, "badtag", "refused", (s) => readyCondition(s)?.status === "False" && /tag:x/.test(readyCondition(s)?.message ?? ""));
-    const condition = readyCondition(svc);
-    assert.notEqual(condition?.reason, "ProxyPending", `says why, not "waiting": ${condition?.message ?? ""}`);
-    const warning = (await env.events(NS, "badtag")).find((e) => e.type === "Warning" && /tag:x/.test(e.message ?? ""));
-    assert.ok(warning, "a Warning Event names the tag");
-    await deleteAndWait("badtag");
+  it("a key the control plane refuses (expired before the proxy used it) is a Warning, and the operator mints a new one", async () => {
+    await cordoned(async () => {
+      await exposed("stale");
+      const config = await waitFor("the config Secret holds a key", async () => {
+        const secret = await secretOf("stale", "config");
+        return secret?.data?.["authkey"] ? secret : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 100 });
+      const keyId = config.metadata?.annotations?.["tailscale.com/auth-key-id"] ?? "";
+      await sandbox.headscaleAdmin.cli(["preauthkeys", "expire", "--id", keyId, "--force"]);
+    });
+    const refused = await waitFor("a Warning about the refused key", async () => {
+      return (await env.events(NS, "stale")).find((e) => e.type === "Warning" && /auth key is expired, revoked or used up/.test(e.message ?? ""));
+    }, { timeoutMs: 180_000, intervalMs: 500 });
+    assert.match(refused.message ?? "", /the control plane said: .*expired/i, "the control plane's own words are quoted");
+    await env.waitForService(NS, "stale", "ready with a new key", isReady, 180_000);
+    assert.equal((await env.devices("stale")).length, 1);
+    await deleteAndWait("stale");
   });
 
   it("a lost state Secret: the proxy logs in again as a new device, the Service is Ready again and the old device is deleted", async () => {
@@ -119,10 +144,17 @@ describe("reliability", () => {
     const state = await secretOf("lazarus", "state");
     const config = await secretOf("lazarus", "config");
     assert.ok(decoded(state, "_profiles")?.includes(device.id), "tailscaled's login profile names the device");
-    const patch = (name: string, body: object): Promise<unknown> =>
-      env.objects.patch({ apiVersion: "v1", kind: "Secret", metadata: { name, namespace: OPERATOR_NAMESPACE }, ...body } as never, undefined, undefined, undefined, undefined, "application/merge-patch+json");
+    const patch = (name: string, body: { data?: object; annotations?: object }): Promise<unknown> =>
+      env.objects.patch(
+        { apiVersion: "v1", kind: "Secret", metadata: { name, namespace: OPERATOR_NAMESPACE, ...(body.annotations ? { annotations: body.annotations } : {}) }, ...(body.data ? { data: body.data } : {}) } as never,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        "application/merge-patch+json",
+      );
     await patch(state?.metadata?.name ?? "", { data: { device_id: null, device_fqdn: null, device_ips: null } });
-    await patch(config?.metadata?.name ?? "", { metadata: { annotations: { "tailscale.com/device-id": null } } });
+    await patch(config?.metadata?.name ?? "", { annotations: { "tailscale.com/device-id": null } });
     await deleteAndWait("lazarus");
     assert.deepEqual(await env.devices("lazarus"), [], "the device named only by tailscaled's profile is deleted");
   });
