@@ -335,4 +335,65 @@ describe("ServiceReconciler", () => {
     assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
     assert.deepEqual(control.deleted, ["42"]);
   });
+  it("14: a login the proxy reports as refused is a Warning with advice; a refused key is replaced once and the pod restarts", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    const name = proxyName(parent);
+    const b64 = (v: string): string => Buffer.from(v).toString("base64");
+    const report = (words: string): Promise<void> =>
+      kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", name: stateSecretName(parent) }, { data: { tailnet_login_state: b64("Failed"), tailnet_login_error: b64(words) } });
+    await report("requested tags [tag:x] are invalid or not permitted");
+    await reconciler.reconcile(KEY, ctx);
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyFailed");
+    assert.match(service().status?.conditions?.[0]?.message ?? "", /does not let the operator assign these tags.*tag:x/);
+    assert.equal(events.at(-1)?.type, "Warning");
+    assert.equal(control.keys.length, 1, "a tags refusal is not the key's fault");
+
+    kube.seed<V1Pod>({ apiVersion: "v1", kind: "Pod", metadata: { name: `${name}-0`, namespace: "tailscale", labels: { ...childLabels(parent), app: name } } });
+    await report("backend error: invalid key: authkey expired");
+    await reconciler.reconcile(KEY, ctx);
+    assert.deepEqual(control.unrevokedKeyIds(), ["id-2"], "the refused key revoked, a new one minted");
+    assert.equal(kube.find("Pod", "tailscale", `${name}-0`), undefined, "the pod restarts with the new key");
+    const state = kube.find<V1Secret>("Secret", "tailscale", stateSecretName(parent));
+    assert.equal(state?.data?.["tailnet_login_state"], undefined, "the report is consumed");
+    await reconciler.reconcile(KEY, ctx);
+    assert.equal(control.keys.length, 2, "one new key per refusal");
+  });
+
+  it("15: a Tailscale refusal of the tags at key creation says what to change", async () => {
+    seedService({ "tailscale.com/tags": "tag:k8s,tag:x" });
+    await reconciler.reconcile(KEY, ctx);
+    control.failWith = new ControlPlaneError('POST /api/v2/tailnet/-/keys: HTTP 400: {"message":"requested tags [tag:x] are invalid or not permitted"}', 400);
+    await assert.rejects(reconciler.reconcile(KEY, ctx), TerminalError);
+    assert.match(service().status?.conditions?.[0]?.message ?? "", /make the operator's tag an owner of each.*tag:x/);
+    assert.deepEqual(control.unrevokedKeyIds(), []);
+  });
+
+  it("16: a hostname the tailnet gave a suffix names the Service that holds it, with a Warning", async () => {
+    kube.seed<V1Secret>({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: {
+        name: "ts-first-abc123-config",
+        namespace: "tailscale",
+        labels: { ...childLabels({ namespace: "other", name: "first", type: "svc" }), "tailscale.com/secret-type": "config" },
+        annotations: { "tailscale.com/proxy-identity": "tailscaletest-nginx-tailscale tag:k8s" },
+      },
+    });
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    const b64 = (v: string): string => Buffer.from(v).toString("base64");
+    await kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", name: stateSecretName(parent) }, {
+      data: { device_id: b64("9"), device_fqdn: b64("tailscaletest-nginx-tailscale-1.tailnet.test"), device_ips: b64('["100.64.0.9"]') },
+    });
+    await reconciler.reconcile(KEY, ctx);
+    const condition = service().status?.conditions?.[0];
+    assert.equal(condition?.status, "True");
+    assert.equal(condition.reason, "HostnameTaken");
+    assert.match(condition.message, /"tailscaletest-nginx-tailscale" is taken by Service other\/first; exposed on the tailnet as tailscaletest-nginx-tailscale-1\.tailnet\.test/);
+    assert.equal(events.at(-1)?.type, "Warning");
+    assert.equal(service().status?.loadBalancer?.ingress?.[0]?.hostname, "tailscaletest-nginx-tailscale-1.tailnet.test");
+  });
 });
