@@ -6,7 +6,7 @@ import { classifyLoginError } from "../shared/login-report.ts";
 import { CommandError } from "../shared/exec.ts";
 import { createProxyLogger } from "./log.ts";
 
-const log = createProxyLogger({ name: "test", level: "silent" });
+const log = createProxyLogger({ name: "test", write: () => undefined });
 const device = { id: "7", fqdn: "web.tailnet.test", ips: ["100.64.0.7"] };
 
 function recorder(): { writes: Record<string, string | null>[]; write: (values: Readonly<Record<string, string | null>>) => Promise<void> } {
