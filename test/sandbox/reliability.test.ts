@@ -39,6 +39,17 @@ async function deleteAndWait(name: string): Promise<void> {
   await waitFor(`${NS}/${name} gone (finalizer released)`, async () => ((await env.service(NS, name)) ? undefined : true), { timeoutMs: 120_000, intervalMs: 250 });
 }
 
+/** What a failed wait needs to be understood: the condition, Events, the proxy's report and log. */
+async function diagnose(name: string): Promise<string> {
+  const state = await secretOf(name, "state");
+  const report = Object.fromEntries(Object.keys(state?.data ?? {}).filter((k) => k.startsWith("tailnet_") || k.startsWith("device")).map((k) => [k, decoded(state, k)]));
+  const pods = await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: `tailscale.com/parent-resource=${name}` });
+  const pod = pods.items[0]?.metadata?.name ?? "";
+  const svc = await env.service(NS, name);
+  const events = (await env.events(NS, name)).map((e) => `${e.type ?? ""} ${e.reason ?? ""}: ${e.message ?? ""}`);
+  return `condition: ${JSON.stringify(svc && readyCondition(svc))}; events: ${JSON.stringify(events)}; report: ${JSON.stringify(report)}; proxy log: ${await env.podLogTail(OPERATOR_NAMESPACE, pod, 40)}`;
+}
+
 /** Runs body while the node takes no new pods (a proxy pod stays Pending, its key unused). */
 async function cordoned(body: () => Promise<void>): Promise<void> {
   const nodes = (await env.core.listNode()).items.map((n) => n.metadata?.name ?? "");
@@ -90,7 +101,9 @@ describe("reliability", () => {
     });
     const refused = await waitFor("a Warning about the refused key", async () => {
       return (await env.events(NS, "stale")).find((e) => e.type === "Warning" && /auth key is expired, revoked or used up/.test(e.message ?? ""));
-    }, { timeoutMs: 180_000, intervalMs: 500 });
+    }, { timeoutMs: 180_000, intervalMs: 500 }).catch(async (error: unknown) => {
+      throw new Error(`${(error as Error).message}; ${await diagnose("stale")}`);
+    });
     assert.match(refused.message ?? "", /the control plane said: .*expired/i, "the control plane's own words are quoted");
     await env.waitForService(NS, "stale", "ready with a new key", isReady, 180_000);
     assert.equal((await env.devices("stale")).length, 1);
