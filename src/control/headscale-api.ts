@@ -35,7 +35,7 @@ export class HeadscaleApi implements ControlPlane {
   }
 
   async revokeAuthKey(id: string): Promise<void> {
-    // Expiring is what Headscale calls revoking; 0.29 was seen to register a node with an expired unused key all the same (docs/adr/0017).
+    // Expiring is Headscale's revocation: the key stays listed (as expired) but joins nothing.
     await this.http.request({ method: "POST", path: "/api/v1/preauthkey/expire", body: { id }, accept: [404] });
   }
 

@@ -15,6 +15,4 @@ controlPlaneContract("Headscale /api/v1 (real)", () => ({
   controlPlane: api,
   badCredentials: new HeadscaleApi({ url: sandbox.headscale.url, apiKey: "not-a-key" }),
   join: async (authKey, hostname) => (await (await sandbox.addDevice(hostname, { authKey })).status()).id,
-  // Seen in the reliability sandbox runs: 0.29 registered a proxy with a key expired after minting (docs/adr/0017).
-  revokedKeysJoinNothing: false,
 }));
