@@ -1,5 +1,6 @@
 // The operator's view of a tailnet control plane, sized to what it needs: tagged single-use
-// auth keys for new proxies, and device lookup and deletion for cleanup.
+// auth keys for new proxies (revocable, so none outlives the Secret that holds it), and device
+// lookup, listing and deletion for cleanup.
 
 export interface AuthKeyRequest {
   readonly tags: readonly string[];
@@ -8,8 +9,15 @@ export interface AuthKeyRequest {
   readonly expirySeconds?: number;
 }
 
+/** A minted key: the secret itself, and the id that revokes it (safe to log and store in metadata). */
+export interface AuthKey {
+  readonly id: string;
+  readonly key: string;
+}
+
 export interface Device {
   readonly id: string;
+  /** The hostname the device reported (tailscaled's --hostname), not its MagicDNS name. */
   readonly hostname: string;
   readonly addresses: readonly string[];
   readonly tags: readonly string[];
@@ -18,7 +26,11 @@ export interface Device {
 export interface ControlPlane {
   /** What tailscaled's --login-server should be; undefined means Tailscale's default. */
   readonly loginServer: string | undefined;
-  createAuthKey(request: AuthKeyRequest): Promise<string>;
+  createAuthKey(request: AuthKeyRequest): Promise<AuthKey>;
+  /** Revokes a key so it joins no device; a used, expired or unknown key is not an error. */
+  revokeAuthKey(id: string): Promise<void>;
+  /** Every device of the tailnet that the credentials can see. */
+  listDevices(): Promise<Device[]>;
   /** The device, or undefined if the control plane does not know it. */
   getDevice(id: string): Promise<Device | undefined>;
   /** Deletes the device; a device that is already gone is not an error. */

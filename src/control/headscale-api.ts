@@ -1,10 +1,11 @@
 // Headscale through its native REST API (/api/v1, API-key auth). The pinned release has no
 // Tailscale-compatible /api/v2 (docs/adr/0004-control-plane-apis.md).
-import type { AuthKeyRequest, ControlPlane, Device } from "./control-plane.ts";
+import type { AuthKey, AuthKeyRequest, ControlPlane, Device } from "./control-plane.ts";
 import { JsonHttpClient } from "./http.ts";
 
+// uint64 ids: grpc-gateway sends them as strings, but a number would not surprise.
 interface HeadscaleNode {
-  id: string;
+  id: string | number;
   name: string;
   givenName?: string;
   ipAddresses?: string[];
@@ -22,24 +23,39 @@ export class HeadscaleApi implements ControlPlane {
     this.http = new JsonHttpClient({ baseUrl: options.url, authorization: () => Promise.resolve(`Bearer ${options.apiKey}`) });
   }
 
-  async createAuthKey(request: AuthKeyRequest): Promise<string> {
+  async createAuthKey(request: AuthKeyRequest): Promise<AuthKey> {
     const expiration = new Date(Date.now() + (request.expirySeconds ?? DAY_SECONDS) * 1000).toISOString();
-    const response = await this.http.request<{ preAuthKey: { key: string } }>({
+    const response = await this.http.request<{ preAuthKey: { id: string | number; key: string } }>({
       method: "POST",
       path: "/api/v1/preauthkey",
       // Headscale keys are pre-authorized by nature; tags make the node a tagged device.
       body: { reusable: request.reusable ?? false, ephemeral: request.ephemeral ?? false, expiration, aclTags: request.tags },
     });
-    return response.body?.preAuthKey.key ?? "";
+    return { id: String(response.body?.preAuthKey.id ?? ""), key: response.body?.preAuthKey.key ?? "" };
+  }
+
+  async revokeAuthKey(id: string): Promise<void> {
+    // Expiring is Headscale's revocation: the key stays listed (as expired) but joins nothing.
+    await this.http.request({ method: "POST", path: "/api/v1/preauthkey/expire", body: { id }, accept: [404] });
+  }
+
+  async listDevices(): Promise<Device[]> {
+    const response = await this.http.request<{ nodes?: HeadscaleNode[] }>({ method: "GET", path: "/api/v1/node" });
+    return (response.body?.nodes ?? []).map(toDevice);
   }
 
   async getDevice(id: string): Promise<Device | undefined> {
     const response = await this.http.request<{ node: HeadscaleNode }>({ method: "GET", path: `/api/v1/node/${encodeURIComponent(id)}`, accept: [404] });
     const node = response.status === 404 ? undefined : response.body?.node;
-    return node && { id: node.id, hostname: node.givenName ?? node.name, addresses: node.ipAddresses ?? [], tags: node.tags ?? [] };
+    return node && toDevice(node);
   }
 
   async deleteDevice(id: string): Promise<void> {
     await this.http.request({ method: "DELETE", path: `/api/v1/node/${encodeURIComponent(id)}`, accept: [404] });
   }
+}
+
+/** `name` is the hostname the node reported; `givenName` is its MagicDNS label (may have a suffix). */
+function toDevice(node: HeadscaleNode): Device {
+  return { id: String(node.id), hostname: node.name, addresses: node.ipAddresses ?? [], tags: node.tags ?? [] };
 }

@@ -1,7 +1,7 @@
 // Tailscale's hosted API (v2) with OAuth client credentials, as the Tailscale operator uses it:
 // tagged pre-authorized keys for proxies, device lookup and deletion. The tailnet is "-" (the
 // credential's own).
-import type { AuthKeyRequest, ControlPlane, Device } from "./control-plane.ts";
+import type { AuthKey, AuthKeyRequest, ControlPlane, Device } from "./control-plane.ts";
 import { JsonHttpClient } from "./http.ts";
 
 interface TailscaleDevice {
@@ -45,8 +45,8 @@ export class TailscaleApi implements ControlPlane {
     return this.token.value;
   }
 
-  async createAuthKey(request: AuthKeyRequest): Promise<string> {
-    const response = await this.http.request<{ key: string }>({
+  async createAuthKey(request: AuthKeyRequest): Promise<AuthKey> {
+    const response = await this.http.request<{ id: string; key: string }>({
       method: "POST",
       path: "/api/v2/tailnet/-/keys",
       body: {
@@ -59,23 +59,30 @@ export class TailscaleApi implements ControlPlane {
         description: "tailnet-operator proxy",
       },
     });
-    return response.body?.key ?? "";
+    return { id: response.body?.id ?? "", key: response.body?.key ?? "" };
+  }
+
+  async revokeAuthKey(id: string): Promise<void> {
+    await this.http.request({ method: "DELETE", path: `/api/v2/tailnet/-/keys/${encodeURIComponent(id)}`, accept: [404] });
+  }
+
+  async listDevices(): Promise<Device[]> {
+    const response = await this.http.request<{ devices?: TailscaleDevice[] }>({ method: "GET", path: "/api/v2/tailnet/-/devices" });
+    return (response.body?.devices ?? []).map((device) => toDevice(device, ""));
   }
 
   async getDevice(id: string): Promise<Device | undefined> {
     const response = await this.http.request<TailscaleDevice>({ method: "GET", path: `/api/v2/device/${encodeURIComponent(id)}`, accept: [404] });
     const device = response.status === 404 ? undefined : response.body;
-    return (
-      device && {
-        id: device.nodeId ?? device.id ?? id,
-        hostname: device.hostname ?? device.name ?? "",
-        addresses: device.addresses ?? [],
-        tags: device.tags ?? [],
-      }
-    );
+    return device && toDevice(device, id);
   }
 
   async deleteDevice(id: string): Promise<void> {
     await this.http.request({ method: "DELETE", path: `/api/v2/device/${encodeURIComponent(id)}`, accept: [404] });
   }
+}
+
+/** nodeId is the stable id the devices themselves report (tailscaled's Self.ID). */
+function toDevice(device: TailscaleDevice, fallbackId: string): Device {
+  return { id: device.nodeId ?? device.id ?? fallbackId, hostname: device.hostname ?? device.name ?? "", addresses: device.addresses ?? [], tags: device.tags ?? [] };
 }

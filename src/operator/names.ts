@@ -11,6 +11,12 @@ export const ANNOTATIONS = {
   proxyIdentity: "tailscale.com/proxy-identity",
   /** On an L7 proxy's pod template: how it serves (certificate source, mode); a change restarts it. */
   proxyRestartKey: "tailscale.com/proxy-serving",
+  /** On the config Secret and the StatefulSet: the id of the auth key minted for the proxy (never the key). */
+  authKeyId: "tailscale.com/auth-key-id",
+  /** On the config Secret: the device the proxy last reported, kept when its state Secret is lost. */
+  deviceId: "tailscale.com/device-id",
+  /** On a state Secret the operator re-made: the device the lost state belonged to. */
+  replacesDevice: "tailscale.com/replaces-device",
   /** On an egress Service: its spec as the user wrote it (JSON), put back when egress ends. */
   egressOriginalSpec: "tailscale.com/egress-original-spec",
 } as const;
@@ -36,6 +42,8 @@ export const REASONS = {
   provisioned: "ProxyProvisioned",
   cleanedUp: "ProxyDeleted",
   controlPlaneError: "ControlPlaneError",
+  /** Exposed, but under another name: the hostname asked for belongs to another device. */
+  hostnameTaken: "HostnameTaken",
   /** The egress proxy runs but its target is no device (or subnet route) of the tailnet. */
   egressTargetNotFound: "EgressTargetNotFound",
 } as const;

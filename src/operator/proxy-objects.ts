@@ -104,7 +104,8 @@ export function deviceIdentity(target: ProxyTarget): string {
   return `${target.hostname} ${target.tags.join(",")}`;
 }
 
-export function configSecret(parent: ProxyParent, settings: ProxySettings, target: ProxyTarget, authKey: string): V1Secret {
+/** Made without a key: the key is minted once the Secret that will hold it exists (no leak on a failed create). */
+export function configSecret(parent: ProxyParent, settings: ProxySettings, target: ProxyTarget): V1Secret {
   return {
     apiVersion: "v1",
     kind: "Secret",
@@ -114,15 +115,23 @@ export function configSecret(parent: ProxyParent, settings: ProxySettings, targe
       labels: { ...childLabels(parent), [LABELS.secretType]: "config" },
       annotations: { [ANNOTATIONS.proxyIdentity]: deviceIdentity(target) },
     },
-    stringData: { authkey: authKey },
   };
 }
 
-export function stateSecret(parent: ProxyParent, settings: ProxySettings): V1Secret {
+/** The key the config Secret holds for the proxy's first login. */
+export const AUTH_KEY_FIELD = "authkey";
+
+/** lostDevice: the state is re-made after a loss, and the device it belonged to must go. */
+export function stateSecret(parent: ProxyParent, settings: ProxySettings, lostDevice?: string): V1Secret {
   return {
     apiVersion: "v1",
     kind: "Secret",
-    metadata: { name: stateSecretName(parent), namespace: settings.operatorNamespace, labels: { ...childLabels(parent), [LABELS.secretType]: "state" } },
+    metadata: {
+      name: stateSecretName(parent),
+      namespace: settings.operatorNamespace,
+      labels: { ...childLabels(parent), [LABELS.secretType]: "state" },
+      ...(lostDevice ? { annotations: { [ANNOTATIONS.replacesDevice]: lostDevice } } : {}),
+    },
   };
 }
 
@@ -181,7 +190,7 @@ export function statefulSet(parent: ProxyParent, settings: ProxySettings, target
     { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
     { name: "TS_KUBE_SECRET", value: "$(POD_NAME)" },
     // A file, not an environment variable: children (tailscaled) would inherit the variable.
-    { name: "TS_AUTHKEY_FILE", value: `${PROXY_CONFIG_DIR}/authkey` },
+    { name: "TS_AUTHKEY_FILE", value: `${PROXY_CONFIG_DIR}/${AUTH_KEY_FIELD}` },
     { name: "TS_HOSTNAME", value: target.hostname },
     ...(target.destinations.length > 0 ? [{ name: "TS_DEST_IP", value: target.destinations.join(",") }] : []),
     ...egressEnv(target.egress),

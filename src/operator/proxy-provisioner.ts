@@ -5,8 +5,9 @@ import type { V1Pod, V1Secret, V1StatefulSet } from "@kubernetes/client-node";
 import type { KubeClient } from "../kube/kube-client.ts";
 import type { ControlPlane } from "../control/control-plane.ts";
 import type { Logger } from "../shared/log.ts";
-import { ANNOTATIONS, STATE_SECRET_KEYS } from "./names.ts";
+import { ANNOTATIONS, LABELS, STATE_SECRET_KEYS } from "./names.ts";
 import {
+  AUTH_KEY_FIELD,
   childSelector,
   configSecret,
   configSecretName,
@@ -21,6 +22,7 @@ import {
   type ProxyTarget,
 } from "./proxy-objects.ts";
 import { proxyRole, proxyRoleBinding, proxyServiceAccount } from "./proxy-rbac.ts";
+import { classifyLoginError, loginAdvice, LOGIN_STATES } from "../shared/login-report.ts";
 
 export interface DeviceStatus {
   readonly id: string;
@@ -93,30 +95,127 @@ export class ProxyProvisioner {
   /** Brings the proxy to the target; returns the device once the proxy has reported it. */
   async ensure(parent: ProxyParent, target: ProxyTarget, log: Logger): Promise<DeviceStatus | undefined> {
     const ns = this.settings.operatorNamespace;
-    const existing = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: configSecretName(parent) });
+    let config = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: configSecretName(parent) });
     const identity = deviceIdentity(target);
-    const existingIdentity = existing?.metadata?.annotations?.[ANNOTATIONS.proxyIdentity];
-    if (existing && existingIdentity !== identity) {
+    const existingIdentity = config?.metadata?.annotations?.[ANNOTATIONS.proxyIdentity];
+    if (config && existingIdentity !== identity) {
       // Tags and the MagicDNS name belong to the device (Headscale keeps a node's name): a
       // change means a new device, logged in with a new key, and the old one deleted.
       log.info({ from: existingIdentity, to: identity }, "hostname or tags changed; replacing the proxy's device");
       if ((await this.cleanup(parent, log)) === "pending") return undefined;
+      config = undefined;
     }
-    if (!existing || existingIdentity !== identity) {
-      // The single-use key is minted only when the config Secret is created.
-      const authKey = await this.controlPlane.createAuthKey({ tags: target.tags });
-      const created = await this.kube.create(configSecret(parent, this.settings, target, authKey));
-      log.info({ secret: configSecretName(parent), raced: created === "exists" }, "auth key minted for the proxy");
+    if (!config) {
+      const created = await this.kube.create(configSecret(parent, this.settings, target));
+      config = created === "exists" ? await this.readConfig(parent) : created;
     }
-    // Created once and never applied again: tailscaled and the proxy own its data.
-    const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
-    if (!state) await this.kube.create(stateSecret(parent, this.settings));
+    const recorded = config?.metadata?.annotations?.[ANNOTATIONS.deviceId];
+    let state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
+    if (!state) {
+      // Gone while a device existed (deleted by hand, a restore): the proxy's tailscaled state
+      // went with it, so the proxy must log in again as a new device and the old one must go.
+      const created = await this.kube.create(stateSecret(parent, this.settings, recorded));
+      state = created === "exists" ? undefined : created;
+      if (recorded) log.warn({ deviceId: recorded }, "the proxy's state Secret was lost; it logs in again as a new device");
+    }
+    const lost = recorded !== undefined && state?.metadata?.annotations?.[ANNOTATIONS.replacesDevice] === recorded;
+    if (config && lost) await this.recoverLostState(parent, target, config, recorded, log);
+    else if (config && state && refusedKey(state)) await this.replaceRefusedKey(parent, target, config, log);
+    else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) await this.mintKey(parent, target, config, log);
     if (!target.serviceAccount) await this.kube.apply(proxyServiceAccount(parent, this.settings));
     await this.kube.apply(proxyRole(parent, this.settings));
     await this.kube.apply(proxyRoleBinding(parent, this.settings, target));
     await this.kube.apply(headlessService(parent, this.settings));
     await this.kube.apply(statefulSet(parent, this.settings, target));
-    return deviceFromState(state);
+    if (lost) return undefined;
+    const device = deviceFromState(state);
+    if (device && config && device.id !== recorded) await this.recordDevice(parent, config, recorded, device.id, log);
+    return device;
+  }
+
+  private async readConfig(parent: ProxyParent): Promise<V1Secret | undefined> {
+    return this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: configSecretName(parent) });
+  }
+
+  /**
+   * Mints the proxy's single-use key into its existing config Secret. The write is conditional
+   * (resourceVersion): a pass that lost a race, or any failed write, revokes what it minted, so
+   * no usable key exists outside a Secret. The key replaced, if any, is revoked too.
+   */
+  private async mintKey(parent: ProxyParent, target: ProxyTarget, config: V1Secret, log: Logger, extraAnnotations: Record<string, string | null> = {}): Promise<void> {
+    const minted = await this.controlPlane.createAuthKey({ tags: target.tags });
+    try {
+      await this.kube.mergePatch(
+        { apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: configSecretName(parent) },
+        {
+          metadata: { resourceVersion: config.metadata?.resourceVersion, annotations: { ...extraAnnotations, [ANNOTATIONS.authKeyId]: minted.id } },
+          data: { [AUTH_KEY_FIELD]: Buffer.from(minted.key).toString("base64") },
+        },
+      );
+    } catch (error) {
+      await this.revokeKey(minted.id, log);
+      throw error;
+    }
+    log.info({ secret: configSecretName(parent), keyId: minted.id }, "auth key minted for the proxy");
+    const replaced = config.metadata?.annotations?.[ANNOTATIONS.authKeyId];
+    if (replaced && replaced !== minted.id) await this.revokeKey(replaced, log);
+  }
+
+  private async revokeKey(id: string, log: Logger): Promise<void> {
+    try {
+      await this.controlPlane.revokeAuthKey(id);
+      log.info({ keyId: id }, "auth key revoked");
+    } catch (error) {
+      // The caller's own error (or the next pass) matters more; the key is logged to find it.
+      log.warn({ keyId: id, err: error }, "revoking an auth key failed");
+    }
+  }
+
+  /**
+   * The state Secret was lost: the old device is deleted, a new key replaces the used one (and
+   * the record of the old device, in the same conditional write), and the pod is replaced so it
+   * starts from the empty state with the new key mounted.
+   */
+  private async recoverLostState(parent: ProxyParent, target: ProxyTarget, config: V1Secret, device: string, log: Logger): Promise<void> {
+    await this.controlPlane.deleteDevice(device);
+    log.info({ deviceId: device }, "device of the lost state deleted from the tailnet");
+    await this.mintKey(parent, target, config, log, { [ANNOTATIONS.deviceId]: null });
+    await this.deletePods(parent);
+  }
+
+  /**
+   * The control plane refused the proxy's key (expired, revoked, used): a new one replaces it,
+   * the report is cleared so this happens once per refusal, and the pod restarts with the new key.
+   */
+  private async replaceRefusedKey(parent: ProxyParent, target: ProxyTarget, config: V1Secret, log: Logger): Promise<void> {
+    log.warn({ keyId: config.metadata?.annotations?.[ANNOTATIONS.authKeyId] }, "the control plane refused the proxy's auth key; minting a new one");
+    await this.mintKey(parent, target, config, log);
+    const ns = this.settings.operatorNamespace;
+    await this.kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) }, { data: { [STATE_SECRET_KEYS.loginState]: null, [STATE_SECRET_KEYS.loginError]: null } });
+    await this.deletePods(parent);
+  }
+
+  private async deletePods(parent: ProxyParent): Promise<void> {
+    const ns = this.settings.operatorNamespace;
+    for (const pod of await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: `app=${proxyName(parent)}`, consistent: true })) {
+      await this.kube.delete({ apiVersion: "v1", kind: "Pod", namespace: ns, name: pod.metadata?.name ?? "" }, pod.metadata?.uid ? { uid: pod.metadata.uid } : {});
+    }
+  }
+
+  /**
+   * Keeps the device's id on the config Secret, which outlives a lost state Secret. A proxy that
+   * came back as another device (its state was lost while the operator was away) leaves the old
+   * one behind: it is deleted here.
+   */
+  private async recordDevice(parent: ProxyParent, config: V1Secret, previous: string | undefined, id: string, log: Logger): Promise<void> {
+    if (previous) {
+      await this.controlPlane.deleteDevice(previous);
+      log.info({ deviceId: previous, replacedBy: id }, "the proxy's previous device deleted from the tailnet");
+    }
+    await this.kube.mergePatch(
+      { apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: configSecretName(parent) },
+      { metadata: { resourceVersion: config.metadata?.resourceVersion, annotations: { [ANNOTATIONS.deviceId]: id } } },
+    );
   }
 
   /** One value the proxy reported in its state Secret (STATE_SECRET_KEYS), if present. */
@@ -132,6 +231,9 @@ export class ProxyProvisioner {
    */
   async podProblem(parent: ProxyParent, log: Logger): Promise<string | undefined> {
     const ns = this.settings.operatorNamespace;
+    // What the proxy itself reported is more precise than what Kubernetes sees (a crash loop).
+    const reported = reportedProblem(await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) }));
+    if (reported) return reported;
     const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: childSelector(parent) });
     for (const pod of pods) {
       const problem = describePodProblem(pod);
@@ -140,6 +242,29 @@ export class ProxyProvisioner {
       return `proxy pod ${pod.metadata?.name ?? ""}: ${problem}`;
     }
     return undefined;
+  }
+
+  /**
+   * Who holds a hostname the tailnet gave this proxy's device a suffix for: another parent of
+   * this operator (by the identity on its config Secret), or undefined when it is none of ours.
+   */
+  async hostnameOwner(parent: ProxyParent, hostname: string): Promise<string | undefined> {
+    const configs = await this.kube.list<V1Secret>("v1", "Secret", { namespace: this.settings.operatorNamespace, labelSelector: `${LABELS.managed}=true,${LABELS.secretType}=config` });
+    for (const config of configs) {
+      const labels = config.metadata?.labels ?? {};
+      const owner = { namespace: labels[LABELS.parentNamespace] ?? "", name: labels[LABELS.parentName] ?? "", type: labels[LABELS.parentType] ?? "" };
+      if (owner.namespace === parent.namespace && owner.name === parent.name && owner.type === parent.type) continue;
+      if (config.metadata?.annotations?.[ANNOTATIONS.proxyIdentity]?.split(" ")[0] !== hostname) continue;
+      return `${owner.type === "ingress" ? "Ingress" : "Service"} ${owner.namespace}/${owner.name}`;
+    }
+    return undefined;
+  }
+
+  /** What holds up the proxy's login while it tries (tailscaled's health warnings), if it said. */
+  async loginProgress(parent: ProxyParent): Promise<string | undefined> {
+    const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
+    const data = state?.data ?? {};
+    return decode(data[STATE_SECRET_KEYS.loginState]) === LOGIN_STATES.loggingIn ? decode(data[STATE_SECRET_KEYS.loginError]) : undefined;
   }
 
   /**
@@ -175,11 +300,16 @@ export class ProxyProvisioner {
     if (pods.length > 0) return "pending";
 
     const secrets = await this.kube.list<V1Secret>("v1", "Secret", { namespace: ns, labelSelector: selector, consistent: true });
+    for (const deviceId of new Set(secrets.flatMap(devicesOf))) {
+      await this.controlPlane.deleteDevice(deviceId);
+      log.info({ deviceId }, "device deleted from the tailnet");
+    }
     for (const secret of secrets) {
-      const deviceId = decode(secret.data?.[STATE_SECRET_KEYS.deviceId]);
-      if (deviceId) {
-        await this.controlPlane.deleteDevice(deviceId);
-        log.info({ deviceId }, "device deleted from the tailnet");
+      // Used or not: the key's purpose ends with the proxy.
+      const keyId = secret.metadata?.annotations?.[ANNOTATIONS.authKeyId];
+      if (keyId) {
+        await this.controlPlane.revokeAuthKey(keyId);
+        log.info({ keyId }, "auth key revoked");
       }
     }
     for (const secret of secrets) await this.kube.delete({ apiVersion: "v1", kind: "Secret", namespace: ns, name: secret.metadata?.name ?? "" });
@@ -190,6 +320,50 @@ export class ProxyProvisioner {
     }
     return "done";
   }
+}
+
+/**
+ * Every device a proxy's Secrets know: the one the proxy reported, the one the operator recorded,
+ * and the one tailscaled's own login profile names (there even when the proxy died between
+ * logging in and writing device_id).
+ */
+function devicesOf(secret: V1Secret): string[] {
+  const data = secret.data ?? {};
+  const ids = [decode(data[STATE_SECRET_KEYS.deviceId]), secret.metadata?.annotations?.[ANNOTATIONS.deviceId], ...profileNodeIds(decode(data[TAILSCALED_PROFILES]))];
+  return ids.filter((id): id is string => Boolean(id));
+}
+
+/** tailscaled's kube state store keeps its login profiles (with the node's stable id) under this key. */
+const TAILSCALED_PROFILES = "_profiles";
+
+function profileNodeIds(profiles: string | undefined): string[] {
+  if (!profiles) return [];
+  try {
+    return Object.values(JSON.parse(profiles) as Record<string, { NodeID?: string }>).flatMap((p) => (p.NodeID ? [p.NodeID] : []));
+  } catch {
+    return [];
+  }
+}
+
+/** The proxy's own report of why it is not forwarding: a refused login, or rules it could not program. */
+function reportedProblem(state: V1Secret | undefined): string | undefined {
+  const data = state?.data ?? {};
+  const firewallError = decode(data[STATE_SECRET_KEYS.firewallError]);
+  if (firewallError) return `the proxy is on the tailnet but could not program its forwarding rules (${decode(data[STATE_SECRET_KEYS.firewallMode]) ?? "no backend"}): ${firewallError}`;
+  if (decode(data[STATE_SECRET_KEYS.loginState]) !== LOGIN_STATES.failed) return undefined;
+  const words = decode(data[STATE_SECRET_KEYS.loginError]) ?? "no reason given";
+  return `login failed: ${loginAdvice(classifyLoginError(words))}; the control plane said: ${words}`;
+}
+
+function refusedKey(state: V1Secret): boolean {
+  const data = state.data ?? {};
+  return decode(data[STATE_SECRET_KEYS.loginState]) === LOGIN_STATES.failed && classifyLoginError(decode(data[STATE_SECRET_KEYS.loginError]) ?? "") === "key";
+}
+
+/** True when tailscaled's state holds a login (the proxy needs no key to come back). */
+function isLoggedIn(state: V1Secret | undefined): boolean {
+  const data = state?.data ?? {};
+  return Boolean(data[STATE_SECRET_KEYS.deviceId]) || profileNodeIds(decode(data[TAILSCALED_PROFILES])).length > 0;
 }
 
 /** The device as the proxy reported it in its state Secret, once it has. */

@@ -278,4 +278,122 @@ describe("ServiceReconciler", () => {
     assert.deepEqual(service().metadata?.finalizers, []);
     assert.equal(events.at(-1)?.reason, "ProxyDeleted");
   });
+  it("10: a Service deleted before its proxy logs in leaves no usable key: cleanup revokes it", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    assert.deepEqual(control.unrevokedKeyIds(), ["id-1"]);
+    await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { deletionTimestamp: new Date() } });
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
+    assert.deepEqual(control.unrevokedKeyIds(), []);
+    assert.equal(kube.ofKind("Secret").length, 0);
+  });
+
+  it("11: a key whose write into the config Secret fails is revoked at once", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    // Another writer moved the config Secret between the read and the conditional write.
+    const realPatch = kube.mergePatch.bind(kube);
+    kube.mergePatch = (ref, patch) => (ref.kind === "Secret" && ref.name.endsWith("-config") ? Promise.reject(new Error("conflict")) : realPatch(ref, patch));
+    await assert.rejects(reconciler.reconcile(KEY, ctx), /conflict/);
+    assert.equal(control.keys.length, 1);
+    assert.deepEqual(control.unrevokedKeyIds(), [], "the minted key was revoked");
+    kube.mergePatch = realPatch;
+    await reconciler.reconcile(KEY, ctx);
+    assert.deepEqual(control.unrevokedKeyIds(), ["id-2"], "the next pass mints the key the Secret holds");
+  });
+
+  it("12: a lost state Secret: the old device is deleted, a new key replaces the used one, and the pod restarts", async () => {
+    await provisionToReady();
+    const name = proxyName(parent);
+    assert.equal(kube.find<V1Secret>("Secret", "tailscale", `${name}-config`)?.metadata?.annotations?.["tailscale.com/device-id"], "7");
+    kube.seed<V1Pod>({ apiVersion: "v1", kind: "Pod", metadata: { name: `${name}-0`, namespace: "tailscale", labels: { ...childLabels(parent), app: name } } });
+    await kube.delete({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", name: `${name}-0` });
+    await reconciler.reconcile(KEY, ctx);
+    assert.deepEqual(control.deleted, ["7"]);
+    assert.deepEqual(control.unrevokedKeyIds(), ["id-2"], "the used key revoked, a new one minted");
+    assert.equal(kube.find("Pod", "tailscale", `${name}-0`), undefined, "the pod starts again from the empty state");
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyPending");
+    // The proxy logs in again as a new device.
+    const b64 = (v: string): string => Buffer.from(v).toString("base64");
+    await kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", name: `${name}-0` }, {
+      data: { device_id: b64("8"), device_fqdn: b64("tailscaletest-nginx-tailscale.tailnet.test"), device_ips: b64('["100.64.0.8"]') },
+    });
+    await reconciler.reconcile(KEY, ctx);
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyReady");
+    assert.deepEqual(control.deleted, ["7"], "the new device stays");
+    assert.equal(kube.find<V1Secret>("Secret", "tailscale", `${name}-config`)?.metadata?.annotations?.["tailscale.com/device-id"], "8");
+  });
+
+  it("13: cleanup deletes the device tailscaled's login profile names, when the proxy died before writing device_id", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    const profiles = JSON.stringify({ a1b2: { ID: "a1b2", Name: "x", NodeID: "42", ControlURL: "http://control.test" } });
+    await kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", name: stateSecretName(parent) }, { data: { _profiles: Buffer.from(profiles).toString("base64") } });
+    await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { deletionTimestamp: new Date() } });
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
+    assert.deepEqual(control.deleted, ["42"]);
+  });
+  it("14: a login the proxy reports as refused is a Warning with advice; a refused key is replaced once and the pod restarts", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    const name = proxyName(parent);
+    const b64 = (v: string): string => Buffer.from(v).toString("base64");
+    const report = (words: string): Promise<void> =>
+      kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", name: stateSecretName(parent) }, { data: { tailnet_login_state: b64("Failed"), tailnet_login_error: b64(words) } });
+    await report("requested tags [tag:x] are invalid or not permitted");
+    await reconciler.reconcile(KEY, ctx);
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyFailed");
+    assert.match(service().status?.conditions?.[0]?.message ?? "", /does not let the operator assign these tags.*tag:x/);
+    assert.equal(events.at(-1)?.type, "Warning");
+    assert.equal(control.keys.length, 1, "a tags refusal is not the key's fault");
+
+    kube.seed<V1Pod>({ apiVersion: "v1", kind: "Pod", metadata: { name: `${name}-0`, namespace: "tailscale", labels: { ...childLabels(parent), app: name } } });
+    await report("backend error: invalid key: authkey expired");
+    await reconciler.reconcile(KEY, ctx);
+    assert.deepEqual(control.unrevokedKeyIds(), ["id-2"], "the refused key revoked, a new one minted");
+    assert.equal(kube.find("Pod", "tailscale", `${name}-0`), undefined, "the pod restarts with the new key");
+    const state = kube.find<V1Secret>("Secret", "tailscale", stateSecretName(parent));
+    assert.equal(state?.data?.["tailnet_login_state"], undefined, "the report is consumed");
+    await reconciler.reconcile(KEY, ctx);
+    assert.equal(control.keys.length, 2, "one new key per refusal");
+  });
+
+  it("15: a Tailscale refusal of the tags at key creation says what to change", async () => {
+    seedService({ "tailscale.com/tags": "tag:k8s,tag:x" });
+    await reconciler.reconcile(KEY, ctx);
+    control.failWith = new ControlPlaneError('POST /api/v2/tailnet/-/keys: HTTP 400: {"message":"requested tags [tag:x] are invalid or not permitted"}', 400);
+    await assert.rejects(reconciler.reconcile(KEY, ctx), TerminalError);
+    assert.match(service().status?.conditions?.[0]?.message ?? "", /make the operator's tag an owner of each.*tag:x/);
+    assert.deepEqual(control.unrevokedKeyIds(), []);
+  });
+
+  it("16: a hostname the tailnet gave a suffix names the Service that holds it, with a Warning", async () => {
+    kube.seed<V1Secret>({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: {
+        name: "ts-first-abc123-config",
+        namespace: "tailscale",
+        labels: { ...childLabels({ namespace: "other", name: "first", type: "svc" }), "tailscale.com/secret-type": "config" },
+        annotations: { "tailscale.com/proxy-identity": "tailscaletest-nginx-tailscale tag:k8s" },
+      },
+    });
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    const b64 = (v: string): string => Buffer.from(v).toString("base64");
+    await kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", name: stateSecretName(parent) }, {
+      data: { device_id: b64("9"), device_fqdn: b64("tailscaletest-nginx-tailscale-1.tailnet.test"), device_ips: b64('["100.64.0.9"]') },
+    });
+    await reconciler.reconcile(KEY, ctx);
+    const condition = service().status?.conditions?.[0];
+    assert.equal(condition?.status, "True");
+    assert.equal(condition.reason, "HostnameTaken");
+    assert.match(condition.message, /"tailscaletest-nginx-tailscale" is taken by Service other\/first; exposed on the tailnet as tailscaletest-nginx-tailscale-1\.tailnet\.test/);
+    assert.equal(events.at(-1)?.type, "Warning");
+    assert.equal(service().status?.loadBalancer?.ingress?.[0]?.hostname, "tailscaletest-nginx-tailscale-1.tailnet.test");
+  });
 });

@@ -8,7 +8,7 @@ import type { Logger } from "../shared/log.ts";
 import type { ReconcileContext, ReconcileResult } from "../runtime/reconciler.ts";
 import { splitKey, TerminalError } from "../runtime/reconciler.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
-import { FINALIZER, PROXY_READY_CONDITION, REASONS } from "./names.ts";
+import { ANNOTATIONS, FINALIZER, PROXY_READY_CONDITION, REASONS } from "./names.ts";
 import { serviceIntent, type IntentOptions } from "./service-intent.ts";
 import type { DeviceStatus, ProxyProvisioner } from "./proxy-provisioner.ts";
 import type { ProxyParent } from "./proxy-objects.ts";
@@ -16,6 +16,7 @@ import { conditionChanged, proxyReadyCondition, type ConditionState } from "./co
 import type { EventRecorder } from "./events.ts";
 import { isEgressManaged, wantsEgress } from "./egress-intent.ts";
 import type { EgressReconciler } from "./egress-reconciler.ts";
+import { loginAdvice } from "../shared/login-report.ts";
 
 /**
  * Every wait here is ended by a watch event: the proxy writing its state Secret, its pod
@@ -80,7 +81,9 @@ export class ServiceReconciler {
       device = await this.deps.provisioner.ensure(parent, intent, log);
     } catch (error) {
       if (error instanceof ControlPlaneError && !error.retryable) {
-        await this.setStatus(service, { status: "False", reason: REASONS.controlPlaneError, message: error.message }, undefined, "Warning");
+        // Tailscale refuses a key for tags the operator's OAuth client does not own: say what to change.
+        const message = error.status === 400 && /tag/i.test(error.message) ? `${loginAdvice("tags")}: ${error.message}` : error.message;
+        await this.setStatus(service, { status: "False", reason: REASONS.controlPlaneError, message }, undefined, "Warning");
         // Retrying at once cannot help: the runtime looks again when the Service changes, or
         // after a long delay (the control plane's policy may be fixed outside the cluster).
         throw new TerminalError(error.message, { cause: error });
@@ -93,14 +96,24 @@ export class ServiceReconciler {
     }
     if (!device) {
       const problem = await this.deps.provisioner.podProblem(parent, log);
+      const progress = problem ? undefined : await this.deps.provisioner.loginProgress(parent);
       const state: ConditionState = problem
         ? { status: "False", reason: REASONS.failed, message: problem }
-        : { status: "False", reason: REASONS.pending, message: "waiting for the proxy to join the tailnet" };
+        : { status: "False", reason: REASONS.pending, message: `waiting for the proxy to join the tailnet${progress ? ` (tailscaled: ${progress})` : ""}` };
       await this.setStatus(service, state, undefined, problem ? "Warning" : "Normal");
       return { requeueAfterMs: SAFETY_REQUEUE_MS };
     }
     const ingress = intent.loadBalancer ? loadBalancerIngress(device, intent.destinations) : undefined;
     const ready = `exposed on the tailnet as ${device.fqdn}`;
+    const given = device.fqdn.split(".")[0];
+    if (given !== intent.hostname) {
+      // The tailnet made the name unique (as with the Tailscale operator, the Service is still
+      // exposed, under the suffixed name): say whose the name is, so the user can pick another.
+      const owner = (await this.deps.provisioner.hostnameOwner(parent, intent.hostname)) ?? "another device of the tailnet";
+      const message = `hostname "${intent.hostname}" is taken by ${owner}; ${ready} instead. Set another ${ANNOTATIONS.hostname} for a name of its own`;
+      await this.setStatus(service, { status: "True", reason: REASONS.hostnameTaken, message }, ingress, "Warning");
+      return {};
+    }
     await this.setStatus(service, { status: "True", reason: REASONS.ready, message: ready }, ingress, "Normal", device.firewall ? `${ready}; proxy firewall: ${device.firewall}` : ready);
     return {};
   };

@@ -5,6 +5,7 @@
 // a device that joins later is picked up without a restart.
 import { systemClock } from "../shared/clock.ts";
 import type { Logger } from "./log.ts";
+import { joinTailnet } from "./login-report.ts";
 import { STATE_SECRET_KEYS as STATE_KEYS } from "../shared/state-keys.ts";
 import type { EgressPort, EgressTargetReport } from "../shared/egress.ts";
 import type { ProxyConfig } from "./config.ts";
@@ -47,8 +48,7 @@ export async function runEgress(config: ProxyConfig, deps: EgressDeps): Promise<
   const { firewall, tailscaled, secret, health, log, stopping } = deps;
   const target = configuredTarget(config);
   const ports: readonly EgressPort[] = config.TS_EGRESS_PORTS ?? [];
-  const login = await tailscaled.ensureLoggedIn();
-  const device = await tailscaled.device();
+  const { login, device } = await joinTailnet(tailscaled, secret, log);
   log.info({ login, id: device.id, fqdn: device.fqdn, ips: device.ips, target: targetName(target), ports }, "device running; egress proxy");
   await secret.write({ [STATE_KEYS.deviceId]: device.id });
   await secret.write({

@@ -11,6 +11,8 @@ const LOCAL_API_HOST = "local-tailscaled.sock";
 export interface StatusJson {
   BackendState: string;
   Self?: { ID: string; DNSName: string; TailscaleIPs?: string[] | null };
+  /** Warnings tailscaled has (not logged in, no control plane, ...). */
+  Health?: string[] | null;
 }
 
 export interface StatusWithPeers extends StatusJson {

@@ -15,6 +15,7 @@ import { applyOrClear, chooseFirewall, clearStaleRules } from "./firewall/select
 import { familyOf, type Firewall, type ForwardingRules, type IpFamily } from "./firewall/rules.ts";
 import { ensureTunDevice, writeSysctls } from "./pod-setup.ts";
 import { egressFamilies, isEgress, runEgress } from "./egress.ts";
+import { joinTailnet } from "./login-report.ts";
 
 // Only what the long-running proxy uses is imported statically: every module stays in memory
 // in every proxy pod (docs/proxy.md, "Footprint"); doctor is loaded when asked for.
@@ -71,8 +72,9 @@ async function run(config: ProxyConfig): Promise<void> {
       if (outcome.daemonDied) throw new Error("tailscaled exited");
       return;
     }
-    const login = await tailscaled.ensureLoggedIn();
-    let device = await tailscaled.device();
+    const joined = await joinTailnet(tailscaled, secret, log);
+    const login = joined.login;
+    let device = joined.device;
     log.info({ login, id: device.id, fqdn: device.fqdn, ips: device.ips }, "device running");
     // Forwarding throughput (docs/proxy.md, Data path): a failure costs speed, not function.
     await tailscaled.tuneForwarding().then(
@@ -86,12 +88,17 @@ async function run(config: ProxyConfig): Promise<void> {
     );
     // Same order as the Tailscale operator: the ID first, the address only once traffic can flow.
     await secret.write({ [STATE_KEYS.deviceId]: device.id });
-    await applyOrClear(firewall, forwardingRules(config, device));
+    await applyOrClear(firewall, forwardingRules(config, device)).catch(async (error: unknown) => {
+      // The operator shows this on the Service: a proxy on the tailnet that forwards nothing.
+      await secret.write({ [STATE_KEYS.firewallMode]: firewall?.mode ?? null, [STATE_KEYS.firewallError]: (error as Error).message.slice(0, 600) }).catch(() => undefined);
+      throw error;
+    });
     await secret.write({
       [STATE_KEYS.deviceFqdn]: device.fqdn,
       [STATE_KEYS.deviceIps]: JSON.stringify(device.ips),
       [STATE_KEYS.firewallMode]: firewall.mode,
       [STATE_KEYS.firewallReason]: choice.reason,
+      [STATE_KEYS.firewallError]: null,
     });
     health.setHealthy(true);
 

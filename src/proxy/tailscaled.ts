@@ -17,6 +17,12 @@ export interface DeviceInfo {
   readonly ips: readonly string[];
 }
 
+/** tailscaled's state while it logs in, and its health warnings (why it is not Running). */
+export interface LoginProgress {
+  readonly backendState: string;
+  readonly health: readonly string[];
+}
+
 /** A peer as tailscaled's status lists it (the fields egress resolution reads). */
 export interface PeerStatus {
   readonly DNSName?: string;
@@ -63,6 +69,11 @@ export class Tailscaled {
 
   private async status(): Promise<StatusJson> {
     return this.localApi.status();
+  }
+
+  async loginProgress(): Promise<LoginProgress> {
+    const status = await this.status();
+    return { backendState: status.BackendState, health: status.Health ?? [] };
   }
 
   /** The tailnet's other devices, as this node currently sees them in its netmap. */

@@ -141,9 +141,23 @@ export class HeadscaleAdmin {
     return key.key;
   }
 
-  async listNodes(): Promise<HeadscaleNode[]> {
-    return this.json<HeadscaleNode[]>(["nodes", "list"]);
+  /** Every pre-auth key, including used and expired ones (the CLI prints null for none). */
+  async listPreAuthKeys(): Promise<HeadscalePreAuthKey[]> {
+    return (await this.json<HeadscalePreAuthKey[] | null>(["preauthkeys", "list"])) ?? [];
   }
+
+  async listNodes(): Promise<HeadscaleNode[]> {
+    return (await this.json<HeadscaleNode[] | null>(["nodes", "list"])) ?? [];
+  }
+}
+
+export interface HeadscalePreAuthKey {
+  readonly id: number | string;
+  readonly reusable?: boolean;
+  readonly used?: boolean;
+  /** A protobuf Timestamp in the CLI's JSON. */
+  readonly expiration?: { readonly seconds?: number | string } | string;
+  readonly acl_tags?: string[];
 }
 
 export interface HeadscaleNode {

@@ -6,6 +6,12 @@ export const STATE_SECRET_KEYS = {
   deviceIps: "device_ips",
   firewallMode: "tailnet_firewall_mode",
   firewallReason: "tailnet_firewall_reason",
+  /** Where the proxy's login stands: "LoggingIn", "Running" or "Failed" (src/shared/login-report.ts). */
+  loginState: "tailnet_login_state",
+  /** Why the login has not succeeded: the control plane's refusal or tailscaled's health warnings. */
+  loginError: "tailnet_login_error",
+  /** Why the proxy could not program its forwarding rules (absent when they are in place). */
+  firewallError: "tailnet_firewall_error",
   /** Egress proxies: JSON EgressTargetReport (src/shared/egress.ts), what the target resolved to. */
   egressTarget: "tailnet_egress_target",
   /** Ingress proxies: why no certificate can be had (the source's error); absent when serving. */

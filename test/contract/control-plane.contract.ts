@@ -17,8 +17,9 @@ export function controlPlaneContract(name: string, subject: () => ContractSubjec
   describe(`ControlPlane contract: ${name}`, () => {
     it("mints a single-use key whose device joins with the requested tags", async () => {
       const { controlPlane, join } = subject();
-      const key = await controlPlane.createAuthKey({ tags: ["tag:k8s"] });
+      const { key, id: keyId } = await controlPlane.createAuthKey({ tags: ["tag:k8s"] });
       assert.ok(key.length > 10);
+      assert.ok(keyId.length > 0 && keyId !== key, "a key has an id of its own");
       const id = await join(key, "contract-a");
       const device = await controlPlane.getDevice(id);
       assert.equal(device?.id, id);
@@ -29,10 +30,29 @@ export function controlPlaneContract(name: string, subject: () => ContractSubjec
 
     it("deletes a device, and deleting a missing device is not an error", async () => {
       const { controlPlane, join } = subject();
-      const id = await join(await controlPlane.createAuthKey({ tags: ["tag:k8s"] }), "contract-b");
+      const id = await join((await controlPlane.createAuthKey({ tags: ["tag:k8s"] })).key, "contract-b");
       await controlPlane.deleteDevice(id);
       assert.equal(await controlPlane.getDevice(id), undefined);
       await controlPlane.deleteDevice(id);
+    });
+
+    it("revokes an unused key so it joins nothing; revoking again, or an unknown key, is not an error", async () => {
+      const { controlPlane, join } = subject();
+      const minted = await controlPlane.createAuthKey({ tags: ["tag:k8s"] });
+      await controlPlane.revokeAuthKey(minted.id);
+      await assert.rejects(join(minted.key, "contract-revoked"), "a revoked key joins no device");
+      await controlPlane.revokeAuthKey(minted.id);
+      await controlPlane.revokeAuthKey("999999");
+    });
+
+    it("lists devices with the hostname they reported and their tags", async () => {
+      const { controlPlane, join } = subject();
+      const id = await join((await controlPlane.createAuthKey({ tags: ["tag:k8s"] })).key, "contract-c");
+      const listed = (await controlPlane.listDevices()).find((d) => d.id === id);
+      assert.equal(listed?.hostname, "contract-c");
+      assert.deepEqual(listed.tags, ["tag:k8s"]);
+      await controlPlane.deleteDevice(id);
+      assert.equal((await controlPlane.listDevices()).find((d) => d.id === id), undefined);
     });
 
     it("rejects wrong credentials with a non-retryable error", async () => {

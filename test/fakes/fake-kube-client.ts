@@ -85,8 +85,7 @@ export class FakeKubeClient implements KubeClient {
     if (!existing) return Promise.reject(new KubeApiError("not found", 404));
     const wanted = patch.metadata?.resourceVersion;
     if (wanted !== undefined && wanted !== existing.metadata?.resourceVersion) return Promise.reject(new KubeApiError("conflict", 409));
-    const { metadata, ...rest } = patch;
-    const next = as<Stored>({ ...existing, ...clone(rest), metadata: { ...existing.metadata, ...clone(metadata) } });
+    const next = as<Stored>(mergePatchOf(clone(existing), clone(patch)));
     this.store(next, "patch");
     return Promise.resolve();
   }
@@ -107,4 +106,12 @@ export class FakeKubeClient implements KubeClient {
     if (existed) this.writes.push(`delete ${key}`);
     return Promise.resolve(existed);
   }
+}
+
+/** RFC 7386 JSON merge patch, as the API server applies it: objects merge, null removes, the rest replaces. */
+function mergePatchOf(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
+  const base: Record<string, unknown> = typeof target === "object" && target !== null && !Array.isArray(target) ? (target as Record<string, unknown>) : {};
+  const merged = { ...base, ...Object.fromEntries(Object.entries(patch).map(([key, value]) => [key, mergePatchOf(base[key], value)])) };
+  return Object.fromEntries(Object.entries(merged).filter(([key]) => (patch as Record<string, unknown>)[key] !== null));
 }

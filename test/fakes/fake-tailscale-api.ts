@@ -6,10 +6,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from "node:crypto";
 
 interface Key {
+  readonly id: string;
   readonly key: string;
   readonly reusable: boolean;
   readonly tags: readonly string[];
   used: boolean;
+  revoked: boolean;
 }
 
 interface Device {
@@ -53,12 +55,21 @@ export class FakeTailscaleApi {
   /** What a device logging in with the key does, as the control server sees it. */
   join(key: string, hostname: string): string {
     const entry = this.keys.get(key);
-    if (!entry || (entry.used && !entry.reusable)) throw new Error("invalid key: unable to validate API key");
+    if (!entry || entry.revoked || (entry.used && !entry.reusable)) throw new Error("invalid key: unable to validate API key");
     entry.used = true;
     const n = this.nextDevice++;
     const id = `n${String(n).padStart(6, "0")}CNTRL`;
     this.devices.set(id, { id, hostname, tags: entry.tags, addresses: [`100.100.0.${n}`] });
     return id;
+  }
+
+  /** Keys that would still let a device join: what a leak audit looks for. */
+  usableKeys(): { id: string; tags: readonly string[] }[] {
+    return [...this.keys.values()].filter((k) => !k.revoked && (k.reusable || !k.used)).map((k) => ({ id: k.id, tags: k.tags }));
+  }
+
+  private deviceJson(found: Device): Record<string, unknown> {
+    return { id: found.id, nodeId: found.id, hostname: found.hostname, name: `${found.hostname}.tail-fake.ts.net`, addresses: found.addresses, tags: found.tags };
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -84,6 +95,7 @@ export class FakeTailscaleApi {
       return;
     }
     const device = /^\/api\/v2\/device\/([^/]+)$/.exec(url.pathname);
+    const keyPath = /^\/api\/v2\/tailnet\/-\/keys\/([^/]+)$/.exec(url.pathname);
     if (req.method === "POST" && url.pathname === "/api/v2/tailnet/-/keys") {
       const create = (JSON.parse(body || "{}") as { capabilities?: { devices?: { create?: { reusable?: boolean; tags?: string[] } } } }).capabilities?.devices?.create;
       const tags = create?.tags ?? [];
@@ -93,11 +105,18 @@ export class FakeTailscaleApi {
         return;
       }
       const key = `tskey-auth-${randomBytes(12).toString("hex")}`;
-      this.keys.set(key, { key, reusable: create?.reusable ?? false, tags, used: false });
-      send(200, { id: key.slice(11, 19), key, capabilities: { devices: { create } } });
+      const id = `k${key.slice(11, 19)}CNTRL`;
+      this.keys.set(key, { id, key, reusable: create?.reusable ?? false, tags, used: false, revoked: false });
+      send(200, { id, key, capabilities: { devices: { create } } });
+    } else if (keyPath?.[1] && req.method === "DELETE") {
+      const found = [...this.keys.values()].find((k) => k.id === keyPath[1]);
+      if (found) found.revoked = true;
+      send(found ? 200 : 404, {});
+    } else if (req.method === "GET" && url.pathname === "/api/v2/tailnet/-/devices") {
+      send(200, { devices: [...this.devices.values()].map((d) => this.deviceJson(d)) });
     } else if (device?.[1] && req.method === "GET") {
       const found = this.devices.get(device[1]);
-      if (found) send(200, { id: found.id, nodeId: found.id, hostname: found.hostname, name: `${found.hostname}.tail-fake.ts.net`, addresses: found.addresses, tags: found.tags });
+      if (found) send(200, this.deviceJson(found));
       else send(404, { message: "not found" });
     } else if (device?.[1] && req.method === "DELETE") {
       send(this.devices.delete(device[1]) ? 200 : 404, {});

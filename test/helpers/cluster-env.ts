@@ -15,6 +15,7 @@ import {
   type V1Service,
 } from "@kubernetes/client-node";
 import type { Sandbox } from "../../src/sandbox/sandbox.ts";
+import type { HeadscalePreAuthKey } from "../../src/sandbox/headscale.ts";
 import { nodeToolArgv } from "../../src/sandbox/tools.ts";
 import type { TailnetDevice } from "../../src/sandbox/tailnet-device.ts";
 import { waitFor } from "../../src/shared/clock.ts";
@@ -110,6 +111,18 @@ export class ClusterEnv {
   /** Headscale nodes whose MagicDNS name is the given hostname. */
   async devices(hostname: string): Promise<{ id: string; tags: string[] }[]> {
     return (await this.sandbox.headscaleAdmin.listNodes()).filter((n) => n.given_name === hostname).map((n) => ({ id: String(n.id), tags: n.tags ?? [] }));
+  }
+
+  /**
+   * The control plane's keys that could still join a device (unused or reusable, not expired):
+   * the leak audit. Every scenario ends with none.
+   */
+  async usableKeys(): Promise<{ id: string; tags: string[] }[]> {
+    const now = Date.now();
+    const expiry = (e: HeadscalePreAuthKey["expiration"]): number => (typeof e === "string" ? Date.parse(e) : Number(e?.seconds ?? 0) * 1000);
+    return (await this.sandbox.headscaleAdmin.listPreAuthKeys())
+      .filter((k) => (k.reusable || !k.used) && expiry(k.expiration) > now)
+      .map((k) => ({ id: String(k.id), tags: k.acl_tags ?? [] }));
   }
 
   async pod(namespace: string, name: string): Promise<V1Pod | undefined> {

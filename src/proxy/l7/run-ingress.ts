@@ -6,6 +6,7 @@
 import { ProcessRunner } from "../../shared/exec.ts";
 import { systemClock } from "../../shared/clock.ts";
 import type { Logger } from "../log.ts";
+import { joinTailnet } from "../login-report.ts";
 import { STATE_SECRET_KEYS as STATE_KEYS } from "../../shared/state-keys.ts";
 import { INGRESS_SECRET_KEYS, parseIngressConfig, type IngressProxyConfig } from "../../shared/ingress-config.ts";
 import type { ProxyConfig } from "../config.ts";
@@ -101,8 +102,7 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
       outcome.daemonDied = !isStopping();
       stopping.abort();
     });
-    const login = await tailscaled.ensureLoggedIn();
-    const device = await tailscaled.device();
+    const { login, device } = await joinTailnet(tailscaled, state, log);
     log.info({ login, id: device.id, fqdn: device.fqdn, ips: device.ips }, "device running");
     await state.write({ [STATE_KEYS.deviceId]: device.id });
 

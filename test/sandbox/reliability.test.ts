@@ -1,0 +1,155 @@
+// Reliability on the real node with a real Headscale: no usable key outlives its purpose, the
+// proxy's refusals reach the Service, a lost state Secret recovers, a taken hostname is named,
+// and a proxy that died before reporting its device leaves none behind. Every scenario ends with
+// the control plane's key audit: no key that could still join a device.
+import { describe, it, before, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import type { V1Secret, V1Service } from "@kubernetes/client-node";
+import { attachSandbox } from "../helpers/sandbox.ts";
+import { ClusterEnv, OPERATOR_NAMESPACE, readyCondition } from "../helpers/cluster-env.ts";
+import { installOperator } from "../../src/sandbox/operator-install.ts";
+import { waitFor } from "../../src/shared/clock.ts";
+
+const sandbox = await attachSandbox();
+const env = new ClusterEnv(sandbox);
+const NS = "reliability";
+
+before(async () => {
+  await installOperator(sandbox, { values: { replicaCount: 1 } });
+  await env.ensureNamespace(NS);
+});
+
+afterEach(async () => {
+  // Scenarios delete what they made; whatever they leave must not be a key that can still join.
+  assert.deepEqual(await env.usableKeys(), [], "no unused, unexpired key on the control plane");
+});
+
+const isReady = (svc: V1Service): boolean => readyCondition(svc)?.status === "True";
+
+/** A Service with no backends: the proxy comes up and forwards to its ClusterIP all the same. */
+async function exposed(name: string, annotations: Record<string, string> = {}): Promise<void> {
+  await env.core.createNamespacedService({
+    namespace: NS,
+    body: { metadata: { name, annotations: { "tailscale.com/expose": "true", "tailscale.com/hostname": name, ...annotations } }, spec: { ports: [{ port: 80 }] } },
+  });
+}
+
+async function deleteAndWait(name: string): Promise<void> {
+  await env.core.deleteNamespacedService({ name, namespace: NS });
+  await waitFor(`${NS}/${name} gone (finalizer released)`, async () => ((await env.service(NS, name)) ? undefined : true), { timeoutMs: 120_000, intervalMs: 250 });
+}
+
+/** What a failed wait needs to be understood: the condition, Events, the proxy's report and log. */
+async function diagnose(name: string): Promise<string> {
+  const state = await secretOf(name, "state");
+  const report = Object.fromEntries(Object.keys(state?.data ?? {}).filter((k) => k.startsWith("tailnet_") || k.startsWith("device")).map((k) => [k, decoded(state, k)]));
+  const pods = await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: `tailscale.com/parent-resource=${name}` });
+  const pod = pods.items[0]?.metadata?.name ?? "";
+  const svc = await env.service(NS, name);
+  const events = (await env.events(NS, name)).map((e) => `${e.type ?? ""} ${e.reason ?? ""}: ${e.message ?? ""}`);
+  return `condition: ${JSON.stringify(svc && readyCondition(svc))}; events: ${JSON.stringify(events)}; report: ${JSON.stringify(report)}; proxy log: ${await env.podLogTail(OPERATOR_NAMESPACE, pod, 40)}`;
+}
+
+/** Runs body while the node takes no new pods (a proxy pod stays Pending, its key unused). */
+async function cordoned(body: () => Promise<void>): Promise<void> {
+  const nodes = (await env.core.listNode()).items.map((n) => n.metadata?.name ?? "");
+  const set = (unschedulable: boolean): Promise<unknown> =>
+    Promise.all(nodes.map((name) => env.objects.patch({ apiVersion: "v1", kind: "Node", metadata: { name }, spec: { unschedulable } } as never, undefined, undefined, undefined, undefined, "application/merge-patch+json")));
+  await set(true);
+  try {
+    await body();
+  } finally {
+    await set(false);
+  }
+}
+
+async function secretOf(name: string, type: "state" | "config"): Promise<V1Secret | undefined> {
+  const list = await env.core.listNamespacedSecret({
+    namespace: OPERATOR_NAMESPACE,
+    labelSelector: `tailscale.com/parent-resource=${name},tailscale.com/parent-resource-ns=${NS},tailscale.com/secret-type=${type}`,
+  });
+  return list.items[0];
+}
+
+const decoded = (secret: V1Secret | undefined, key: string): string | undefined => {
+  const value = secret?.data?.[key];
+  return value === undefined ? undefined : Buffer.from(value, "base64").toString("utf8");
+};
+
+describe("reliability", () => {
+  it("a Service deleted right after creation leaves no usable key and no device", async () => {
+    // The node takes no pods meanwhile: the key is certainly unused when the Service goes.
+    await cordoned(async () => {
+      await exposed("blink");
+      await waitFor("the config Secret holds a key", async () => ((await secretOf("blink", "config"))?.data?.["authkey"] ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
+      await deleteAndWait("blink");
+    });
+    assert.deepEqual(await env.children(NS, "blink"), []);
+    // A proxy that logged in before the StatefulSet went is deleted with it.
+    assert.deepEqual(await env.devices("blink"), []);
+  });
+
+  it("a lost state Secret: the proxy logs in again as a new device, the Service is Ready again and the old device is deleted", async () => {
+    await exposed("phoenix");
+    await env.waitForService(NS, "phoenix", "ready", isReady);
+    const [old] = await env.devices("phoenix");
+    assert.ok(old, "the device is on the tailnet");
+    const state = await secretOf("phoenix", "state");
+    await env.core.deleteNamespacedSecret({ name: state?.metadata?.name ?? "", namespace: OPERATOR_NAMESPACE });
+    const fresh = await waitFor("a new device replaces the old", async () => {
+      const devices = await env.devices("phoenix");
+      const ids = devices.map((d) => d.id);
+      return ids.length === 1 && !ids.includes(old.id) ? devices[0] : undefined;
+    }, { timeoutMs: 150_000, intervalMs: 500 }).catch(async (error: unknown) => {
+      throw new Error(`${(error as Error).message}; ${await diagnose("phoenix")}`);
+    });
+    const svc = await env.waitForService(NS, "phoenix", "ready again", isReady);
+    assert.match(readyCondition(svc)?.message ?? "", /phoenix\./);
+    assert.equal(decoded(await secretOf("phoenix", "state"), "device_id"), fresh.id);
+    await deleteAndWait("phoenix");
+    assert.deepEqual(await env.devices("phoenix"), []);
+  });
+
+  it("a second Service asking for a taken hostname is exposed under a suffixed name, with a Warning naming the owner", async () => {
+    await exposed("dup");
+    await env.waitForService(NS, "dup", "ready", isReady);
+    await env.core.createNamespacedService({
+      namespace: NS,
+      body: { metadata: { name: "dup-two", annotations: { "tailscale.com/expose": "true", "tailscale.com/hostname": "dup" } }, spec: { ports: [{ port: 80 }] } },
+    });
+    const svc = await env.waitForService(NS, "dup-two", "exposed under another name", (s) => readyCondition(s)?.reason === "HostnameTaken");
+    assert.equal(readyCondition(svc)?.status, "True");
+    assert.match(readyCondition(svc)?.message ?? "", new RegExp(`"dup" is taken by Service ${NS}/dup;`));
+    const warning = (await env.events(NS, "dup-two")).find((e) => e.reason === "HostnameTaken");
+    assert.equal(warning?.type, "Warning");
+    assert.equal(readyCondition((await env.service(NS, "dup"))!)?.reason, "ProxyReady", "the owner keeps its name");
+    await deleteAndWait("dup-two");
+    await deleteAndWait("dup");
+    assert.deepEqual((await sandbox.headscaleAdmin.listNodes()).filter((n) => n.name === "dup"), []);
+  });
+
+  it("a proxy that died between logging in and writing device_id leaves no device after the Service is deleted", async () => {
+    await exposed("lazarus");
+    await env.waitForService(NS, "lazarus", "ready", isReady);
+    const [device] = await env.devices("lazarus");
+    assert.ok(device);
+    // What such a crash leaves: tailscaled's own state, but no device_id, and nothing recorded by
+    // the operator (device_id goes first, so the operator cannot record it again meanwhile).
+    const state = await secretOf("lazarus", "state");
+    const config = await secretOf("lazarus", "config");
+    assert.ok(decoded(state, "_profiles")?.includes(device.id), "tailscaled's login profile names the device");
+    const patch = (name: string, body: { data?: object; annotations?: object }): Promise<unknown> =>
+      env.objects.patch(
+        { apiVersion: "v1", kind: "Secret", metadata: { name, namespace: OPERATOR_NAMESPACE, ...(body.annotations ? { annotations: body.annotations } : {}) }, ...(body.data ? { data: body.data } : {}) } as never,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        "application/merge-patch+json",
+      );
+    await patch(state?.metadata?.name ?? "", { data: { device_id: null, device_fqdn: null, device_ips: null } });
+    await patch(config?.metadata?.name ?? "", { annotations: { "tailscale.com/device-id": null } });
+    await deleteAndWait("lazarus");
+    assert.deepEqual(await env.devices("lazarus"), [], "the device named only by tailscaled's profile is deleted");
+  });
+});
