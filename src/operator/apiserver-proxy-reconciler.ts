@@ -7,9 +7,8 @@ import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import type { KubeClient } from "../kube/kube-client.ts";
 import type { Logger } from "../shared/log.ts";
 import type { ReconcileContext, ReconcileResult } from "../runtime/reconciler.ts";
-import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../shared/ingress-config.ts";
-import { LABELS } from "./names.ts";
-import { childLabels, childSelector, ingressSecretName, type ProxyParent } from "./proxy-objects.ts";
+import type { IngressProxyConfig } from "../shared/ingress-config.ts";
+import { childSelector, ingressSecretName, l7ConfigSecret, type ProxyParent } from "./proxy-objects.ts";
 import type { ProxyProvisioner } from "./proxy-provisioner.ts";
 import type { EventRecorder } from "./events.ts";
 import { certificateCovers, checkTlsSecret, type TlsPair } from "./ingress-tls.ts";
@@ -104,7 +103,7 @@ export class ApiServerProxyReconciler {
     const mode = settings.mode;
     const acme = source === "acme" ? settings.acme?.settings : undefined;
     const config: IngressProxyConfig = { version: 1, certificateSource: source, httpRedirect: false, funnel: false, routes: [], apiServer: { mode }, ...(acme ? { acme } : {}) };
-    await this.deps.kube.apply(this.configSecret(config, tls));
+    await this.deps.kube.apply(l7ConfigSecret(this.parent, this.parent.namespace, config, tls, settings.acme?.eabHmacKey));
     const device = await this.deps.provisioner.ensure(
       this.parent,
       {
@@ -151,21 +150,6 @@ export class ApiServerProxyReconciler {
     if ((await this.deps.provisioner.cleanup(this.parent, log)) === "pending") return { requeueAfterMs: 1_000 };
     await this.report("Warning", API_SERVER_PROXY_REASONS.invalid, message, log);
     return {};
-  }
-
-  private configSecret(config: IngressProxyConfig, tls: TlsPair | undefined): V1Secret {
-    const b64 = (s: string): string => Buffer.from(s).toString("base64");
-    return {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: ingressSecretName(this.parent), namespace: this.parent.namespace, labels: { ...childLabels(this.parent), [LABELS.secretType]: "ingress" } },
-      type: "Opaque",
-      data: {
-        [INGRESS_SECRET_KEYS.config]: b64(JSON.stringify(config)),
-        ...(tls ? { [INGRESS_SECRET_KEYS.cert]: b64(tls.certPem), [INGRESS_SECRET_KEYS.key]: b64(tls.keyPem) } : {}),
-        ...(config.acme?.eabKeyId && this.deps.settings.acme?.eabHmacKey ? { [INGRESS_SECRET_KEYS.eabHmacKey]: b64(this.deps.settings.acme.eabHmacKey) } : {}),
-      },
-    };
   }
 
   /** Logs every outcome; an Event only when it differs from the last one. */

@@ -10,15 +10,15 @@ import type { Logger } from "../shared/log.ts";
 import type { ReconcileContext, ReconcileResult } from "../runtime/reconciler.ts";
 import { splitKey } from "../runtime/reconciler.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
-import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../shared/ingress-config.ts";
+import type { IngressProxyConfig } from "../shared/ingress-config.ts";
 import { STATE_SECRET_KEYS } from "../shared/state-keys.ts";
-import { FINALIZER, LABELS } from "./names.ts";
+import { FINALIZER } from "./names.ts";
 import { ingressIntent, INGRESS_ANNOTATIONS, isOurIngress, type IngressExposeIntent, type IngressIntentOptions } from "./ingress-intent.ts";
 import { resolveRoutes } from "./ingress-backends.ts";
 import { certificateCovers, checkTlsSecret, type TlsPair } from "./ingress-tls.ts";
 import { CONDITIONS_ANNOTATION, INGRESS_CONDITIONS, INGRESS_REASONS, nextConditions, readConditions, type IngressCondition } from "./ingress-conditions.ts";
 import type { DeviceStatus, ProxyProvisioner } from "./proxy-provisioner.ts";
-import { childLabels, ingressSecretName, type ProxyParent } from "./proxy-objects.ts";
+import { ingressSecretName, l7ConfigSecret, type ProxyParent } from "./proxy-objects.ts";
 import type { EventRecorder } from "./events.ts";
 import type { OperatorAcme } from "./acme-settings.ts";
 
@@ -104,7 +104,7 @@ export class IngressReconciler {
     let device: DeviceStatus | undefined;
     try {
       // The routing table and certificate exist before the proxy starts, so it never serves without them.
-      await this.deps.kube.apply(this.ingressSecret(parent, config, tls));
+      await this.deps.kube.apply(l7ConfigSecret(parent, this.deps.provisioner.operatorNamespace, config, tls, this.deps.options.acme?.eabHmacKey));
       device = await this.deps.provisioner.ensure(parent, { hostname: intent.hostname, tags: intent.tags, destinations: [], ingressSecret: ingressSecretName(parent) }, log);
     } catch (error) {
       if (error instanceof ControlPlaneError && !error.retryable) {
@@ -209,21 +209,6 @@ export class IngressReconciler {
       if (otherIntent.kind === "expose" && otherIntent.hostname === hostname && rank(other) < rank(ingress)) return key;
     }
     return undefined;
-  }
-
-  private ingressSecret(parent: ProxyParent, config: IngressProxyConfig, tls: TlsPair | undefined): V1Secret {
-    const b64 = (s: string): string => Buffer.from(s).toString("base64");
-    return {
-      apiVersion: "v1",
-      kind: "Secret",
-      metadata: { name: ingressSecretName(parent), namespace: this.deps.provisioner.operatorNamespace, labels: { ...childLabels(parent), [LABELS.secretType]: "ingress" } },
-      type: "Opaque",
-      data: {
-        [INGRESS_SECRET_KEYS.config]: b64(JSON.stringify(config)),
-        ...(tls ? { [INGRESS_SECRET_KEYS.cert]: b64(tls.certPem), [INGRESS_SECRET_KEYS.key]: b64(tls.keyPem) } : {}),
-        ...(config.acme?.eabKeyId && this.deps.options.acme?.eabHmacKey ? { [INGRESS_SECRET_KEYS.eabHmacKey]: b64(this.deps.options.acme.eabHmacKey) } : {}),
-      },
-    };
   }
 
   /** Removes the proxy and device of an Ingress that still carries our finalizer (also for uninstall). */

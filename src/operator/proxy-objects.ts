@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import type { V1Container, V1EnvVar, V1PodSecurityContext, V1ResourceRequirements, V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
 import { ANNOTATIONS, LABELS } from "./names.ts";
 import { EGRESS_ENV, type EgressPort } from "../shared/egress.ts";
+import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../shared/ingress-config.ts";
 
 export interface ProxyParent {
   readonly namespace: string;
@@ -83,6 +84,25 @@ export function configSecretName(parent: ProxyParent): string {
 /** An Ingress proxy's routing table and certificate (src/shared/ingress-config.ts). */
 export function ingressSecretName(parent: ProxyParent): string {
   return `${proxyName(parent)}-ingress`;
+}
+
+/**
+ * An L7 proxy's `<proxy>-ingress` Secret (src/shared/ingress-config.ts): its config, the copy of a
+ * user's certificate for the "secret" source, and the ACME EAB HMAC key when the config names one.
+ */
+export function l7ConfigSecret(parent: ProxyParent, namespace: string, config: IngressProxyConfig, tls: { certPem: string; keyPem: string } | undefined, eabHmacKey: string | undefined): V1Secret {
+  const b64 = (s: string): string => Buffer.from(s).toString("base64");
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: ingressSecretName(parent), namespace, labels: { ...childLabels(parent), [LABELS.secretType]: "ingress" } },
+    type: "Opaque",
+    data: {
+      [INGRESS_SECRET_KEYS.config]: b64(JSON.stringify(config)),
+      ...(tls ? { [INGRESS_SECRET_KEYS.cert]: b64(tls.certPem), [INGRESS_SECRET_KEYS.key]: b64(tls.keyPem) } : {}),
+      ...(config.acme?.eabKeyId && eabHmacKey ? { [INGRESS_SECRET_KEYS.eabHmacKey]: b64(eabHmacKey) } : {}),
+    },
+  };
 }
 
 /** Labels that tie children to the parent (owner references cannot cross namespaces). */
