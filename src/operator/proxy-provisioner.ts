@@ -3,7 +3,7 @@
 // several passes and reports "pending" until the proxy's pods are gone.
 import type { V1Pod, V1Secret, V1StatefulSet } from "@kubernetes/client-node";
 import type { KubeClient } from "../kube/kube-client.ts";
-import type { ControlPlane } from "../control/control-plane.ts";
+import { ControlPlaneError, type ControlPlane } from "../control/control-plane.ts";
 import type { Logger } from "../shared/log.ts";
 import { ANNOTATIONS, LABELS, STATE_SECRET_KEYS } from "./names.ts";
 import {
@@ -121,7 +121,16 @@ export class ProxyProvisioner {
     const lost = recorded !== undefined && state?.metadata?.annotations?.[ANNOTATIONS.replacesDevice] === recorded;
     if (config && lost) await this.recoverLostState(parent, target, config, recorded, log);
     else if (config && state && refusedKey(state)) await this.replaceRefusedKey(parent, target, config, log);
-    else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) await this.mintKey(parent, target, config, log);
+    else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) {
+      try {
+        await this.mintKey(parent, target, config, log);
+      } catch (error) {
+        // The proxy's first key: nothing runs yet, so a control plane that refuses or fails
+        // leaves nothing behind either (a keyless Secret would be a half-made proxy).
+        if (error instanceof ControlPlaneError) await this.removeUnstarted(parent, log);
+        throw error;
+      }
+    }
     if (!target.serviceAccount) await this.kube.apply(proxyServiceAccount(parent, this.settings));
     await this.kube.apply(proxyRole(parent, this.settings));
     await this.kube.apply(proxyRoleBinding(parent, this.settings, target));
@@ -131,6 +140,14 @@ export class ProxyProvisioner {
     const device = deviceFromState(state);
     if (device && config && device.id !== recorded) await this.recordDevice(parent, config, recorded, device.id, log);
     return device;
+  }
+
+  /** Removes the Secrets of a proxy that has no StatefulSet yet (never started, no device). */
+  private async removeUnstarted(parent: ProxyParent, log: Logger): Promise<void> {
+    const ns = this.settings.operatorNamespace;
+    if (await this.kube.get<V1StatefulSet>({ apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: proxyName(parent) })) return;
+    for (const name of [configSecretName(parent), stateSecretName(parent)]) await this.kube.delete({ apiVersion: "v1", kind: "Secret", namespace: ns, name });
+    log.info("no auth key could be minted; the proxy's Secrets are removed until it can");
   }
 
   private async readConfig(parent: ProxyParent): Promise<V1Secret | undefined> {

@@ -162,6 +162,7 @@ describe("ServiceReconciler", () => {
     assert.match(service().status?.conditions?.[0]?.message ?? "", /HTTP 401: Unauthorized/);
     assert.equal(events.at(-1)?.type, "Warning");
     assert.equal(kube.ofKind("StatefulSet").length, 0);
+    assert.deepEqual(kube.ofKind("Secret").map((s) => s.metadata?.name), [], "no keyless Secret is left behind");
   });
 
   it("6a: retries a control plane that is down, throttles or times out (not terminal)", async () => {
