@@ -142,10 +142,11 @@ before(async () => {
     data: { "tls.crt": (await readFile(join(dir, "tls.crt"))).toString("base64"), "tls.key": (await readFile(join(dir, "tls.key"))).toString("base64") },
   } as KubernetesObject);
   await installOperator(sandbox, { values: AUTH_VALUES });
+  // Hostnames of their own: a MagicDNS name stays with the first device that had it in the shared tailnet.
   [alice, bob, ci] = await Promise.all([
-    sandbox.addDevice("alice-laptop", { user: "alice" }),
-    sandbox.addDevice("bob-laptop", { user: "bob" }),
-    sandbox.addDevice("ci-runner", { tags: ["tag:test"] }),
+    sandbox.addDevice("apiproxy-alice", { user: "alice" }),
+    sandbox.addDevice("apiproxy-bob", { user: "bob" }),
+    sandbox.addDevice("apiproxy-ci", { tags: ["tag:test"] }),
   ]);
 
   // What the tailnet identities may do: tailnet-readers (alice's grant) read pods and use them in
@@ -213,7 +214,7 @@ describe("API server proxy (auth): tailnet identities against the real API serve
 
   it("a tagged device is impersonated by its MagicDNS name, with its tags as groups when no grant applies", async () => {
     const me = await whoami(ci, ciConfig);
-    assert.equal(me.username, `ci-runner.${TAILNET_DOMAIN}`);
+    assert.equal(me.username, `apiproxy-ci.${TAILNET_DOMAIN}`);
     assert.ok(me.groups.includes("tag:test"), `groups: ${JSON.stringify(me.groups)}`);
     const maps = await run(ci, ciConfig, ["get", "configmaps", "-n", NS, "-o", "name"]);
     assert.ok(maps.ok, maps.stderr);
