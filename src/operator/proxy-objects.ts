@@ -125,7 +125,8 @@ export function deviceIdentity(target: ProxyTarget): string {
 }
 
 /** Made without a key: the key is minted once the Secret that will hold it exists (no leak on a failed create). */
-export function configSecret(parent: ProxyParent, settings: ProxySettings, target: ProxyTarget): V1Secret {
+/** key: the proxy's first auth key and its id, written with the Secret in one create. */
+export function configSecret(parent: ProxyParent, settings: ProxySettings, target: ProxyTarget, key?: { id: string; key: string }): V1Secret {
   return {
     apiVersion: "v1",
     kind: "Secret",
@@ -133,8 +134,9 @@ export function configSecret(parent: ProxyParent, settings: ProxySettings, targe
       name: configSecretName(parent),
       namespace: settings.operatorNamespace,
       labels: { ...childLabels(parent), [LABELS.secretType]: "config" },
-      annotations: { [ANNOTATIONS.proxyIdentity]: deviceIdentity(target) },
+      annotations: { [ANNOTATIONS.proxyIdentity]: deviceIdentity(target), ...(key ? { [ANNOTATIONS.authKeyId]: key.id } : {}) },
     },
+    ...(key ? { data: { [AUTH_KEY_FIELD]: Buffer.from(key.key).toString("base64") } } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
 // several passes and reports "pending" until the proxy's pods are gone.
 import type { V1Pod, V1Secret, V1StatefulSet } from "@kubernetes/client-node";
 import type { KubeClient } from "../kube/kube-client.ts";
-import { ControlPlaneError, type ControlPlane } from "../control/control-plane.ts";
+import type { ControlPlane } from "../control/control-plane.ts";
 import type { Logger } from "../shared/log.ts";
 import { ANNOTATIONS, LABELS, STATE_SECRET_KEYS } from "./names.ts";
 import {
@@ -105,10 +105,7 @@ export class ProxyProvisioner {
       if ((await this.cleanup(parent, log)) === "pending") return undefined;
       config = undefined;
     }
-    if (!config) {
-      const created = await this.kube.create(configSecret(parent, this.settings, target));
-      config = created === "exists" ? await this.readConfig(parent) : created;
-    }
+    if (!config) config = await this.createConfig(parent, target, log);
     const recorded = config?.metadata?.annotations?.[ANNOTATIONS.deviceId];
     let state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
     if (!state) {
@@ -121,16 +118,7 @@ export class ProxyProvisioner {
     const lost = recorded !== undefined && state?.metadata?.annotations?.[ANNOTATIONS.replacesDevice] === recorded;
     if (config && lost) await this.recoverLostState(parent, target, config, recorded, log);
     else if (config && state && refusedKey(state)) await this.replaceRefusedKey(parent, target, config, log);
-    else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) {
-      try {
-        await this.mintKey(parent, target, config, log);
-      } catch (error) {
-        // The proxy's first key: nothing runs yet, so a control plane that refuses or fails
-        // leaves nothing behind either (a keyless Secret would be a half-made proxy).
-        if (error instanceof ControlPlaneError) await this.removeUnstarted(parent, log);
-        throw error;
-      }
-    }
+    else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) await this.mintKey(parent, target, config, log);
     if (!target.serviceAccount) await this.kube.apply(proxyServiceAccount(parent, this.settings));
     await this.kube.apply(proxyRole(parent, this.settings));
     await this.kube.apply(proxyRoleBinding(parent, this.settings, target));
@@ -142,12 +130,28 @@ export class ProxyProvisioner {
     return device;
   }
 
-  /** Removes the Secrets of a proxy that has no StatefulSet yet (never started, no device). */
-  private async removeUnstarted(parent: ProxyParent, log: Logger): Promise<void> {
-    const ns = this.settings.operatorNamespace;
-    if (await this.kube.get<V1StatefulSet>({ apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: proxyName(parent) })) return;
-    for (const name of [configSecretName(parent), stateSecretName(parent)]) await this.kube.delete({ apiVersion: "v1", kind: "Secret", namespace: ns, name });
-    log.info("no auth key could be minted; the proxy's Secrets are removed until it can");
+  /**
+   * A new proxy's config Secret, created with its first key in one write: a control plane that
+   * refuses or fails leaves nothing behind (no keyless Secret, no half-made proxy), and a key whose
+   * Secret could not be created (a failed write, or another pass that created it first) is revoked.
+   * A proxy whose state already holds a login (its config Secret deleted by hand) gets no key.
+   */
+  private async createConfig(parent: ProxyParent, target: ProxyTarget, log: Logger): Promise<V1Secret | undefined> {
+    const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
+    const minted = isLoggedIn(state) ? undefined : await this.controlPlane.createAuthKey({ tags: target.tags });
+    let created: V1Secret | "exists";
+    try {
+      created = await this.kube.create(configSecret(parent, this.settings, target, minted));
+    } catch (error) {
+      if (minted) await this.revokeKey(minted.id, log);
+      throw error;
+    }
+    if (created !== "exists") {
+      if (minted) log.info({ secret: configSecretName(parent), keyId: minted.id }, "auth key minted for the proxy");
+      return created;
+    }
+    if (minted) await this.revokeKey(minted.id, log);
+    return this.readConfig(parent);
   }
 
   private async readConfig(parent: ProxyParent): Promise<V1Secret | undefined> {

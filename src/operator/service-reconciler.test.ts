@@ -290,16 +290,17 @@ describe("ServiceReconciler", () => {
     assert.equal(kube.ofKind("Secret").length, 0);
   });
 
-  it("11: a key whose write into the config Secret fails is revoked at once", async () => {
+  it("11: a key whose config Secret cannot be created is revoked at once, and nothing is left", async () => {
     seedService();
     await reconciler.reconcile(KEY, ctx);
-    // Another writer moved the config Secret between the read and the conditional write.
-    const realPatch = kube.mergePatch.bind(kube);
-    kube.mergePatch = (ref, patch) => (ref.kind === "Secret" && ref.name.endsWith("-config") ? Promise.reject(new Error("conflict")) : realPatch(ref, patch));
+    // The create of the config Secret (which carries the new key) fails.
+    const realCreate = kube.create.bind(kube);
+    kube.create = ((object: Parameters<typeof kube.create>[0]) => (object.kind === "Secret" && (object.metadata?.name ?? "").endsWith("-config") ? Promise.reject(new Error("conflict")) : realCreate(object))) as typeof kube.create;
     await assert.rejects(reconciler.reconcile(KEY, ctx), /conflict/);
     assert.equal(control.keys.length, 1);
     assert.deepEqual(control.unrevokedKeyIds(), [], "the minted key was revoked");
-    kube.mergePatch = realPatch;
+    assert.deepEqual(kube.ofKind("Secret").map((secret) => secret.metadata?.name), [], "no keyless Secret");
+    kube.create = realCreate;
     await reconciler.reconcile(KEY, ctx);
     assert.deepEqual(control.unrevokedKeyIds(), ["id-2"], "the next pass mints the key the Secret holds");
   });
