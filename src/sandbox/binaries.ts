@@ -103,20 +103,21 @@ export function resolveNodeBinaries(): NodeBinaries {
   return bins;
 }
 
-/** Pebble, the ACME test CA (built by scripts/build-bins.sh like the rest; only the ACME tests need it). */
-export function resolvePebble(): string {
-  const version = readPins()["PEBBLE_VERSION"];
-  if (!version) throw new Error("scripts/pins.env has no PEBBLE_VERSION");
-  const path = join(binCacheDir(), `pebble-${version}`, "pebble");
+/** One binary built into <cache>/bin/<dir>-<pinned version>/; throws naming what is missing. */
+function resolvePinned(dir: string, pinKey: string, binary: string): string {
+  const version = readPins()[pinKey];
+  if (!version) throw new Error(`scripts/pins.env has no ${pinKey}`);
+  const path = join(binCacheDir(), `${dir}-${version}`, binary);
   if (!existsSync(path)) throw new Error(`missing sandbox binary: ${path}; build it with scripts/build-bins.sh (make bins)`);
   return path;
 }
 
+/** Pebble, the ACME test CA (built by scripts/build-bins.sh like the rest; only the ACME tests need it). */
+export function resolvePebble(): string {
+  return resolvePinned("pebble", "PEBBLE_VERSION", "pebble");
+}
+
 /** kubectl of the sandbox's Kubernetes version, for tests that act as a tailnet user would. */
 export function resolveKubectl(): string {
-  const version = readPins()["K8S_VERSION"];
-  if (!version) throw new Error("scripts/pins.env has no K8S_VERSION");
-  const path = join(binCacheDir(), `kubectl-${version}`, "kubectl");
-  if (!existsSync(path)) throw new Error(`missing sandbox binary: ${path}; build it with scripts/build-bins.sh (make bins)`);
-  return path;
+  return resolvePinned("kubectl", "K8S_VERSION", "kubectl");
 }
