@@ -15,6 +15,16 @@ export interface AuthKey {
   readonly key: string;
 }
 
+/** A key as the control plane lists it (never the secret): what the orphan sweep decides on. */
+export interface AuthKeyRecord {
+  readonly id: string;
+  readonly tags: readonly string[];
+  /** Milliseconds since the epoch, by the control plane's clock. */
+  readonly createdAt: number;
+  /** Could still join a device: not used (or reusable), not expired, not revoked. */
+  readonly usable: boolean;
+}
+
 export interface Device {
   readonly id: string;
   /** The hostname the device reported (tailscaled's --hostname), not its MagicDNS name. */
@@ -29,6 +39,8 @@ export interface ControlPlane {
   createAuthKey(request: AuthKeyRequest): Promise<AuthKey>;
   /** Revokes a key so it joins no device; a used, expired or unknown key is not an error. */
   revokeAuthKey(id: string): Promise<void>;
+  /** The keys these credentials created or can see, used and unused. */
+  listAuthKeys(): Promise<AuthKeyRecord[]>;
   /** Every device of the tailnet that the credentials can see. */
   listDevices(): Promise<Device[]>;
   /** The device, or undefined if the control plane does not know it. */

@@ -1,6 +1,6 @@
 // Headscale through its native REST API (/api/v1, API-key auth). The pinned release has no
 // Tailscale-compatible /api/v2 (docs/adr/0004-control-plane-apis.md).
-import type { AuthKey, AuthKeyRequest, ControlPlane, Device } from "./control-plane.ts";
+import type { AuthKey, AuthKeyRecord, AuthKeyRequest, ControlPlane, Device } from "./control-plane.ts";
 import { JsonHttpClient } from "./http.ts";
 
 // uint64 ids: grpc-gateway sends them as strings, but a number would not surprise.
@@ -10,6 +10,16 @@ interface HeadscaleNode {
   givenName?: string;
   ipAddresses?: string[];
   tags?: string[];
+}
+
+interface HeadscalePreAuthKey {
+  id: string | number;
+  reusable?: boolean;
+  used?: boolean;
+  /** RFC 3339 timestamps (grpc-gateway's rendering of protobuf Timestamps). */
+  expiration?: string;
+  createdAt?: string;
+  aclTags?: string[];
 }
 
 const DAY_SECONDS = 86_400;
@@ -37,6 +47,18 @@ export class HeadscaleApi implements ControlPlane {
   async revokeAuthKey(id: string): Promise<void> {
     // Expiring is Headscale's revocation: the key stays listed (as expired) but joins nothing.
     await this.http.request({ method: "POST", path: "/api/v1/preauthkey/expire", body: { id }, accept: [404] });
+  }
+
+  async listAuthKeys(): Promise<AuthKeyRecord[]> {
+    const response = await this.http.request<{ preAuthKeys?: HeadscalePreAuthKey[] }>({ method: "GET", path: "/api/v1/preauthkey" });
+    const now = Date.now();
+    return (response.body?.preAuthKeys ?? []).map((key) => ({
+      id: String(key.id),
+      tags: key.aclTags ?? [],
+      createdAt: Date.parse(key.createdAt ?? "") || 0,
+      // Revoking expires a key, so an expired key is a revoked one too.
+      usable: (key.reusable === true || key.used !== true) && (Date.parse(key.expiration ?? "") || 0) > now,
+    }));
   }
 
   async listDevices(): Promise<Device[]> {

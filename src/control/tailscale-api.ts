@@ -1,7 +1,7 @@
 // Tailscale's hosted API (v2) with OAuth client credentials, as the Tailscale operator uses it:
 // tagged pre-authorized keys for proxies, device lookup and deletion. The tailnet is "-" (the
 // credential's own).
-import type { AuthKey, AuthKeyRequest, ControlPlane, Device } from "./control-plane.ts";
+import type { AuthKey, AuthKeyRecord, AuthKeyRequest, ControlPlane, Device } from "./control-plane.ts";
 import { JsonHttpClient } from "./http.ts";
 
 interface TailscaleDevice {
@@ -12,6 +12,19 @@ interface TailscaleDevice {
   addresses?: string[];
   tags?: string[];
 }
+
+/** A key as GET /tailnet/-/keys/{id} describes it; API tokens and OAuth clients have no device capabilities. */
+interface TailscaleKey {
+  id: string;
+  created?: string;
+  expires?: string;
+  revoked?: string;
+  invalid?: boolean;
+  capabilities?: { devices?: { create?: { reusable?: boolean; tags?: string[] } } };
+}
+
+/** Key details are read a few at a time: one request per key, bounded. */
+const KEY_READS_IN_FLIGHT = 4;
 
 /** Refresh the access token this long before it expires. */
 const TOKEN_MARGIN_MS = 60_000;
@@ -64,6 +77,26 @@ export class TailscaleApi implements ControlPlane {
 
   async revokeAuthKey(id: string): Promise<void> {
     await this.http.request({ method: "DELETE", path: `/api/v2/tailnet/-/keys/${encodeURIComponent(id)}`, accept: [404] });
+  }
+
+  /** The credential's own keys (the API lists only those by default); details one by one. */
+  async listAuthKeys(): Promise<AuthKeyRecord[]> {
+    const listed = await this.http.request<{ keys?: { id: string }[] }>({ method: "GET", path: "/api/v2/tailnet/-/keys" });
+    const ids = (listed.body?.keys ?? []).map((k) => k.id);
+    const records: AuthKeyRecord[] = [];
+    const now = Date.now();
+    const read = async (): Promise<void> => {
+      for (let id = ids.shift(); id !== undefined; id = ids.shift()) {
+        const response = await this.http.request<TailscaleKey>({ method: "GET", path: `/api/v2/tailnet/-/keys/${encodeURIComponent(id)}`, accept: [404] });
+        const key = response.status === 404 ? undefined : response.body;
+        const create = key?.capabilities?.devices?.create;
+        if (!key || !create) continue;
+        const usable = key.invalid !== true && !key.revoked && (Date.parse(key.expires ?? "") || 0) > now;
+        records.push({ id: key.id, tags: create.tags ?? [], createdAt: Date.parse(key.created ?? "") || 0, usable });
+      }
+    };
+    await Promise.all(Array.from({ length: KEY_READS_IN_FLIGHT }, read));
+    return records;
   }
 
   async listDevices(): Promise<Device[]> {

@@ -36,6 +36,7 @@ import { IngressIndex } from "./ingress-index.ts";
 import { loadAcme, type OperatorAcme } from "./acme-settings.ts";
 import type { Logger } from "../shared/log.ts";
 import { ApiServerProxyReconciler } from "./apiserver-proxy-reconciler.ts";
+import { OrphanSweeper } from "./orphan-sweep.ts";
 
 function controlPlane(config: OperatorConfig): ControlPlane {
   if (config.CONTROL_PLANE === "headscale") {
@@ -73,7 +74,8 @@ function compose(config: OperatorConfig, log: Logger) {
   kc.loadFromDefault();
   // Reads come from the watches' caches once run() registers them; uninstall reads live.
   const kube = new CachedKubeClient(new ClientNodeKubeClient(kc));
-  const provisioner = new ProxyProvisioner(kube, controlPlane(config), {
+  const tailnet = controlPlane(config);
+  const provisioner = new ProxyProvisioner(kube, tailnet, {
     operatorNamespace: config.OPERATOR_NAMESPACE,
     image: config.PROXY_IMAGE,
     loginServer: config.OPERATOR_LOGIN_SERVER,
@@ -104,6 +106,8 @@ function compose(config: OperatorConfig, log: Logger) {
   });
   const reconciler = new ServiceReconciler({ kube, provisioner, events, clock: systemClock, intent: intentOptions, egress });
   const deployment = config.OPERATOR_DEPLOYMENT;
+  const apiServerProxyTags = (config.APISERVER_PROXY_TAGS ?? config.PROXY_TAGS).split(",").map((t) => t.trim()).filter(Boolean);
+  const orphanSweep = { controlPlane: tailnet, kube, namespace: config.OPERATOR_NAMESPACE, defaultTags: [...intentOptions.defaultTags, ...apiServerProxyTags], log };
   const apiServerProxy = new ApiServerProxyReconciler({
     kube,
     provisioner,
@@ -111,7 +115,7 @@ function compose(config: OperatorConfig, log: Logger) {
     settings: {
       mode: config.APISERVER_PROXY,
       hostname: config.APISERVER_PROXY_HOSTNAME,
-      tags: (config.APISERVER_PROXY_TAGS ?? config.PROXY_TAGS).split(",").map((t) => t.trim()).filter(Boolean),
+      tags: apiServerProxyTags,
       tlsSecret: config.APISERVER_PROXY_TLS_SECRET,
       http: config.APISERVER_PROXY_HTTP,
       serviceAccount: config.APISERVER_PROXY_SERVICE_ACCOUNT,
@@ -120,7 +124,7 @@ function compose(config: OperatorConfig, log: Logger) {
     },
     reportTo: () => (deployment ? kube.get({ apiVersion: "apps/v1", kind: "Deployment", namespace: config.OPERATOR_NAMESPACE, name: deployment }) : Promise.resolve(undefined)),
   });
-  return { kc, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions };
+  return { kc, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep };
 }
 
 async function uninstall(config: OperatorConfig): Promise<void> {
@@ -139,8 +143,9 @@ async function uninstall(config: OperatorConfig): Promise<void> {
 
 async function run(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
-  const { kc, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions } = compose(config, log);
+  const { kc, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep } = compose(config, log);
   const metrics = new RuntimeMetrics();
+  const sweeper = new OrphanSweeper({ ...orphanSweep, clock: systemClock, onRevoked: (count) => { metrics.orphanKeysRevoked.inc(count); } });
   const elector = config.LEADER_ELECTION
     ? new LeaderElector({
         kube,
@@ -247,9 +252,11 @@ async function run(config: OperatorConfig): Promise<void> {
     await Promise.all(watches.map((w) => w.synced));
     http.setReady(true);
     log.info({ watches: watches.length }, "watches synced");
+    // Before any worker mints a key: what a predecessor minted and never stored is revoked.
+    await sweeper.initial();
     // Also when it is off: a proxy left from an earlier configuration is removed.
     apiServerController.enqueue(apiServerProxy.key);
-    const workers = Promise.all([controller.run(acting), ingressController.run(acting), apiServerController.run(acting)]);
+    const workers = Promise.all([controller.run(acting), ingressController.run(acting), apiServerController.run(acting), sweeper.periodic(acting)]);
     log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
     await workers;
     await Promise.all(watches.map((w) => w.stop()));

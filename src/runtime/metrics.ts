@@ -8,6 +8,7 @@ export class RuntimeMetrics {
   readonly queueDepth: Gauge<"controller">;
   readonly isLeader: Gauge;
   readonly leaderSince: Gauge;
+  readonly orphanKeysRevoked: Counter;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "tailnet_operator_" });
@@ -31,6 +32,7 @@ export class RuntimeMetrics {
       registers: [this.registry],
     });
     this.isLeader = new Gauge({ name: "tailnet_operator_is_leader", help: "1 while this replica acts as the leader (holds the Lease and runs its workers).", registers: [this.registry] });
+    this.orphanKeysRevoked = new Counter({ name: "tailnet_operator_orphan_auth_keys_revoked_total", help: "Auth keys the orphan sweep revoked: minted, but held by no proxy's Secret (an operator stopped between minting and storing).", registers: [this.registry] });
     this.leaderSince = new Gauge({ name: "tailnet_operator_leader_since_seconds", help: "Unix time at which this replica started acting as the leader; 0 while it does not.", registers: [this.registry] });
   }
 }

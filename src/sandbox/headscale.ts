@@ -132,13 +132,23 @@ export class HeadscaleAdmin {
   }
 
   async createPreAuthKey(options: PreAuthKeyOptions): Promise<string> {
+    return (await this.mintPreAuthKey(options)).key;
+  }
+
+  /** A new key with its id (what revokes it). */
+  async mintPreAuthKey(options: PreAuthKeyOptions): Promise<{ id: string; key: string }> {
     const args = ["preauthkeys", "create", "--expiration", "24h"];
     if (options.user !== undefined) args.push("--user", String(options.user));
     if (options.tags?.length) args.push("--tags", options.tags.join(","));
     if (options.reusable) args.push("--reusable");
     if (options.ephemeral) args.push("--ephemeral");
-    const key = await this.json<{ key: string }>(args);
-    return key.key;
+    const key = await this.json<{ id: string | number; key: string }>(args);
+    return { id: String(key.id), key: key.key };
+  }
+
+  /** Headscale's revocation: the key joins nothing more. */
+  async expirePreAuthKey(id: string): Promise<void> {
+    await this.cli(["preauthkeys", "expire", "--id", id]);
   }
 
   /** Every pre-auth key, including used and expired ones (the CLI prints null for none). */

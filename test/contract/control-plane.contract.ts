@@ -45,6 +45,24 @@ export function controlPlaneContract(name: string, subject: () => ContractSubjec
       await controlPlane.revokeAuthKey("999999");
     });
 
+    it("lists its keys with their tags and creation time; a used or revoked key is no longer usable", async () => {
+      const { controlPlane, join } = subject();
+      const before = Date.now() - 60_000;
+      const used = await controlPlane.createAuthKey({ tags: ["tag:k8s"] });
+      const revoked = await controlPlane.createAuthKey({ tags: ["tag:k8s"] });
+      const fresh = await controlPlane.createAuthKey({ tags: ["tag:k8s"] });
+      const id = await join(used.key, "contract-keys");
+      await controlPlane.revokeAuthKey(revoked.id);
+      const byId = new Map((await controlPlane.listAuthKeys()).map((k) => [k.id, k]));
+      assert.deepEqual(byId.get(fresh.id)?.tags, ["tag:k8s"]);
+      assert.equal(byId.get(fresh.id)?.usable, true);
+      assert.ok((byId.get(fresh.id)?.createdAt ?? 0) > before, "the creation time is the control plane's, in ms");
+      assert.equal(byId.get(used.id)?.usable ?? false, false, "a used single-use key joins nothing more");
+      assert.equal(byId.get(revoked.id)?.usable ?? false, false);
+      await controlPlane.revokeAuthKey(fresh.id);
+      await controlPlane.deleteDevice(id);
+    });
+
     it("lists devices with the hostname they reported and their tags", async () => {
       const { controlPlane, join } = subject();
       const id = await join((await controlPlane.createAuthKey({ tags: ["tag:k8s"] })).key, "contract-c");

@@ -1,6 +1,6 @@
 // An in-memory ControlPlane for reconciler tests: records minted keys and deleted devices, and
 // can be told to fail like a control plane with wrong credentials.
-import type { AuthKey, ControlPlaneError, AuthKeyRequest, ControlPlane, Device } from "../../src/control/control-plane.ts";
+import type { AuthKey, AuthKeyRecord, ControlPlaneError, AuthKeyRequest, ControlPlane, Device } from "../../src/control/control-plane.ts";
 
 export class FakeControlPlane implements ControlPlane {
   readonly loginServer = "http://control.test";
@@ -13,12 +13,24 @@ export class FakeControlPlane implements ControlPlane {
   createAuthKey(request: AuthKeyRequest): Promise<AuthKey> {
     if (this.failWith) return Promise.reject(this.failWith);
     this.keys.push(request);
+    this.mintedAt.push(this.now());
     return Promise.resolve({ id: `id-${this.keys.length}`, key: `key-${this.keys.length}` });
   }
 
   revokeAuthKey(id: string): Promise<void> {
     this.revoked.push(id);
     return Promise.resolve();
+  }
+
+  /** Keys the control plane holds without this fake having minted them (another operator's, a crash's). */
+  readonly foreignKeys: AuthKeyRecord[] = [];
+  /** The control plane's clock, read when a key is minted. */
+  now: () => number = () => 0;
+  private readonly mintedAt: number[] = [];
+
+  listAuthKeys(): Promise<AuthKeyRecord[]> {
+    const minted = this.keys.map((request, i) => ({ id: `id-${i + 1}`, tags: request.tags, createdAt: this.mintedAt[i] ?? 0, usable: !this.revoked.includes(`id-${i + 1}`) }));
+    return Promise.resolve([...minted, ...this.foreignKeys.map((k) => ({ ...k, usable: k.usable && !this.revoked.includes(k.id) }))]);
   }
 
   /** Minted keys not revoked (the fake does not model use). */

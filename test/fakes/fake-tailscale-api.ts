@@ -10,6 +10,8 @@ interface Key {
   readonly key: string;
   readonly reusable: boolean;
   readonly tags: readonly string[];
+  readonly created: number;
+  readonly expires: number;
   used: boolean;
   revoked: boolean;
 }
@@ -68,6 +70,18 @@ export class FakeTailscaleApi {
     return [...this.keys.values()].filter((k) => !k.revoked && (k.reusable || !k.used)).map((k) => ({ id: k.id, tags: k.tags }));
   }
 
+  private keyJson(k: Key): Record<string, unknown> {
+    return {
+      id: k.id,
+      description: "",
+      created: new Date(k.created).toISOString(),
+      expires: new Date(k.expires).toISOString(),
+      ...(k.revoked ? { revoked: new Date().toISOString() } : {}),
+      invalid: k.revoked || (k.used && !k.reusable) || k.expires <= Date.now(),
+      capabilities: { devices: { create: { reusable: k.reusable, ephemeral: false, preauthorized: true, tags: k.tags } } },
+    };
+  }
+
   private deviceJson(found: Device): Record<string, unknown> {
     return { id: found.id, nodeId: found.id, hostname: found.hostname, name: `${found.hostname}.tail-fake.ts.net`, addresses: found.addresses, tags: found.tags };
   }
@@ -97,7 +111,8 @@ export class FakeTailscaleApi {
     const device = /^\/api\/v2\/device\/([^/]+)$/.exec(url.pathname);
     const keyPath = /^\/api\/v2\/tailnet\/-\/keys\/([^/]+)$/.exec(url.pathname);
     if (req.method === "POST" && url.pathname === "/api/v2/tailnet/-/keys") {
-      const create = (JSON.parse(body || "{}") as { capabilities?: { devices?: { create?: { reusable?: boolean; tags?: string[] } } } }).capabilities?.devices?.create;
+      const request = JSON.parse(body || "{}") as { expirySeconds?: number; capabilities?: { devices?: { create?: { reusable?: boolean; tags?: string[] } } } };
+      const create = request.capabilities?.devices?.create;
       const tags = create?.tags ?? [];
       const bad = tags.find((tag) => !TAG.test(tag));
       if (bad !== undefined) {
@@ -106,8 +121,17 @@ export class FakeTailscaleApi {
       }
       const key = `tskey-auth-${randomBytes(12).toString("hex")}`;
       const id = `k${key.slice(11, 19)}CNTRL`;
-      this.keys.set(key, { id, key, reusable: create?.reusable ?? false, tags, used: false, revoked: false });
-      send(200, { id, key, capabilities: { devices: { create } } });
+      const created = Date.now();
+      const entry = { id, key, reusable: create?.reusable ?? false, tags, created, expires: created + (request.expirySeconds ?? 90 * 86_400) * 1000, used: false, revoked: false };
+      this.keys.set(key, entry);
+      send(200, { ...this.keyJson(entry), key });
+    } else if (req.method === "GET" && url.pathname === "/api/v2/tailnet/-/keys") {
+      // As the published API: the caller's own keys, ids only; details come from the key itself.
+      send(200, { keys: [...this.keys.values()].filter((k) => !k.revoked).map((k) => ({ id: k.id })) });
+    } else if (keyPath?.[1] && req.method === "GET") {
+      const found = [...this.keys.values()].find((k) => k.id === keyPath[1]);
+      if (found) send(200, this.keyJson(found));
+      else send(404, { message: "not found" });
     } else if (keyPath?.[1] && req.method === "DELETE") {
       const found = [...this.keys.values()].find((k) => k.id === keyPath[1]);
       if (found) found.revoked = true;

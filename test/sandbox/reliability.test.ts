@@ -152,4 +152,20 @@ describe("reliability", () => {
     await deleteAndWait("lazarus");
     assert.deepEqual(await env.devices("lazarus"), [], "the device named only by tailscaled's profile is deleted");
   });
+
+  it("a key minted by an operator stopped before it stored the key is revoked by the next leader; other keys are left alone", async () => {
+    // What a crash between the mint and the Secret write leaves: a usable key with the proxies'
+    // tags that no Secret names. A user's own key (no tags of ours) must survive the sweep.
+    const orphan = await sandbox.headscaleAdmin.mintPreAuthKey({ tags: ["tag:k8s"] });
+    const users = await sandbox.headscaleAdmin.mintPreAuthKey({ user: await sandbox.headscaleAdmin.ensureUser("sweep-bystander") });
+    try {
+      assert.ok((await env.usableKeys()).some((k) => k.id === orphan.id), "the orphan is usable before the sweep");
+      const [pod] = await env.operatorPods();
+      await env.core.deleteNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: pod?.metadata?.name ?? "" });
+      await waitFor("the next leader revokes the orphaned key", async () => ((await env.usableKeys()).some((k) => k.id === orphan.id) ? undefined : true), { timeoutMs: 180_000, intervalMs: 1_000 });
+      assert.ok((await env.usableKeys()).some((k) => k.id === users.id), "a key without the operator's tags is not the operator's to revoke");
+    } finally {
+      await sandbox.headscaleAdmin.expirePreAuthKey(users.id);
+    }
+  });
 });
