@@ -14,6 +14,7 @@ export const INGRESS_REASONS = {
   invalidBackend: "InvalidIngressBackend",
   invalidTls: "InvalidTLSSecret",
   hostnameInUse: "HostnameInUse",
+  hostnameTaken: "HostnameTaken",
   noCertificateSource: "CertificateUnavailable",
   certificateFailed: "CertificateFailed",
   funnelEnabled: "FunnelEnabled",

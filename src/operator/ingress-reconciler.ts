@@ -12,7 +12,7 @@ import { splitKey } from "../runtime/reconciler.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
 import type { IngressProxyConfig } from "../shared/ingress-config.ts";
 import { STATE_SECRET_KEYS } from "../shared/state-keys.ts";
-import { FINALIZER } from "./names.ts";
+import { ANNOTATIONS, FINALIZER } from "./names.ts";
 import { ingressIntent, INGRESS_ANNOTATIONS, isOurIngress, type IngressExposeIntent, type IngressIntentOptions } from "./ingress-intent.ts";
 import { resolveRoutes } from "./ingress-backends.ts";
 import { certificateCovers, checkTlsSecret, type TlsPair } from "./ingress-tls.ts";
@@ -130,17 +130,20 @@ export class IngressReconciler {
       await this.setStatus(ingress, [ready, ...extra], [], problem ? "Warning" : "Normal");
       return { requeueAfterMs: PROXY_POLL_MS };
     }
+    // The tailnet made the name unique (another device holds it): say whose it is, as for Services.
+    const taken = device.fqdn.split(".")[0] === intent.hostname ? undefined : await this.takenBy(parent, intent.hostname);
     if (tls && !certificateCovers(tls, device.fqdn)) {
       // Known only now: the tailnet's domain. Serving a certificate for another name would only
       // give clients a verification error, so say which name it must be for.
-      const message = `TLS Secret ${namespace}/${intent.secretName ?? ""} has a certificate for ${tls.names.join(", ")}, not for ${device.fqdn}, the name tailnet clients use`;
-      await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.invalidTls, message }, ...extra], [], "Warning");
+      const message = `${taken ? `${taken}; the device is ${device.fqdn}, and ` : ""}TLS Secret ${namespace}/${intent.secretName ?? ""} has a certificate for ${tls.names.join(", ")}, not for ${device.fqdn}, the name tailnet clients use`;
+      await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: taken ? INGRESS_REASONS.hostnameTaken : INGRESS_REASONS.invalidTls, message }, ...extra], [], "Warning");
       return {};
     }
     const ports = [{ port: 443, protocol: "TCP" }, ...(config.httpRedirect ? [{ port: 80, protocol: "TCP" }] : [])];
     const ignored = intent.ignoredHosts.length > 0 ? `; rules for other hosts are not served: ${intent.ignoredHosts.join(", ")}` : "";
-    const message = `serving https://${device.fqdn}/ on the tailnet (certificate: ${config.certificateSource})${ignored}`;
-    await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "True", reason: INGRESS_REASONS.ready, message }, ...extra], [{ hostname: device.fqdn, ports }], "Normal");
+    const message = `${taken ? `${taken}; ` : ""}serving https://${device.fqdn}/ on the tailnet (certificate: ${config.certificateSource})${ignored}`;
+    const ready = { type: INGRESS_CONDITIONS.ready, status: "True", reason: taken ? INGRESS_REASONS.hostnameTaken : INGRESS_REASONS.ready, message } as const;
+    await this.setStatus(ingress, [ready, ...extra], [{ hostname: device.fqdn, ports }], taken ? "Warning" : "Normal");
     return {};
   };
 
@@ -195,6 +198,11 @@ export class IngressReconciler {
     const acme = source === "acme" ? this.deps.options.acme?.settings : undefined;
     const config: IngressProxyConfig = { version: 1, certificateSource: source, httpRedirect: intent.httpRedirect, funnel, routes: routes.routes, ...(acme ? { acme } : {}) };
     return { kind: "ready", config, tls };
+  }
+
+  private async takenBy(parent: ProxyParent, hostname: string): Promise<string> {
+    const owner = (await this.deps.provisioner.hostnameOwner(parent, hostname)) ?? "another device of the tailnet";
+    return `hostname "${hostname}" is taken by ${owner}; set another ${ANNOTATIONS.hostname} for a name of its own`;
   }
 
   /** Another Ingress of ours that asks for the same hostname and came first, if any. */

@@ -222,6 +222,22 @@ describe("Ingress (L7)", () => {
     await waitFor("namespace tailscaletest to be gone", async () => (await env.core.readNamespace({ name: "tailscaletest" }).then(() => undefined, () => true)), { timeoutMs: 180_000 });
   });
 
+  it("an Ingress asking for a hostname another tailnet device holds is told whose it is (HostnameTaken), and leaves nothing when deleted", async () => {
+    // The laptop holds its name: the proxy's device gets a suffix, which the certificate for the
+    // asked-for name cannot cover.
+    const name = laptop.hostname;
+    await applyObject(tlsSecret("squat-tls", await issue(`${name}.${TAILNET_DOMAIN}`, "squat")));
+    await applyObject(ingress("squat", { tls: [{ hosts: [name], secretName: "squat-tls" }], defaultBackend: { service: { name: "echo-a", port: { number: 80 } } } }));
+    const squat = await waitForIngress(NS, "squat", "hostname taken", (i) => condition(i)?.reason === "HostnameTaken", 300_000);
+    assert.equal(condition(squat)?.status, "False");
+    assert.match(condition(squat)?.message ?? "", new RegExp(`hostname "${name}" is taken by another device of the tailnet.*${name}-\\d+\\.`));
+    assert.ok((await env.events(NS, "squat")).some((e) => e.type === "Warning" && e.reason === "HostnameTaken"));
+    await env.objects.delete({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "squat", namespace: NS } });
+    await waitFor("l7/squat to be deleted", async () => ((await readIngress(NS, "squat")) ? undefined : true), { timeoutMs: 120_000 });
+    assert.deepEqual(await env.children(NS, "squat"), []);
+    assert.equal((await env.devices(name)).length, 1, "the laptop keeps its name and device");
+  });
+
   it("removes the proxy and the device when the Ingress is deleted", async () => {
     assert.equal((await env.devices("web")).length, 1);
     await env.objects.delete({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "web", namespace: NS } });
