@@ -14,7 +14,7 @@ import type { IntentOptions } from "./service-intent.ts";
 import { egressIntent, isEgressManaged, restorePatch, rewritePatch, type EgressIntent } from "./egress-intent.ts";
 import type { DeviceStatus, ProxyProvisioner } from "./proxy-provisioner.ts";
 import { proxyName, stateSecretName, type ProxyParent, type ProxyTarget } from "./proxy-objects.ts";
-import { conditionChanged, proxyReadyCondition, type ConditionState } from "./conditions.ts";
+import { conditionChanged, controlPlaneProblem, proxyReadyCondition, type ConditionState } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
 
 const PROXY_POLL_MS = 1_000;
@@ -67,8 +67,8 @@ export class EgressReconciler {
     try {
       device = await this.deps.provisioner.ensure(parent, proxyTarget(intent), log);
     } catch (error) {
-      if (error instanceof ControlPlaneError && !error.retryable) {
-        await this.setStatus(service, { status: "False", reason: REASONS.controlPlaneError, message: error.message }, "Warning");
+      if (error instanceof ControlPlaneError) {
+        await this.setStatus(service, { status: "False", reason: REASONS.controlPlaneError, message: controlPlaneProblem(error) }, "Warning");
       } else if (error instanceof KubeApiError && error.isNotFound) {
         await this.setStatus(service, { status: "False", reason: REASONS.failed, message: `cannot create the proxy: ${error.message}` }, "Warning");
       }

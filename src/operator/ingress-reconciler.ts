@@ -10,6 +10,7 @@ import type { Logger } from "../shared/log.ts";
 import type { ReconcileContext, ReconcileResult } from "../runtime/reconciler.ts";
 import { splitKey } from "../runtime/reconciler.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
+import { controlPlaneProblem } from "./conditions.ts";
 import type { IngressProxyConfig } from "../shared/ingress-config.ts";
 import { STATE_SECRET_KEYS } from "../shared/state-keys.ts";
 import { ANNOTATIONS, FINALIZER } from "./names.ts";
@@ -107,8 +108,8 @@ export class IngressReconciler {
       await this.deps.kube.apply(l7ConfigSecret(parent, this.deps.provisioner.operatorNamespace, config, tls, this.deps.options.acme?.eabHmacKey));
       device = await this.deps.provisioner.ensure(parent, { hostname: intent.hostname, tags: intent.tags, destinations: [], ingressSecret: ingressSecretName(parent) }, log);
     } catch (error) {
-      if (error instanceof ControlPlaneError && !error.retryable) {
-        await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.controlPlaneError, message: error.message }, ...extra], [], "Warning");
+      if (error instanceof ControlPlaneError) {
+        await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.controlPlaneError, message: controlPlaneProblem(error) }, ...extra], [], "Warning");
       } else if (error instanceof KubeApiError && error.isNotFound) {
         await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.failed, message: `cannot create the proxy: ${error.message}` }, ...extra], [], "Warning");
       }

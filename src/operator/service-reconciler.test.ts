@@ -165,13 +165,18 @@ describe("ServiceReconciler", () => {
     assert.deepEqual(kube.ofKind("Secret").map((s) => s.metadata?.name), [], "no keyless Secret is left behind");
   });
 
-  it("6a: retries a control plane that is down, throttles or times out (not terminal)", async () => {
+  it("6a: retries a control plane that is down, throttles or times out (not terminal), saying so on the Service", async () => {
     seedService();
     await reconciler.reconcile(KEY, ctx);
     for (const status of [0, 408, 429, 503]) {
       control.failWith = new ControlPlaneError(`POST /api/v1/preauthkey: HTTP ${status}`, status);
       await assert.rejects(reconciler.reconcile(KEY, ctx), (error: unknown) => error instanceof ControlPlaneError && !(error instanceof TerminalError), `status ${status}`);
+      // Not silent while it retries: the Service says the control plane is the problem.
+      assert.equal(service().status?.conditions?.[0]?.reason, "ControlPlaneError", `status ${status}`);
+      assert.match(service().status?.conditions?.[0]?.message ?? "", new RegExp(`unreachable or failing; retrying with backoff \\(.*HTTP ${status}`));
+      assert.equal(events.at(-1)?.type, "Warning");
     }
+    assert.equal(kube.ofKind("StatefulSet").length, 0);
     for (const status of [0, 408, 429, 500, 503]) assert.equal(new ControlPlaneError("x", status).retryable, true, `status ${status}`);
     for (const status of [400, 401, 403, 404, 409, 422]) assert.equal(new ControlPlaneError("x", status).retryable, false, `status ${status}`);
   });

@@ -12,7 +12,7 @@ import { ANNOTATIONS, FINALIZER, PROXY_READY_CONDITION, REASONS } from "./names.
 import { serviceIntent, type IntentOptions } from "./service-intent.ts";
 import type { DeviceStatus, ProxyProvisioner } from "./proxy-provisioner.ts";
 import type { ProxyParent } from "./proxy-objects.ts";
-import { conditionChanged, proxyReadyCondition, type ConditionState } from "./conditions.ts";
+import { conditionChanged, controlPlaneProblem, proxyReadyCondition, type ConditionState } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
 import { isEgressManaged, wantsEgress } from "./egress-intent.ts";
 import type { EgressReconciler } from "./egress-reconciler.ts";
@@ -80,13 +80,13 @@ export class ServiceReconciler {
     try {
       device = await this.deps.provisioner.ensure(parent, intent, log);
     } catch (error) {
-      if (error instanceof ControlPlaneError && !error.retryable) {
+      if (error instanceof ControlPlaneError) {
         // Tailscale refuses a key for tags the operator's OAuth client does not own: say what to change.
-        const message = error.status === 400 && /tag/i.test(error.message) ? `${loginAdvice("tags")}: ${error.message}` : error.message;
+        const message = error.status === 400 && /tag/i.test(error.message) ? `${loginAdvice("tags")}: ${error.message}` : controlPlaneProblem(error);
         await this.setStatus(service, { status: "False", reason: REASONS.controlPlaneError, message }, undefined, "Warning");
         // Retrying at once cannot help: the runtime looks again when the Service changes, or
         // after a long delay (the control plane's policy may be fixed outside the cluster).
-        throw new TerminalError(error.message, { cause: error });
+        if (!error.retryable) throw new TerminalError(error.message, { cause: error });
       } else if (error instanceof KubeApiError && error.isNotFound) {
         // The proxies' namespace does not exist (or was deleted under us): say so, keep retrying.
         const message = `cannot create the proxy: ${error.message}`;
