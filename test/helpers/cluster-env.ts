@@ -108,6 +108,14 @@ export class ClusterEnv {
     return (await this.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` })).items;
   }
 
+  /**
+   * The first Event about the object that matches. The operator records an Event right after it
+   * writes the status, so a test that saw the status waits for the Event rather than reading once.
+   */
+  async waitForEvent(namespace: string, name: string, what: string, match: (event: CoreV1Event) => boolean, timeoutMs = 30_000): Promise<CoreV1Event> {
+    return waitFor(`${namespace}/${name}: Event ${what}`, async () => (await this.events(namespace, name)).find(match), { timeoutMs, intervalMs: 250 });
+  }
+
   /** Headscale nodes whose MagicDNS name is the given hostname. */
   async devices(hostname: string): Promise<{ id: string; tags: string[] }[]> {
     return (await this.sandbox.headscaleAdmin.listNodes()).filter((n) => n.given_name === hostname).map((n) => ({ id: String(n.id), tags: n.tags ?? [] }));

@@ -74,8 +74,8 @@ describe("proxies on nodes with a broken firewall backend", () => {
       const log = await env.podLogTail(OPERATOR_NAMESPACE, `${proxyName(parent)}-0`, 2000);
       assert.match(log, flavour.probeError, "the broken backend really failed its probe in the pod");
 
-      const ready = (await env.events(parent.namespace, parent.name)).find((e) => e.reason === "ProxyReady");
-      assert.match(ready?.message ?? "", flavour.chosen);
+      const ready = await env.waitForEvent(parent.namespace, parent.name, "ProxyReady", (e) => e.reason === "ProxyReady");
+      assert.match(ready.message ?? "", flavour.chosen);
       assert.match(await env.fetch(laptop, `http://${hostname}.${TAILNET_DOMAIN}/`), /^HTTP\/1\.1 200 OK[\s\S]*nginx/i);
 
       assert.equal((await env.devices(hostname)).length, 1);

@@ -116,7 +116,7 @@ describe("Ingress (L7)", () => {
     assert.deepEqual(ready.status?.loadBalancer?.ingress?.[0]?.ports?.map((p) => p.port), [443]);
     // Headscale has no Funnel: said so, and tailnet serving goes on.
     assert.equal(condition(ready, "TailscaleFunnel")?.reason, "FunnelUnavailable");
-    assert.equal((await env.events(NS, "web")).find((e) => e.reason === "FunnelUnavailable")?.type, "Warning");
+    assert.equal((await env.waitForEvent(NS, "web", "FunnelUnavailable", (e) => e.reason === "FunnelUnavailable")).type, "Warning");
 
     const first = await waitFor("the first HTTPS answer", () => https(laptop, `https://${WEB}/a/x?q=1`).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 500 });
     assert.equal(first.status, 200);
@@ -199,7 +199,7 @@ describe("Ingress (L7)", () => {
     await waitForIngress(NS, "late", "missing Secret", (i) => /missing-tls does not exist/.test(condition(i)?.message ?? ""));
     for (const name of ["dup", "late"]) {
       assert.deepEqual(await env.children(NS, name), [], `nothing made for ${name}`);
-      assert.ok((await env.events(NS, name)).some((e) => e.type === "Warning"));
+      await env.waitForEvent(NS, name, "a Warning", (e) => e.type === "Warning");
     }
     // Fixed: the certificate now exists, for the right name.
     await applyObject(tlsSecret("missing-tls", await issue(`late.${TAILNET_DOMAIN}`, "late")));
@@ -215,7 +215,7 @@ describe("Ingress (L7)", () => {
     for (const object of seedManifest("l7-ingress-funnel.yaml")) await applyObject(object);
     const funnel = await waitForIngress("tailscaletest", "nginx-tailscale", "Funnel unavailable", (i) => condition(i, "TailscaleFunnel")?.reason === "FunnelUnavailable");
     assert.equal(condition(funnel)?.reason, "CertificateUnavailable");
-    assert.ok((await env.events("tailscaletest", "nginx-tailscale")).some((e) => e.type === "Warning" && e.reason === "CertificateUnavailable"));
+    await env.waitForEvent("tailscaletest", "nginx-tailscale", "Warning CertificateUnavailable", (e) => e.type === "Warning" && e.reason === "CertificateUnavailable");
     assert.deepEqual(await env.children("tailscaletest", "nginx-tailscale"), []);
     // The seed's namespace is shared with the L3 seed manifest other files apply: leave none of it.
     await env.core.deleteNamespace({ name: "tailscaletest" });
@@ -231,7 +231,7 @@ describe("Ingress (L7)", () => {
     const squat = await waitForIngress(NS, "squat", "hostname taken", (i) => condition(i)?.reason === "HostnameTaken", 300_000);
     assert.equal(condition(squat)?.status, "False");
     assert.match(condition(squat)?.message ?? "", new RegExp(`hostname "${name}" is taken by another device of the tailnet.*${name}-\\d+\\.`));
-    assert.ok((await env.events(NS, "squat")).some((e) => e.type === "Warning" && e.reason === "HostnameTaken"));
+    await env.waitForEvent(NS, "squat", "Warning HostnameTaken", (e) => e.type === "Warning" && e.reason === "HostnameTaken");
     await env.objects.delete({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "squat", namespace: NS } });
     await waitFor("l7/squat to be deleted", async () => ((await readIngress(NS, "squat")) ? undefined : true), { timeoutMs: 120_000 });
     assert.deepEqual(await env.children(NS, "squat"), []);

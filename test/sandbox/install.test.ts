@@ -75,8 +75,8 @@ describe("install on a real node", () => {
     assert.match(svc.status.loadBalancer.ingress[1]?.ip ?? "", /^100\./);
     assert.deepEqual((await env.devices(SEED_HOST)).map((d) => d.tags), [["tag:k8s"]]);
     assert.match(await env.fetch(laptop, `http://${hostname}/`), /^HTTP\/1\.1 200 OK[\s\S]*nginx/i);
-    const ready = (await env.events(seed.namespace, seed.name)).find((e) => e.reason === "ProxyReady");
-    assert.match(ready?.message ?? "", /proxy firewall: (nftables|iptables-nft|iptables-legacy) \(/);
+    const ready = await env.waitForEvent(seed.namespace, seed.name, "ProxyReady", (e) => e.reason === "ProxyReady");
+    assert.match(ready.message ?? "", /proxy firewall: (nftables|iptables-nft|iptables-legacy) \(/);
   });
 
   it("lets each proxy reach only its own state Secret, and the operator nothing outside its grants (API server 403s)", async () => {

@@ -120,8 +120,9 @@ describe("reliability", () => {
     const svc = await env.waitForService(NS, "dup-two", "exposed under another name", (s) => readyCondition(s)?.reason === "HostnameTaken");
     assert.equal(readyCondition(svc)?.status, "True");
     assert.match(readyCondition(svc)?.message ?? "", new RegExp(`"dup" is taken by Service ${NS}/dup;`));
-    const warning = (await env.events(NS, "dup-two")).find((e) => e.reason === "HostnameTaken");
-    assert.equal(warning?.type, "Warning");
+    // The Event is recorded right after the status is written: wait for it, not just read.
+    const warning = await env.waitForEvent(NS, "dup-two", "HostnameTaken", (e) => e.reason === "HostnameTaken");
+    assert.equal(warning.type, "Warning");
     assert.equal(readyCondition((await env.service(NS, "dup"))!)?.reason, "ProxyReady", "the owner keeps its name");
     await deleteAndWait("dup-two");
     await deleteAndWait("dup");

@@ -52,8 +52,8 @@ describe("Service exposure", () => {
     await env.webService("bad", "web", { type: "LoadBalancer", loadBalancerClass: "tailscale" }, { "tailscale.com/hostname": "Not_A_DNS_Label" });
     const svc = await env.waitForService("bad", "web", "marked invalid", (s) => readyCondition(s)?.reason === "ProxyInvalid");
     assert.match(readyCondition(svc)?.message ?? "", /"Not_A_DNS_Label" is not a valid DNS label/);
-    const warning = (await env.events("bad", "web")).find((e) => e.reason === "ProxyInvalid");
-    assert.equal(warning?.type, "Warning");
+    const warning = await env.waitForEvent("bad", "web", "ProxyInvalid", (e) => e.reason === "ProxyInvalid");
+    assert.equal(warning.type, "Warning");
     assert.deepEqual(await env.children("bad", "web"), []);
     assert.equal(svc.metadata?.finalizers, undefined, "no finalizer on a Service that got nothing");
 
