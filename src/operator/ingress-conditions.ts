@@ -17,6 +17,7 @@ export const INGRESS_REASONS = {
   hostnameTaken: "HostnameTaken",
   noCertificateSource: "CertificateUnavailable",
   certificateFailed: "CertificateFailed",
+  certificateRenewalFailed: "CertificateRenewalFailed",
   funnelEnabled: "FunnelEnabled",
   funnelUnavailable: "FunnelUnavailable",
   cleanedUp: "ProxyDeleted",

@@ -142,9 +142,13 @@ export class IngressReconciler {
     }
     const ports = [{ port: 443, protocol: "TCP" }, ...(config.httpRedirect ? [{ port: 80, protocol: "TCP" }] : [])];
     const ignored = intent.ignoredHosts.length > 0 ? `; rules for other hosts are not served: ${intent.ignoredHosts.join(", ")}` : "";
-    const message = `${taken ? `${taken}; ` : ""}serving https://${device.fqdn}/ on the tailnet (certificate: ${config.certificateSource})${ignored}`;
-    const ready = { type: INGRESS_CONDITIONS.ready, status: "True", reason: taken ? INGRESS_REASONS.hostnameTaken : INGRESS_REASONS.ready, message } as const;
-    await this.setStatus(ingress, [ready, ...extra], [{ hostname: device.fqdn, ports }], taken ? "Warning" : "Normal");
+    // Serving still works while a renewal fails; the user hears of it before the certificate expires.
+    const renewalProblem = await this.deps.provisioner.stateValue(parent, STATE_SECRET_KEYS.certificateRenewalError);
+    const warnings = [...(taken ? [taken] : []), ...(renewalProblem ? [`the certificate is not being renewed: ${renewalProblem}`] : [])];
+    const message = `${warnings.map((w) => `${w}; `).join("")}serving https://${device.fqdn}/ on the tailnet (certificate: ${config.certificateSource})${ignored}`;
+    const reason = taken ? INGRESS_REASONS.hostnameTaken : renewalProblem ? INGRESS_REASONS.certificateRenewalFailed : INGRESS_REASONS.ready;
+    const ready = { type: INGRESS_CONDITIONS.ready, status: "True", reason, message } as const;
+    await this.setStatus(ingress, [ready, ...extra], [{ hostname: device.fqdn, ports }], warnings.length > 0 ? "Warning" : "Normal");
     return {};
   };
 

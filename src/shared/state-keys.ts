@@ -16,4 +16,6 @@ export const STATE_SECRET_KEYS = {
   egressTarget: "tailnet_egress_target",
   /** Ingress proxies: why no certificate can be had (the source's error); absent when serving. */
   certificateError: "tailnet_certificate_error",
+  /** Ingress proxies: a failing renewal while a certificate is still served; absent once renewed. */
+  certificateRenewalError: "tailnet_certificate_renewal_error",
 } as const;

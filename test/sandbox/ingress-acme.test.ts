@@ -33,6 +33,7 @@ const WEB = "ing-acme-web";
 const LATE = "ing-acme-late";
 let laptop: TailnetDevice;
 let pebble: PebbleCa;
+let ca: TailnetDevice;
 
 interface Condition { type: string; status: string; reason: string; message: string }
 const condition = (ingress: V1Ingress): Condition | undefined =>
@@ -85,6 +86,7 @@ before(async () => {
   await mkdir(dir, { recursive: true });
   const [caDevice, laptopDevice] = await Promise.all([sandbox.addDevice("ing-acme-ca", { tags: ["tag:test"] }), sandbox.addDevice("ing-acme-laptop", { user: "alice" })]);
   laptop = laptopDevice;
+  ca = caDevice;
   pebble = sandbox.track(await PebbleCa.start({ runner: sandbox.runner, binary: resolvePebble(), device: caDevice, dir: join(dir, "pebble"), profiles: { default: 90 * 24 * 3600, shortlived: 150 } }));
   await writeFile(rootFile, await pebble.rootPem());
   await installOperator(sandbox, { values: acmeValues(pebble.directoryUrl) });
@@ -146,13 +148,31 @@ describe("Ingress certificates from an ACME CA (Pebble on the tailnet)", () => {
     assert.match(await pebble.log(), /ARI: order "[^"]+" is a replacement of/);
   });
 
+  it("a renewal that fails while the certificate is still valid keeps the Ingress Ready with a Warning, until a renewal succeeds", async () => {
+    // The CA goes out of reach (its ACME port refused on its own device) without any setting
+    // changing, so the proxy keeps its source and its certificate and only the renewal fails.
+    const rule = ["INPUT", "-p", "tcp", "--dport", String(PEBBLE_ACME_PORT), "-j", "REJECT", "--reject-with", "tcp-reset"];
+    await sandbox.runner.run(ca.exec(["iptables", "-I", ...rule]));
+    try {
+      const failing = await waitForIngress(WEB, "renewal failing", (i) => condition(i)?.reason === "CertificateRenewalFailed");
+      assert.equal(condition(failing)?.status, "True", "still serving a valid certificate");
+      assert.match(condition(failing)?.message ?? "", /the certificate is not being renewed: renewal failed; serving the certificate valid until .*cannot reach the ACME CA/);
+      await env.waitForEvent(NS, WEB, "Warning CertificateRenewalFailed", (e) => e.type === "Warning" && e.reason === "CertificateRenewalFailed");
+    } finally {
+      await sandbox.runner.run(ca.exec(["iptables", "-D", ...rule]));
+    }
+    await waitForIngress(WEB, "renewed and ready again", (i) => condition(i)?.reason === "ProxyReady");
+    const fetched = await waitFor("HTTPS with the renewed certificate", () => https(WEB).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 500 });
+    assert.ok((await pebble.issuedSerials()).includes(serialOf(fetched)));
+  });
+
   it("an unreachable CA gives a condition and a Warning Event naming the problem, and the Ingress recovers once it is fixed", async () => {
     const unreachable = pebble.directoryUrl.replace(`:${PEBBLE_ACME_PORT}/`, `:${PEBBLE_ACME_PORT + 1}/`);
     await installOperator(sandbox, { values: acmeValues(unreachable) });
     await applyObject(ingress(LATE));
     const failed = await waitForIngress(LATE, "certificate failure", (i) => condition(i)?.reason === "CertificateFailed");
     assert.match(condition(failed)?.message ?? "", /cannot reach the ACME CA at https:\/\/.*ECONNREFUSED.*check the directory URL/);
-    assert.ok((await env.events(NS, LATE)).some((e) => e.type === "Warning" && e.reason === "CertificateFailed" && /cannot reach the ACME CA/.test(e.message ?? "")));
+    await env.waitForEvent(NS, LATE, "Warning CertificateFailed", (e) => e.type === "Warning" && e.reason === "CertificateFailed" && /cannot reach the ACME CA/.test(e.message ?? ""));
     // Back to the right directory: the proxy restarts its source and gets a certificate.
     await installOperator(sandbox, { values: acmeValues(pebble.directoryUrl) });
     await waitForIngress(LATE, "ready after the fix", (i) => condition(i)?.status === "True");

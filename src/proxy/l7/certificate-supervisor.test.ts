@@ -49,6 +49,7 @@ describe("certificate supervisor", () => {
         reports.push(problem);
         return Promise.resolve();
       },
+      reportRenewal: () => Promise.resolve(),
       retryMs: { initial: 100, max: 150 },
     });
     supervisor.update(config("https://ca.example/dir"), {});
@@ -82,6 +83,7 @@ describe("certificate supervisor", () => {
       },
       serve: (c) => served.push(c.certPem),
       report: () => Promise.resolve(),
+      reportRenewal: () => Promise.resolve(),
     });
     supervisor.update(config("https://a/dir"), {});
     await settle();
@@ -95,6 +97,45 @@ describe("certificate supervisor", () => {
     renewals.get("https://a/dir")?.(cert("stale renewal"));
     renewals.get("https://b/dir")?.(cert("renewed"));
     assert.deepEqual(served, ["https://a/dir", "https://b/dir", "renewed"]);
+    supervisor.stop();
+  });
+
+  it("reports a failing renewal while a certificate is served, also one that failed before start resolved, and clears it once renewed", async () => {
+    const renewalReports: (string | null)[] = [];
+    const errorReports: (string | null)[] = [];
+    let renew: ((problem: { message: string; expired: boolean } | null) => void) | undefined;
+    const supervisor = new CertificateSupervisor({
+      log,
+      clock: fakeClock([]),
+      create: () => ({
+        source: {
+          kind: "acme",
+          start: (_signal, _onChange, onRenewal) => {
+            renew = onRenewal;
+            // A stored certificate due for renewal, the CA unreachable: served meanwhile.
+            onRenewal?.({ message: "renewal failed; serving the certificate valid until then", expired: false });
+            return Promise.resolve(cert("stored"));
+          },
+        },
+        challenges: undefined,
+      }),
+      serve: () => undefined,
+      report: (problem) => {
+        errorReports.push(problem);
+        return Promise.resolve();
+      },
+      reportRenewal: (problem) => {
+        renewalReports.push(problem?.message ?? null);
+        return Promise.resolve();
+      },
+    });
+    supervisor.update(config("https://a/dir"), {});
+    await supervisor.firstServed;
+    await settle();
+    assert.deepEqual(errorReports, [null], "a certificate is in service");
+    assert.deepEqual(renewalReports, ["renewal failed; serving the certificate valid until then"], "not lost when the start error is cleared");
+    renew?.(null);
+    assert.deepEqual(renewalReports.at(-1), null);
     supervisor.stop();
   });
 });

@@ -5,7 +5,7 @@
 import type { Clock } from "../../shared/clock.ts";
 import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../../shared/ingress-config.ts";
 import type { Logger } from "../log.ts";
-import type { CertificateSource, HttpChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
+import type { CertificateSource, HttpChallengeResponder, RenewalProblem, ServedCertificate } from "../tls/certificate-source.ts";
 import type { SecretData } from "./ingress-secret.ts";
 
 export interface ChosenSource {
@@ -21,6 +21,8 @@ export interface SupervisorDeps {
   readonly serve: (certificate: ServedCertificate) => void;
   /** Publishes why no certificate can be had (null once one is served); must not throw. */
   readonly report: (problem: string | null) => Promise<void>;
+  /** Publishes a failing renewal while a certificate is in service (null once one succeeds); must not throw. */
+  readonly reportRenewal: (problem: RenewalProblem | null) => Promise<void>;
   /** Wait after a failed start: first and longest (default 10 s, 5 min). */
   readonly retryMs?: { readonly initial: number; readonly max: number };
 }
@@ -71,6 +73,14 @@ export class CertificateSupervisor {
     // Read through a function: the signal flips while start() is awaited.
     const stopped = (): boolean => signal.aborted;
     while (!stopped()) {
+      // A renewal may fail before start() resolves (a stored certificate served meanwhile): kept
+      // until the certificate is in service, so that clearing the start error does not hide it.
+      let renewal: RenewalProblem | null = null;
+      let inService = false;
+      const onRenewal = (problem: RenewalProblem | null): void => {
+        renewal = problem;
+        if (inService && !stopped()) void this.deps.reportRenewal(problem);
+      };
       try {
         const chosen = this.deps.create(config, data);
         this.responder = chosen.challenges;
@@ -78,11 +88,13 @@ export class CertificateSupervisor {
           if (stopped()) return;
           this.deps.serve(next);
           this.deps.log.info({ source: chosen.source.kind, notAfter: next.notAfter }, "certificate replaced (open connections keep the old one)");
-        });
+        }, onRenewal);
         if (stopped()) return;
         this.deps.serve(certificate);
         this.deps.log.info({ source: chosen.source.kind, notAfter: certificate.notAfter }, "certificate in service");
+        inService = true;
         await this.deps.report(null);
+        await this.deps.reportRenewal(renewal);
         this.resolveFirst?.();
         return;
       } catch (error) {

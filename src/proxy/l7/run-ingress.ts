@@ -124,6 +124,14 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
         state.write({ [STATE_KEYS.certificateError]: problem }).catch((error: unknown) => {
           log.warn({ err: error }, "cannot report the certificate state to the state Secret");
         }),
+      // Once the served certificate has expired, a failing renewal is the Ingress's failure too.
+      reportRenewal: (problem) =>
+        state.write({
+          [STATE_KEYS.certificateRenewalError]: problem?.message ?? null,
+          ...(problem === null ? { [STATE_KEYS.certificateError]: null } : problem.expired ? { [STATE_KEYS.certificateError]: problem.message } : {}),
+        }).catch((error: unknown) => {
+          log.warn({ err: error }, "cannot report the certificate state to the state Secret");
+        }),
     });
     certificates = supervisor;
     stopping.signal.addEventListener("abort", () => { supervisor.stop(); }, { once: true });

@@ -39,8 +39,15 @@ describe("AcmeCertificateSource without a CA", () => {
     const store = await storeWith({ notBefore: new Date(Date.now() - 80 * 86_400_000), notAfter: new Date(Date.now() + 10 * 86_400_000) });
     const abort = new AbortController();
     try {
-      const served = await source(store).start(abort.signal, () => undefined);
+      const renewals: ({ message: string; expired: boolean } | null)[] = [];
+      const served = await source(store).start(abort.signal, () => undefined, (problem) => renewals.push(problem));
       assert.equal(served.certPem, store.certificate?.certPem);
+      // The Ingress still works, and the user is told its certificate is not being renewed.
+      assert.equal(renewals.length, 1);
+      const [problem] = renewals;
+      assert.ok(problem);
+      assert.equal(problem.expired, false);
+      assert.match(problem.message, /^renewal failed; serving the certificate valid until \d{4}-.*cannot reach the ACME CA/);
     } finally {
       abort.abort();
     }

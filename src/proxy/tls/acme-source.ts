@@ -5,7 +5,7 @@
 // capped per window so that no loop can exhaust the CA's rate limits.
 import type { Logger } from "../log.ts";
 import { systemClock, type Clock } from "../../shared/clock.ts";
-import type { CertificateSource, HttpChallengeResponder, ServedCertificate } from "./certificate-source.ts";
+import type { CertificateSource, HttpChallengeResponder, RenewalProblem, ServedCertificate } from "./certificate-source.ts";
 import type { CertificateStore, StoredCertificate } from "./certificate-store.ts";
 import { getJson, trustCa, describeTransportError } from "./acme-http.ts";
 import { AcmeIssueError, accountClient, placeOrder, type OrderSettings } from "./acme-order.ts";
@@ -85,7 +85,7 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
     return this.answers.get(token);
   }
 
-  async start(signal: AbortSignal, onChange: (certificate: ServedCertificate) => void): Promise<ServedCertificate> {
+  async start(signal: AbortSignal, onChange: (certificate: ServedCertificate) => void, onRenewal: (problem: RenewalProblem | null) => void = () => undefined): Promise<ServedCertificate> {
     const stored = await this.storedCertificate();
     let current: Current | undefined;
     let plan: RenewalPlan | undefined;
@@ -103,6 +103,7 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
       } catch (error) {
         if (!stored || this.clock.now() >= stored.facts.notAfter.getTime()) throw error;
         this.logger.warn({ err: (error as Error).message, notAfter: stored.facts.notAfter }, "renewal failed; serving the stored certificate meanwhile");
+        onRenewal(renewalProblem(error, stored.facts.notAfter, false));
         current = stored;
         // The loop's next attempt waits out the first backoff (or the order limit).
         const retryAt = error instanceof OrderLimitError ? error.retryAt : this.clock.now() + (this.options.retryMs?.initial ?? 30_000);
@@ -110,13 +111,13 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
       }
     }
     const first = current;
-    this.renewLoop(first, plan ?? (await this.renewalPlan(first)), signal, onChange).catch((error: unknown) => {
+    this.renewLoop(first, plan ?? (await this.renewalPlan(first)), signal, onChange, onRenewal).catch((error: unknown) => {
       this.logger.error({ err: (error as Error).message }, "ACME renewal stopped unexpectedly; the certificate will no longer be renewed");
     });
     return served(first);
   }
 
-  private async renewLoop(first: Current, firstPlan: RenewalPlan, signal: AbortSignal, onChange: (certificate: ServedCertificate) => void): Promise<void> {
+  private async renewLoop(first: Current, firstPlan: RenewalPlan, signal: AbortSignal, onChange: (certificate: ServedCertificate) => void, onRenewal: (problem: RenewalProblem | null) => void): Promise<void> {
     const initialBackoff = this.options.retryMs?.initial ?? 30_000;
     let current = first;
     let plan = firstPlan;
@@ -140,11 +141,13 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
           { err: (error as Error).message, retryInMs: wait, notAfter: current.facts.notAfter },
           expired ? "ACME renewal failed and the served certificate has expired" : "ACME renewal failed; will retry",
         );
+        onRenewal(renewalProblem(error, current.facts.notAfter, expired));
         if (!(await this.sleep(wait, signal))) return;
         continue;
       }
       current = next;
       backoff = initialBackoff;
+      onRenewal(null);
       try {
         onChange(served(current));
       } catch (error) {
@@ -272,4 +275,12 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
 
 function served(current: Current): ServedCertificate {
   return { certPem: current.stored.certPem, keyPem: current.stored.keyPem, notAfter: current.facts.notAfter };
+}
+
+function renewalProblem(error: unknown, notAfter: Date, expired: boolean): RenewalProblem {
+  const message = (error as Error).message;
+  return {
+    expired,
+    message: expired ? `renewal failed and the served certificate expired at ${notAfter.toISOString()}: ${message}` : `renewal failed; serving the certificate valid until ${notAfter.toISOString()}: ${message}`,
+  };
 }

@@ -14,7 +14,17 @@ export interface CertificateSource {
    * rotated Secret, a renewal) until signal aborts. Rejects when no certificate can be had; the
    * message says why in words a user can act on.
    */
-  start(signal: AbortSignal, onChange: (certificate: ServedCertificate) => void): Promise<ServedCertificate>;
+  start(signal: AbortSignal, onChange: (certificate: ServedCertificate) => void, onRenewal?: (problem: RenewalProblem | null) => void): Promise<ServedCertificate>;
+}
+
+/**
+ * A renewal that failed while a certificate is in service (null once one succeeds): the Ingress
+ * still works, so this is a warning until the served certificate expires.
+ */
+export interface RenewalProblem {
+  readonly message: string;
+  /** The served certificate is past its notAfter: clients now fail to connect. */
+  readonly expired: boolean;
 }
 
 /** Answers ACME HTTP-01 challenges on the proxy's port 80 while an order is pending. */
