@@ -3,6 +3,7 @@
 import { isIP } from "node:net";
 import type { V1Service, V1ServiceSpec } from "@kubernetes/client-node";
 import type { EgressPort } from "../shared/egress.ts";
+import { quoted } from "./quoted.ts";
 import { ANNOTATIONS } from "./names.ts";
 import { DNS_LABEL, TAG, isExposed, type IntentOptions } from "./service-intent.ts";
 
@@ -70,11 +71,11 @@ export function egressIntent(service: V1Service, options: IntentOptions, proxyEx
   let target: EgressTarget;
   if (ipValue !== undefined) {
     const ip = ipValue.trim();
-    if (isIP(ip) === 0) return { kind: "invalid", message: `${ANNOTATIONS.tailnetIp} "${ipValue}" is not an IPv4 or IPv6 address` };
+    if (isIP(ip) === 0) return { kind: "invalid", message: `${ANNOTATIONS.tailnetIp} ${quoted(ipValue)} is not an IPv4 or IPv6 address` };
     target = { ip };
   } else {
     const fqdn = normalizeFqdn(fqdnValue ?? "");
-    if (!fqdn) return { kind: "invalid", message: `${ANNOTATIONS.tailnetFqdn} "${fqdnValue ?? ""}" is not a full DNS name (like host.tailnet.example)` };
+    if (!fqdn) return { kind: "invalid", message: `${ANNOTATIONS.tailnetFqdn} ${quoted(fqdnValue ?? "")} is not a full DNS name (like host.tailnet.example)` };
     target = { fqdn };
   }
 
@@ -110,13 +111,13 @@ export function egressIntent(service: V1Service, options: IntentOptions, proxyEx
   const name = service.metadata?.name ?? "";
   const hostname = annotations[ANNOTATIONS.hostname] ?? `${namespace}-${name}`;
   if (hostname.length > 63 || !DNS_LABEL.test(hostname)) {
-    return { kind: "invalid", message: `the proxy's hostname "${hostname}" is not a valid DNS label (lowercase letters, digits and '-', at most 63 characters); set ${ANNOTATIONS.hostname}` };
+    return { kind: "invalid", message: `the proxy's hostname ${quoted(hostname)} is not a valid DNS label (lowercase letters, digits and '-', at most 63 characters); set ${ANNOTATIONS.hostname}` };
   }
   const tagsValue = annotations[ANNOTATIONS.tags];
   const tags = tagsValue === undefined ? [...options.defaultTags] : tagsValue.split(",").map((tag) => tag.trim()).filter(Boolean);
   const badTag = tags.find((tag) => !TAG.test(tag));
   if (badTag !== undefined || tags.length === 0) {
-    return { kind: "invalid", message: `${ANNOTATIONS.tags} must be a comma-separated list of tags like "tag:k8s"; "${badTag ?? tagsValue ?? ""}" is not one` };
+    return { kind: "invalid", message: `${ANNOTATIONS.tags} must be a comma-separated list of tags like "tag:k8s"; ${quoted(badTag ?? tagsValue ?? "")} is not one` };
   }
 
   const families: (4 | 6)[] =
