@@ -64,6 +64,11 @@ function conditionOf(subject: Subject): V1Condition | undefined {
   return (subject as V1Service).status?.conditions?.find((c) => c.type === CONDITION);
 }
 
+/** The device a ready condition names (its MagicDNS name's first label). */
+function deviceName(condition: V1Condition | undefined): string | undefined {
+  return /exposed on the tailnet as ([^.\s]+)\./.exec(condition?.message ?? "")?.[1];
+}
+
 async function operatorEvents(c: CorpusCase): Promise<CoreV1Event[]> {
   const events = await env.events(c.subject.metadata?.namespace ?? "", c.subject.metadata?.name ?? "");
   return events.filter((e) => e.involvedObject.kind === c.subject.kind && e.source?.component === "tailnet-operator");
@@ -131,14 +136,14 @@ const checks: Record<CorpusCase["expect"]["outcome"], (c: CorpusCase) => Promise
     await assertWarningEvent(c, condition);
   },
   ready: async (c) => {
-    const { subject } = await waitForCondition(c, 300_000);
+    const { subject, condition } = await waitForCondition(c, 300_000);
     const ingress = (subject as V1Service).status?.loadBalancer?.ingress ?? [];
     if (c.expect.statusIpFamilies) {
       const families = [...new Set(ingress.flatMap((i) => (i.ip ? [i.ip.includes(":") ? "IPv6" : "IPv4"] : [])))].sort();
       assert.deepEqual(families, c.expect.statusIpFamilies, `status addresses: ${JSON.stringify(ingress)}`);
     }
     if (c.expect.deviceTags) {
-      const hostname = ingress[0]?.hostname?.split(".")[0] ?? "";
+      const hostname = deviceName(condition) ?? "";
       const [device] = await env.devices(hostname);
       assert.deepEqual([...(device?.tags ?? [])].sort(), c.expect.deviceTags);
     }
@@ -190,7 +195,8 @@ describe("after the corpus", () => {
     const hostnames = new Set<string>();
     for (const c of cases) {
       const subject = await read(c);
-      for (const entry of (subject as V1Service | undefined)?.status?.loadBalancer?.ingress ?? []) if (entry.hostname) hostnames.add(entry.hostname.split(".")[0] ?? "");
+      const exposedAs = subject && deviceName(conditionOf(subject));
+      if (exposedAs) hostnames.add(exposedAs);
       for (const object of [c.subject, ...c.needs].filter((o) => o.kind !== "Namespace")) await env.objects.delete(object).catch(() => undefined);
     }
     await waitFor("every corpus object gone (finalizers released)", async () => {
