@@ -1,10 +1,24 @@
 // Decides, from a Service alone, whether it asks for egress to a tailnet target and with what:
 // a pure function, like service-intent.ts, so every validation rule is tested in isolation.
-import { isIP } from "node:net";
+import { BlockList, isIP } from "node:net";
 import type { V1Service, V1ServiceSpec } from "@kubernetes/client-node";
 import type { EgressPort } from "../shared/egress.ts";
+import { quoted } from "./quoted.ts";
 import { ANNOTATIONS } from "./names.ts";
 import { DNS_LABEL, TAG, isExposed, type IntentOptions } from "./service-intent.ts";
+
+/**
+ * Addresses no tailnet device or subnet route can be: the proxy's own loopback, "this host",
+ * multicast, reserved and broadcast IPv4, IPv6 link-local (meaningless without an interface).
+ */
+const NEVER_A_TARGET = new BlockList();
+NEVER_A_TARGET.addSubnet("0.0.0.0", 8, "ipv4");
+NEVER_A_TARGET.addSubnet("127.0.0.0", 8, "ipv4");
+NEVER_A_TARGET.addSubnet("224.0.0.0", 3, "ipv4");
+NEVER_A_TARGET.addAddress("::", "ipv6");
+NEVER_A_TARGET.addAddress("::1", "ipv6");
+NEVER_A_TARGET.addSubnet("fe80::", 10, "ipv6");
+NEVER_A_TARGET.addSubnet("ff00::", 8, "ipv6");
 
 export type EgressTarget = { readonly ip: string } | { readonly fqdn: string };
 
@@ -70,11 +84,14 @@ export function egressIntent(service: V1Service, options: IntentOptions, proxyEx
   let target: EgressTarget;
   if (ipValue !== undefined) {
     const ip = ipValue.trim();
-    if (isIP(ip) === 0) return { kind: "invalid", message: `${ANNOTATIONS.tailnetIp} "${ipValue}" is not an IPv4 or IPv6 address` };
+    if (isIP(ip) === 0) return { kind: "invalid", message: `${ANNOTATIONS.tailnetIp} ${quoted(ipValue)} is not an IPv4 or IPv6 address` };
+    if (NEVER_A_TARGET.check(ip, isIP(ip) === 6 ? "ipv6" : "ipv4")) {
+      return { kind: "invalid", message: `${ANNOTATIONS.tailnetIp} ${quoted(ipValue)} is a loopback, unspecified, multicast or link-local address, which no tailnet device has` };
+    }
     target = { ip };
   } else {
     const fqdn = normalizeFqdn(fqdnValue ?? "");
-    if (!fqdn) return { kind: "invalid", message: `${ANNOTATIONS.tailnetFqdn} "${fqdnValue ?? ""}" is not a full DNS name (like host.tailnet.example)` };
+    if (!fqdn) return { kind: "invalid", message: `${ANNOTATIONS.tailnetFqdn} ${quoted(fqdnValue ?? "")} is not a full DNS name (like host.tailnet.example)` };
     target = { fqdn };
   }
 
@@ -110,13 +127,13 @@ export function egressIntent(service: V1Service, options: IntentOptions, proxyEx
   const name = service.metadata?.name ?? "";
   const hostname = annotations[ANNOTATIONS.hostname] ?? `${namespace}-${name}`;
   if (hostname.length > 63 || !DNS_LABEL.test(hostname)) {
-    return { kind: "invalid", message: `the proxy's hostname "${hostname}" is not a valid DNS label (lowercase letters, digits and '-', at most 63 characters); set ${ANNOTATIONS.hostname}` };
+    return { kind: "invalid", message: `the proxy's hostname ${quoted(hostname)} is not a valid DNS label (lowercase letters, digits and '-', at most 63 characters); set ${ANNOTATIONS.hostname}` };
   }
   const tagsValue = annotations[ANNOTATIONS.tags];
   const tags = tagsValue === undefined ? [...options.defaultTags] : tagsValue.split(",").map((tag) => tag.trim()).filter(Boolean);
   const badTag = tags.find((tag) => !TAG.test(tag));
   if (badTag !== undefined || tags.length === 0) {
-    return { kind: "invalid", message: `${ANNOTATIONS.tags} must be a comma-separated list of tags like "tag:k8s"; "${badTag ?? tagsValue ?? ""}" is not one` };
+    return { kind: "invalid", message: `${ANNOTATIONS.tags} must be a comma-separated list of tags like "tag:k8s"; ${quoted(badTag ?? tagsValue ?? "")} is not one` };
   }
 
   const families: (4 | 6)[] =

@@ -26,7 +26,7 @@ export function resolveRoutes(namespace: string, backends: readonly BackendRef[]
     const wanted = backend.port;
     const port = "number" in wanted ? ports.find((p) => p.port === wanted.number) : ports.find((p) => p.name === wanted.name);
     if (!port) {
-      const asked = "number" in wanted ? `port ${wanted.number}` : `a port named "${wanted.name}"`;
+      const asked = "number" in wanted ? `port ${wanted.number}` : `port named "${wanted.name}"`;
       const has = ports.map((p) => (p.name ? `${p.name}/${p.port}` : String(p.port))).join(", ");
       return { ok: false, message: `${what} has no ${asked} (it has ${has || "no ports"})` };
     }

@@ -92,7 +92,7 @@ describe("resolveRoutes", () => {
     assert.match(message(resolveRoutes("apps", [ref("nope", { number: 80 })], services)), /apps\/nope .* does not exist/);
     assert.match(message(resolveRoutes("apps", [ref("headless", { number: 80 })], services)), /headless/);
     assert.match(message(resolveRoutes("apps", [ref("web", { number: 81 })], services)), /no port 81 \(it has http\/80, https\/8443\)/);
-    assert.match(message(resolveRoutes("apps", [ref("web", { name: "grpc" })], services)), /no a port named "grpc"|port named "grpc"/);
+    assert.match(message(resolveRoutes("apps", [ref("web", { name: "grpc" })], services)), /has no port named "grpc" \(it has/);
   });
 });
 

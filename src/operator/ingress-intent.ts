@@ -2,6 +2,7 @@
 // certificate Secret, Funnel, redirect and the backends each path asks for. Pure, so every rule
 // about which Ingresses are ours and which inputs are valid is tested in isolation.
 import type { V1Ingress, V1IngressBackend } from "@kubernetes/client-node";
+import { quoted } from "./quoted.ts";
 import { ANNOTATIONS } from "./names.ts";
 
 export const INGRESS_CLASS = "tailscale";
@@ -71,7 +72,7 @@ export function ingressIntent(ingress: V1Ingress, options: IngressIntentOptions)
   const hostnameAnnotation = annotations[ANNOTATIONS.hostname];
   if (hostnameAnnotation !== undefined) {
     hostname = hostnameAnnotation;
-    source = `${ANNOTATIONS.hostname} "${hostname}"`;
+    source = `${ANNOTATIONS.hostname} ${quoted(hostname)}`;
   } else if (tlsHost) {
     hostname = tlsHost.split(".")[0] ?? "";
     source = `the first label of spec.tls[0].hosts[0] "${tlsHost}"`;
@@ -86,7 +87,7 @@ export function ingressIntent(ingress: V1Ingress, options: IngressIntentOptions)
   const tags = tagsValue === undefined ? [...options.defaultTags] : tagsValue.split(",").map((tag) => tag.trim()).filter(Boolean);
   const badTag = tags.find((tag) => !TAG.test(tag));
   if (badTag !== undefined || tags.length === 0) {
-    return { kind: "invalid", message: `${ANNOTATIONS.tags} must be a comma-separated list of tags like "tag:k8s"; "${badTag ?? tagsValue ?? ""}" is not one` };
+    return { kind: "invalid", message: `${ANNOTATIONS.tags} must be a comma-separated list of tags like "tag:k8s"; ${quoted(badTag ?? tagsValue ?? "")} is not one` };
   }
 
   const backends: BackendRef[] = [];

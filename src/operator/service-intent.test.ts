@@ -25,6 +25,14 @@ describe("serviceIntent", () => {
     assert.deepEqual(intent, { kind: "expose", hostname: "web", tags: ["tag:a", "tag:b-2"], destinations: ["10.96.0.10"], loadBalancer: false });
   });
 
+  it("quotes a huge value cut short, so the condition and Event stay readable", () => {
+    const intent = serviceIntent(service({ type: "ClusterIP" }, { "tailscale.com/expose": "true", "tailscale.com/hostname": "a".repeat(102_400) }), options);
+    assert.ok(intent.kind === "invalid");
+    const { message } = intent;
+    assert.match(message, /^tailscale\.com\/hostname "a{100}…" \(102400 characters\) is not a valid DNS label/);
+    assert.ok(message.length < 300, `${message.length} characters`);
+  });
+
   it("leaves other Services alone: other classes, plain ClusterIP, ProxyGroup ones, expose=false", () => {
     for (const s of [
       service({ type: "LoadBalancer", loadBalancerClass: "metallb" }),

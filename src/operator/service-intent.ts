@@ -1,6 +1,7 @@
 // Decides, from a Service alone, whether the operator exposes it and with what: a pure function,
 // so every rule about which Services are ours and which inputs are valid is tested in isolation.
 import type { V1Service } from "@kubernetes/client-node";
+import { quoted } from "./quoted.ts";
 import { ANNOTATIONS, LOAD_BALANCER_CLASS } from "./names.ts";
 
 export interface ExposeIntent {
@@ -55,14 +56,14 @@ export function serviceIntent(service: V1Service, options: IntentOptions): Servi
   }
   const hostname = annotations[ANNOTATIONS.hostname] ?? `${namespace}-${name}`;
   if (hostname.length > 63 || !DNS_LABEL.test(hostname)) {
-    const source = annotations[ANNOTATIONS.hostname] === undefined ? `the default hostname "${hostname}" (<namespace>-<name>)` : `${ANNOTATIONS.hostname} "${hostname}"`;
+    const source = annotations[ANNOTATIONS.hostname] === undefined ? `the default hostname "${hostname}" (<namespace>-<name>)` : `${ANNOTATIONS.hostname} ${quoted(hostname)}`;
     return { kind: "invalid", message: `${source} is not a valid DNS label (lowercase letters, digits and '-', at most 63 characters); set ${ANNOTATIONS.hostname}` };
   }
   const tagsValue = annotations[ANNOTATIONS.tags];
   const tags = tagsValue === undefined ? [...options.defaultTags] : tagsValue.split(",").map((tag) => tag.trim()).filter(Boolean);
   const badTag = tags.find((tag) => !TAG.test(tag));
   if (badTag !== undefined || tags.length === 0) {
-    return { kind: "invalid", message: `${ANNOTATIONS.tags} must be a comma-separated list of tags like "tag:k8s"; "${badTag ?? tagsValue ?? ""}" is not one` };
+    return { kind: "invalid", message: `${ANNOTATIONS.tags} must be a comma-separated list of tags like "tag:k8s"; ${quoted(badTag ?? tagsValue ?? "")} is not one` };
   }
   const destinations = (service.spec?.clusterIPs ?? (service.spec?.clusterIP ? [service.spec.clusterIP] : [])).filter((ip) => ip && ip !== "None");
   if (destinations.length === 0) return { kind: "waiting", message: "waiting for the API server to allocate a ClusterIP" };
