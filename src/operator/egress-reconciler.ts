@@ -120,7 +120,9 @@ export class EgressReconciler {
       current = await this.restore(service, parent);
       if (!current) return {};
       if (current.status?.conditions?.length) await this.deps.kube.applyServiceStatus(parent.namespace, parent.name, {});
-      if (hasFinalizer || managed) await this.deps.events.record(current, "Normal", REASONS.cleanedUp, "egress proxy and tailnet device removed; the Service's own spec is back");
+      // Only a Service that had a proxy (our finalizer) lost one; a copied annotation alone just goes.
+      if (hasFinalizer) await this.deps.events.record(current, "Normal", REASONS.cleanedUp, "egress proxy and tailnet device removed; the Service's own spec is back");
+      else if (managed) await this.deps.events.record(current, "Normal", REASONS.cleanedUp, "the operator's egress annotations removed (this Service had no egress proxy); its own spec is back");
       current = await this.deps.kube.get<V1Service>(serviceRef(parent));
       if (!current) return {};
     }

@@ -157,6 +157,8 @@ const checks: Record<CorpusCase["expect"]["outcome"], (c: CorpusCase) => Promise
     assert.deepEqual(await env.children(c.subject.metadata?.namespace ?? "", c.subject.metadata?.name ?? ""), [], "no proxy object");
     assert.equal(subject.metadata?.finalizers, undefined, "no finalizer");
     assert.equal((subject as V1Service).spec?.type, (c.subject as V1Service).spec?.type ?? "ClusterIP", "the spec is as the user wrote it");
+    const claims = (await env.events(c.subject.metadata?.namespace ?? "", c.subject.metadata?.name ?? "")).filter((e) => /device removed/.test(e.message ?? ""));
+    assert.deepEqual(claims.map((e) => e.message), [], "no Event claims a proxy that never existed was removed");
   },
   ignored: async (c) => {
     const subject = await read(c);
