@@ -23,6 +23,11 @@ export interface AuthKeyRecord {
   readonly createdAt: number;
   /** Could still join a device: not used (or reusable), not expired, not revoked. */
   readonly usable: boolean;
+  /** The operator mints neither kind: such keys are someone else's (node bootstrap keys). */
+  readonly reusable: boolean;
+  readonly ephemeral: boolean;
+  /** The key's description where the control plane keeps one (Tailscale; Headscale has none). */
+  readonly description?: string;
 }
 
 export interface Device {

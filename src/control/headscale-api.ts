@@ -15,6 +15,7 @@ interface HeadscaleNode {
 interface HeadscalePreAuthKey {
   id: string | number;
   reusable?: boolean;
+  ephemeral?: boolean;
   used?: boolean;
   /** RFC 3339 timestamps (grpc-gateway's rendering of protobuf Timestamps). */
   expiration?: string;
@@ -55,9 +56,12 @@ export class HeadscaleApi implements ControlPlane {
     return (response.body?.preAuthKeys ?? []).map((key) => ({
       id: String(key.id),
       tags: key.aclTags ?? [],
-      createdAt: Date.parse(key.createdAt ?? "") || 0,
+      // A key without a readable creation time is never old enough for the sweep.
+      createdAt: Date.parse(key.createdAt ?? "") || Number.POSITIVE_INFINITY,
       // Revoking expires a key, so an expired key is a revoked one too.
       usable: (key.reusable === true || key.used !== true) && (Date.parse(key.expiration ?? "") || 0) > now,
+      reusable: key.reusable === true,
+      ephemeral: key.ephemeral === true,
     }));
   }
 

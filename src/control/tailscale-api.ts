@@ -20,8 +20,12 @@ interface TailscaleKey {
   expires?: string;
   revoked?: string;
   invalid?: boolean;
-  capabilities?: { devices?: { create?: { reusable?: boolean; tags?: string[] } } };
+  description?: string;
+  capabilities?: { devices?: { create?: { reusable?: boolean; ephemeral?: boolean; tags?: string[] } } };
 }
+
+/** What the operator's keys say of themselves: the orphan sweep looks at no other key. */
+export const KEY_DESCRIPTION = "tailnet-operator proxy";
 
 /** Key details are read a few at a time: one request per key, bounded. */
 const KEY_READS_IN_FLIGHT = 4;
@@ -69,7 +73,7 @@ export class TailscaleApi implements ControlPlane {
           },
         },
         expirySeconds: request.expirySeconds ?? 86_400,
-        description: "tailnet-operator proxy",
+        description: KEY_DESCRIPTION,
       },
     });
     return { id: response.body?.id ?? "", key: response.body?.key ?? "" };
@@ -79,7 +83,10 @@ export class TailscaleApi implements ControlPlane {
     await this.http.request({ method: "DELETE", path: `/api/v2/tailnet/-/keys/${encodeURIComponent(id)}`, accept: [404] });
   }
 
-  /** The credential's own keys (the API lists only those by default); details one by one. */
+  /**
+   * The tailnet's keys as this credential sees them (with an OAuth client: the tailnet's, not only
+   * the client's own); details one by one.
+   */
   async listAuthKeys(): Promise<AuthKeyRecord[]> {
     const listed = await this.http.request<{ keys?: { id: string }[] }>({ method: "GET", path: "/api/v2/tailnet/-/keys" });
     const ids = (listed.body?.keys ?? []).map((k) => k.id);
@@ -92,7 +99,15 @@ export class TailscaleApi implements ControlPlane {
         const create = key?.capabilities?.devices?.create;
         if (!key || !create) continue;
         const usable = key.invalid !== true && !key.revoked && (Date.parse(key.expires ?? "") || 0) > now;
-        records.push({ id: key.id, tags: create.tags ?? [], createdAt: Date.parse(key.created ?? "") || 0, usable });
+        records.push({
+          id: key.id,
+          tags: create.tags ?? [],
+          createdAt: Date.parse(key.created ?? "") || Number.POSITIVE_INFINITY,
+          usable,
+          reusable: create.reusable === true,
+          ephemeral: create.ephemeral === true,
+          ...(key.description === undefined ? {} : { description: key.description }),
+        });
       }
     };
     await Promise.all(Array.from({ length: KEY_READS_IN_FLIGHT }, read));

@@ -17,7 +17,7 @@ import { LeaderElector } from "../runtime/leader-election.ts";
 import { runWhileLeading } from "../runtime/leadership.ts";
 import { OperatorHttpServer } from "../runtime/http-server.ts";
 import { HeadscaleApi } from "../control/headscale-api.ts";
-import { TailscaleApi } from "../control/tailscale-api.ts";
+import { KEY_DESCRIPTION, TailscaleApi } from "../control/tailscale-api.ts";
 import type { ControlPlane } from "../control/control-plane.ts";
 import { configInput, leaderElectionTiming, loadOperatorConfig, operatorHelp, readCredential, type OperatorConfig } from "./config.ts";
 import { FINALIZER, LABELS } from "./names.ts";
@@ -107,7 +107,8 @@ function compose(config: OperatorConfig, log: Logger) {
   const reconciler = new ServiceReconciler({ kube, provisioner, events, clock: systemClock, intent: intentOptions, egress });
   const deployment = config.OPERATOR_DEPLOYMENT;
   const apiServerProxyTags = (config.APISERVER_PROXY_TAGS ?? config.PROXY_TAGS).split(",").map((t) => t.trim()).filter(Boolean);
-  const orphanSweep = { controlPlane: tailnet, kube, namespace: config.OPERATOR_NAMESPACE, defaultTags: [...intentOptions.defaultTags, ...apiServerProxyTags], log };
+  const sweptTags = [...intentOptions.defaultTags, ...(config.APISERVER_PROXY === "false" ? [] : apiServerProxyTags)];
+  const orphanSweep = { controlPlane: tailnet, kube, namespace: config.OPERATOR_NAMESPACE, tags: sweptTags, description: KEY_DESCRIPTION, log };
   const apiServerProxy = new ApiServerProxyReconciler({
     kube,
     provisioner,
@@ -145,7 +146,9 @@ async function run(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
   const { kc, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep } = compose(config, log);
   const metrics = new RuntimeMetrics();
-  const sweeper = new OrphanSweeper({ ...orphanSweep, clock: systemClock, onRevoked: (count) => { metrics.orphanKeysRevoked.inc(count); } });
+  const sweeper = config.ORPHAN_KEY_SWEEP
+    ? new OrphanSweeper({ ...orphanSweep, clock: systemClock, exclusive: config.LEADER_ELECTION, onRevoked: (count) => { metrics.orphanKeysRevoked.inc(count); } })
+    : undefined;
   const elector = config.LEADER_ELECTION
     ? new LeaderElector({
         kube,
@@ -253,10 +256,10 @@ async function run(config: OperatorConfig): Promise<void> {
     http.setReady(true);
     log.info({ watches: watches.length }, "watches synced");
     // Before any worker mints a key: what a predecessor minted and never stored is revoked.
-    await sweeper.initial();
+    await sweeper?.initial(acting);
     // Also when it is off: a proxy left from an earlier configuration is removed.
     apiServerController.enqueue(apiServerProxy.key);
-    const workers = Promise.all([controller.run(acting), ingressController.run(acting), apiServerController.run(acting), sweeper.periodic(acting)]);
+    const workers = Promise.all([controller.run(acting), ingressController.run(acting), apiServerController.run(acting), sweeper?.periodic(acting)]);
     log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
     await workers;
     await Promise.all(watches.map((w) => w.stop()));

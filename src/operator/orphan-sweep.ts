@@ -1,7 +1,8 @@
 // Revokes auth keys the operator minted but no Secret holds. Minting a key and writing it into its
 // Secret are two calls to two systems: an operator killed between them leaves a usable, tagged key
 // on the control plane that nothing names (until it expires, 24 h later). The sweep finds them by
-// what the control plane lists and what the operator's Secrets name (ADR 0022).
+// what the control plane lists and what the operator's Secrets name. Off unless ORPHAN_KEY_SWEEP
+// is set: the control plane cannot say which keys are this operator's (ADR 0022).
 import type { V1Secret } from "@kubernetes/client-node";
 import type { AuthKeyRecord, ControlPlane } from "../control/control-plane.ts";
 import type { KubeClient } from "../kube/kube-client.ts";
@@ -21,62 +22,73 @@ export interface OrphanSweepOptions {
   readonly controlPlane: ControlPlane;
   readonly kube: KubeClient;
   readonly namespace: string;
-  /** The tags proxies get without asking (the chart's proxy and API server proxy tags). */
-  readonly defaultTags: readonly string[];
+  /**
+   * The tags the operator's configuration gives proxies (PROXY_TAGS, and APISERVER_PROXY_TAGS when
+   * that proxy is on). Never tags from Service annotations: a user who can annotate a Service must
+   * not widen what the operator revokes.
+   */
+  readonly tags: readonly string[];
+  /** Where the control plane keeps descriptions (Tailscale), only keys with this one are looked at. */
+  readonly description: string;
   readonly log: Logger;
 }
 
 /**
- * Revokes every usable key created before `createdBefore` whose tags are all the operator's and
- * that no Secret of the operator names. "The operator's tags" are the default proxy tags and the
- * tags of every proxy it runs now: a tailnet shared with other key issuers should give this
- * operator's proxies tags of their own (docs/proxy.md). Returns the revoked ids.
+ * Revokes every key created before `createdBefore` that looks like one the operator minted and
+ * lost: usable, single-use and not ephemeral (what the operator mints), carrying only configured
+ * proxy tags, with the operator's description where the control plane keeps one, and named by no
+ * config Secret. Returns the revoked ids; a key that cannot be revoked is logged and skipped.
  */
-export async function sweepOrphanKeys(options: OrphanSweepOptions, createdBefore: number): Promise<string[]> {
+export async function sweepOrphanKeys(options: OrphanSweepOptions, createdBefore: number, signal?: AbortSignal): Promise<string[]> {
   const { controlPlane, kube, namespace, log } = options;
   // Keys first, Secrets second: a key minted and written meanwhile is named by what is read last.
   const keys = await controlPlane.listAuthKeys();
-  const secrets = await kube.list<V1Secret>("v1", "Secret", { namespace, labelSelector: `${LABELS.managed}=true`, consistent: true });
+  const secrets = await kube.list<V1Secret>("v1", "Secret", { namespace, labelSelector: `${LABELS.managed}=true,${LABELS.secretType}=config`, consistent: true });
   const named = new Set(secrets.flatMap((s) => s.metadata?.annotations?.[ANNOTATIONS.authKeyId] ?? []));
-  const ours = new Set([...options.defaultTags, ...secrets.flatMap(identityTags)]);
-  const orphans = keys.filter((key) => isOrphan(key, { createdBefore, named, ours }));
-  for (const key of orphans) {
-    await controlPlane.revokeAuthKey(key.id);
-    log.warn({ keyId: key.id, tags: key.tags }, "revoked an auth key no proxy holds (minted by an operator stopped before it stored the key)");
+  const scope = { createdBefore, named, tags: new Set(options.tags), description: options.description };
+  const revoked: string[] = [];
+  for (const key of keys.filter((k) => isOrphan(k, scope))) {
+    if (signal?.aborted) break;
+    try {
+      await controlPlane.revokeAuthKey(key.id);
+      revoked.push(key.id);
+      log.warn({ keyId: key.id, tags: key.tags }, "revoked an auth key no proxy holds (minted by an operator stopped before it stored the key)");
+    } catch (error) {
+      log.warn({ keyId: key.id, err: error }, "could not revoke an orphaned auth key; trying the others");
+    }
   }
-  return orphans.map((key) => key.id);
+  return revoked;
 }
 
-function isOrphan(key: AuthKeyRecord, scope: { createdBefore: number; named: Set<string>; ours: Set<string> }): boolean {
-  return key.usable && key.createdAt < scope.createdBefore && !scope.named.has(key.id) && key.tags.length > 0 && key.tags.every((tag) => scope.ours.has(tag));
-}
-
-/** The tags in a config Secret's proxy identity annotation ("<hostname> <tag>,<tag>"). */
-function identityTags(secret: V1Secret): string[] {
-  const tags = secret.metadata?.annotations?.[ANNOTATIONS.proxyIdentity]?.split(" ")[1];
-  return tags ? tags.split(",").filter(Boolean) : [];
+function isOrphan(key: AuthKeyRecord, scope: { createdBefore: number; named: Set<string>; tags: Set<string>; description: string }): boolean {
+  if (!key.usable || key.reusable || key.ephemeral || key.createdAt >= scope.createdBefore || scope.named.has(key.id)) return false;
+  if (key.description !== undefined && key.description !== scope.description) return false;
+  return key.tags.length > 0 && key.tags.every((tag) => scope.tags.has(tag));
 }
 
 /**
- * The leader's sweeps: one before its workers start (no key of its own can be in flight then, so
- * every orphan of a predecessor is fair game whatever the clocks say), then one per interval for
- * keys older than the grace period. A failed sweep is logged and tried again next interval: it
- * must never stop the operator.
+ * The leader's sweeps: one before its workers start, then one per interval for keys older than
+ * the grace period. With leader election, the first sweep takes every key however young: the
+ * previous leader stopped acting before this one started, and no worker of its own runs yet. A
+ * single replica without election may overlap its predecessor in a rollout, so it keeps the grace
+ * period. A failed sweep is logged and tried again next interval: it never stops the operator.
  */
 export class OrphanSweeper {
   private readonly options: OrphanSweepOptions;
   private readonly clock: Clock;
+  private readonly exclusive: boolean;
   private readonly onRevoked: (count: number) => void;
 
-  constructor(options: OrphanSweepOptions & { clock: Clock; onRevoked?: (count: number) => void }) {
+  constructor(options: OrphanSweepOptions & { clock: Clock; exclusive: boolean; onRevoked?: (count: number) => void }) {
     this.options = options;
     this.clock = options.clock;
+    this.exclusive = options.exclusive;
     this.onRevoked = options.onRevoked ?? (() => undefined);
   }
 
   /** Before the workers start. */
-  async initial(): Promise<void> {
-    await this.sweep(Number.POSITIVE_INFINITY);
+  async initial(signal?: AbortSignal): Promise<void> {
+    await this.sweep(this.exclusive ? Number.POSITIVE_INFINITY : this.clock.now() - SWEEP_GRACE_MS, signal);
   }
 
   /** Until the signal aborts. */
@@ -87,13 +99,13 @@ export class OrphanSweeper {
       } catch {
         return;
       }
-      await this.sweep(this.clock.now() - SWEEP_GRACE_MS);
+      await this.sweep(this.clock.now() - SWEEP_GRACE_MS, signal);
     }
   }
 
-  private async sweep(createdBefore: number): Promise<void> {
+  private async sweep(createdBefore: number, signal?: AbortSignal): Promise<void> {
     try {
-      const revoked = await sweepOrphanKeys(this.options, createdBefore);
+      const revoked = await sweepOrphanKeys(this.options, createdBefore, signal);
       this.onRevoked(revoked.length);
     } catch (error) {
       this.options.log.warn({ err: error }, "sweeping orphaned auth keys failed; trying again later");

@@ -29,7 +29,14 @@ export class FakeControlPlane implements ControlPlane {
   private readonly mintedAt: number[] = [];
 
   listAuthKeys(): Promise<AuthKeyRecord[]> {
-    const minted = this.keys.map((request, i) => ({ id: `id-${i + 1}`, tags: request.tags, createdAt: this.mintedAt[i] ?? 0, usable: !this.revoked.includes(`id-${i + 1}`) }));
+    const minted = this.keys.map((request, i) => ({
+      id: `id-${i + 1}`,
+      tags: request.tags,
+      createdAt: this.mintedAt[i] ?? 0,
+      usable: !this.revoked.includes(`id-${i + 1}`),
+      reusable: request.reusable ?? false,
+      ephemeral: request.ephemeral ?? false,
+    }));
     return Promise.resolve([...minted, ...this.foreignKeys.map((k) => ({ ...k, usable: k.usable && !this.revoked.includes(k.id) }))]);
   }
 

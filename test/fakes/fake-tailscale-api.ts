@@ -10,6 +10,8 @@ interface Key {
   readonly key: string;
   readonly reusable: boolean;
   readonly tags: readonly string[];
+  readonly description: string;
+  readonly ephemeral: boolean;
   readonly created: number;
   readonly expires: number;
   used: boolean;
@@ -73,12 +75,12 @@ export class FakeTailscaleApi {
   private keyJson(k: Key): Record<string, unknown> {
     return {
       id: k.id,
-      description: "",
+      description: k.description,
       created: new Date(k.created).toISOString(),
       expires: new Date(k.expires).toISOString(),
       ...(k.revoked ? { revoked: new Date().toISOString() } : {}),
       invalid: k.revoked || (k.used && !k.reusable) || k.expires <= Date.now(),
-      capabilities: { devices: { create: { reusable: k.reusable, ephemeral: false, preauthorized: true, tags: k.tags } } },
+      capabilities: { devices: { create: { reusable: k.reusable, ephemeral: k.ephemeral, preauthorized: true, tags: k.tags } } },
     };
   }
 
@@ -111,7 +113,7 @@ export class FakeTailscaleApi {
     const device = /^\/api\/v2\/device\/([^/]+)$/.exec(url.pathname);
     const keyPath = /^\/api\/v2\/tailnet\/-\/keys\/([^/]+)$/.exec(url.pathname);
     if (req.method === "POST" && url.pathname === "/api/v2/tailnet/-/keys") {
-      const request = JSON.parse(body || "{}") as { expirySeconds?: number; capabilities?: { devices?: { create?: { reusable?: boolean; tags?: string[] } } } };
+      const request = JSON.parse(body || "{}") as { expirySeconds?: number; description?: string; capabilities?: { devices?: { create?: { reusable?: boolean; ephemeral?: boolean; tags?: string[] } } } };
       const create = request.capabilities?.devices?.create;
       const tags = create?.tags ?? [];
       const bad = tags.find((tag) => !TAG.test(tag));
@@ -122,11 +124,12 @@ export class FakeTailscaleApi {
       const key = `tskey-auth-${randomBytes(12).toString("hex")}`;
       const id = `k${key.slice(11, 19)}CNTRL`;
       const created = Date.now();
-      const entry = { id, key, reusable: create?.reusable ?? false, tags, created, expires: created + (request.expirySeconds ?? 90 * 86_400) * 1000, used: false, revoked: false };
+      const entry = { id, key, reusable: create?.reusable ?? false, ephemeral: create?.ephemeral ?? false, description: request.description ?? "", tags, created, expires: created + (request.expirySeconds ?? 90 * 86_400) * 1000, used: false, revoked: false };
       this.keys.set(key, entry);
       send(200, { ...this.keyJson(entry), key });
     } else if (req.method === "GET" && url.pathname === "/api/v2/tailnet/-/keys") {
-      // As the published API: the caller's own keys, ids only; details come from the key itself.
+      // Ids only, details come from the key itself. Keys minted with OAuth client credentials are
+      // the tailnet's: every key is listed, whoever minted it.
       send(200, { keys: [...this.keys.values()].filter((k) => !k.revoked).map((k) => ({ id: k.id })) });
     } else if (keyPath?.[1] && req.method === "GET") {
       const found = [...this.keys.values()].find((k) => k.id === keyPath[1]);

@@ -15,7 +15,7 @@ const env = new ClusterEnv(sandbox);
 const NS = "reliability";
 
 before(async () => {
-  await installOperator(sandbox, { values: { replicaCount: 1 } });
+  await installOperator(sandbox, { values: { replicaCount: 1, orphanKeySweep: true } });
   await env.ensureNamespace(NS);
 });
 
@@ -159,14 +159,19 @@ describe("reliability", () => {
     // tags that no Secret names. A user's own key (no tags of ours) must survive the sweep.
     const orphan = await sandbox.headscaleAdmin.mintPreAuthKey({ tags: ["tag:k8s"] });
     const users = await sandbox.headscaleAdmin.mintPreAuthKey({ user: await sandbox.headscaleAdmin.ensureUser("sweep-bystander") });
+    // A node bootstrap key with the proxies' tag: reusable, so never one the operator minted.
+    const bootstrap = await sandbox.headscaleAdmin.mintPreAuthKey({ tags: ["tag:k8s"], reusable: true });
     try {
       assert.ok((await env.usableKeys()).some((k) => k.id === orphan.id), "the orphan is usable before the sweep");
       const [pod] = await env.operatorPods();
       await env.core.deleteNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: pod?.metadata?.name ?? "" });
       await waitFor("the next leader revokes the orphaned key", async () => ((await env.usableKeys()).some((k) => k.id === orphan.id) ? undefined : true), { timeoutMs: 180_000, intervalMs: 1_000 });
-      assert.ok((await env.usableKeys()).some((k) => k.id === users.id), "a key without the operator's tags is not the operator's to revoke");
+      const left = (await env.usableKeys()).map((k) => k.id);
+      assert.ok(left.includes(users.id), "a key without the operator's tags is not the operator's to revoke");
+      assert.ok(left.includes(bootstrap.id), "a reusable key is not one the operator mints");
     } finally {
       await sandbox.headscaleAdmin.expirePreAuthKey(users.id);
+      await sandbox.headscaleAdmin.expirePreAuthKey(bootstrap.id);
     }
   });
 });

@@ -182,6 +182,8 @@ dry runs), so the check runs only when it sees the release namespace.
   value: {{ .Values.kubeApi.qps | quote }}
 - name: KUBE_API_BURST
   value: {{ int .Values.kubeApi.burst | quote }}
+- name: ORPHAN_KEY_SWEEP
+  value: {{ .Values.orphanKeySweep | quote }}
 - name: OPERATOR_LOGGING
   value: {{ .Values.logLevel | quote }}
 - name: NODE_OPTIONS
