@@ -14,7 +14,7 @@ import { Sandbox } from "../src/sandbox/sandbox.ts";
 import { installOperator } from "../src/sandbox/operator-install.ts";
 import { waitFor } from "../src/shared/clock.ts";
 import { ClusterEnv, NGINX_IMAGE } from "../test/helpers/cluster-env.ts";
-import { FAULT_WEIGHTS, drawFault, inject, pick, prng, type FaultKind } from "./chaos/faults.ts";
+import { FAULT_WEIGHTS, drawFault, inject, pick, prng, type FaultKind, type Injected } from "./chaos/faults.ts";
 import { check, diagnose, failed, type Verdict, type Wanted } from "./chaos/checks.ts";
 
 const knob = (name: string, fallback: number): number => {
@@ -29,7 +29,7 @@ const SERVICES = knob("CHAOS_SERVICES", 100);
 /** Services alive at once: each has a proxy pod with tailscaled, and the machine has 2 cores. */
 const MAX_ALIVE = knob("CHAOS_MAX_ALIVE", 16);
 /** Mean time between faults; the churn is paced to last as long as the faults. */
-const FAULT_INTERVAL_MS = knob("CHAOS_FAULT_INTERVAL_MS", 2_500);
+const FAULT_INTERVAL_MS = knob("CHAOS_FAULT_INTERVAL_MS", 1_500);
 const CONVERGE_MS = knob("CHAOS_CONVERGE_SECONDS", 60) * 1000;
 /** How long to keep looking after a missed deadline, so the report says whether it converged late. */
 const GRACE_MS = knob("CHAOS_GRACE_SECONDS", 180) * 1000;
@@ -143,26 +143,28 @@ async function faults(sandbox: Sandbox, env: ClusterEnv): Promise<void> {
   while (injected < FAULTS) {
     // Exponential gaps: faults at random moments, some in quick succession.
     await sleep(Math.min(4 * FAULT_INTERVAL_MS, -Math.log(1 - faultRandom()) * FAULT_INTERVAL_MS));
-    const kind = drawFault(faultRandom);
-    try {
-      const done = await inject(sandbox, env, kind, faultRandom);
-      if (typeof done === "object") {
-        faultCounts[done.kind]++;
-        log(`fault ${injected + 1}: ${done.kind} ${done.victim}`);
-        injected++;
-        lastFaultAt = Date.now();
-        if (injected % 20 === 0) log(`${injected}/${FAULTS} faults; ${alive.size} Services alive, ${churnCounts.created}/${SERVICES} created`);
-      } else {
-        misses++;
-        log(`fault ${kind} not injected: ${done}`);
+    // A pod kind with no victim now (nothing Ready long enough) gives way to another pod kind;
+    // never to a restart of the API server or Headscale, which would then crowd out the rest.
+    let done: Injected | string = "";
+    for (let attempt = 0; attempt < 10 && typeof done === "string"; attempt++) {
+      const kind = drawFault(faultRandom, attempt > 0);
+      try {
+        done = await inject(sandbox, env, kind, faultRandom);
+      } catch (error) {
+        // The API server may be down from an earlier fault: that fault is counted, this one is not.
+        done = `${kind}: ${errorText(error)}`;
       }
-    } catch (error) {
-      // The API server may be down from an earlier fault: that fault is counted, this one is not.
-      misses++;
-      log(`fault ${kind} not injected: ${errorText(error)}`);
+      if (typeof done === "string") misses++;
     }
+    if (typeof done === "object") {
+      faultCounts[done.kind]++;
+      injected++;
+      lastFaultAt = Date.now();
+      log(`fault ${injected}: ${done.kind} ${done.victim}`);
+      if (injected % 20 === 0) log(`${injected}/${FAULTS} faults; ${alive.size} Services alive, ${churnCounts.created}/${SERVICES} created`);
+    } else log(`no fault injected: ${done}`);
   }
-  log(`faults done (${misses} draws without a victim or failed)`);
+  log(`faults done (${misses} draws gave way: no victim Ready long enough, or the API server was down)`);
 }
 let lastFaultAt = 0;
 

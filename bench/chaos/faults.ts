@@ -21,20 +21,24 @@ export function prng(seed: number): () => number {
 }
 
 export const FAULT_WEIGHTS = {
-  "operator-kill": 12,
-  "operator-pod-delete": 10,
-  "proxy-pod-delete": 20,
-  "tailscaled-kill": 20,
-  "proxy-kill": 12,
-  "apiserver-restart": 8,
-  "headscale-kill": 14,
+  "operator-kill": 10,
+  "operator-pod-delete": 8,
+  "proxy-pod-delete": 22,
+  "tailscaled-kill": 24,
+  "proxy-kill": 16,
+  "apiserver-restart": 4,
+  "headscale-kill": 12,
 } as const;
 export type FaultKind = keyof typeof FAULT_WEIGHTS;
 
-export function drawFault(random: () => number): FaultKind {
-  const total = Object.values(FAULT_WEIGHTS).reduce((a, b) => a + b, 0);
+const SERVER_FAULTS: ReadonlySet<FaultKind> = new Set(["apiserver-restart", "headscale-kill"]);
+
+/** A kind by weight; podsOnly leaves out the server restarts. */
+export function drawFault(random: () => number, podsOnly = false): FaultKind {
+  const kinds = (Object.entries(FAULT_WEIGHTS) as [FaultKind, number][]).filter(([kind]) => !podsOnly || !SERVER_FAULTS.has(kind));
+  const total = kinds.reduce((a, [, w]) => a + w, 0);
   let roll = random() * total;
-  for (const [kind, weight] of Object.entries(FAULT_WEIGHTS) as [FaultKind, number][]) {
+  for (const [kind, weight] of kinds) {
     roll -= weight;
     if (roll < 0) return kind;
   }
@@ -81,11 +85,22 @@ function descendantsMatching(root: number, needle: string): number[] {
 }
 
 export const restarts = (pod: V1Pod): number => pod.status?.containerStatuses?.reduce((n, c) => n + c.restartCount, 0) ?? 0;
-const running = (pod: V1Pod): boolean => pod.status?.phase === "Running" && !pod.metadata?.deletionTimestamp;
+/**
+ * A victim is a pod Ready for at least minUpMs: killing what is still coming up starves it (an
+ * operator killed every few seconds never acts), which shows nothing about recovery.
+ */
+const readyFor = (pod: V1Pod, minUpMs: number): boolean => {
+  const ready = pod.status?.conditions?.find((c) => c.type === "Ready");
+  const since = ready?.lastTransitionTime ? new Date(ready.lastTransitionTime).getTime() : Number.POSITIVE_INFINITY;
+  return ready?.status === "True" && !pod.metadata?.deletionTimestamp && Date.now() - since >= minUpMs;
+};
+/** The operator takes over the Lease after it is Ready (up to its lease duration, 15 s). */
+const OPERATOR_MIN_UP_MS = 30_000;
+const PROXY_MIN_UP_MS = 5_000;
 
 async function proxyPods(env: ClusterEnv): Promise<V1Pod[]> {
   const pods = await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: "tailscale.com/parent-resource-ns" });
-  return pods.items.filter(running);
+  return pods.items.filter((p) => readyFor(p, PROXY_MIN_UP_MS));
 }
 
 /**
@@ -112,9 +127,9 @@ export async function inject(sandbox: Sandbox, env: ClusterEnv, kind: FaultKind,
       return { kind, victim: "headscale" };
     case "operator-kill":
     case "operator-pod-delete": {
-      const pod = pick(random, (await env.operatorPods()).filter(running));
+      const pod = pick(random, (await env.operatorPods()).filter((p) => readyFor(p, OPERATOR_MIN_UP_MS)));
       const name = pod?.metadata?.name ?? "";
-      if (!pod) return "no operator pod running";
+      if (!pod) return "no operator pod Ready long enough";
       if (kind === "operator-pod-delete" || restarts(pod) >= 2) {
         await deletePod(pod);
         return { kind: "operator-pod-delete", victim: name };
@@ -129,7 +144,7 @@ export async function inject(sandbox: Sandbox, env: ClusterEnv, kind: FaultKind,
     case "proxy-kill": {
       const pod = pick(random, await proxyPods(env));
       const name = pod?.metadata?.name ?? "";
-      if (!pod) return inject(sandbox, env, "operator-kill", random);
+      if (!pod) return "no proxy pod Ready long enough";
       if (kind === "proxy-pod-delete" || restarts(pod) >= 2) {
         await deletePod(pod);
         return { kind: "proxy-pod-delete", victim: name };
