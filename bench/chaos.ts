@@ -27,7 +27,7 @@ const SEED = knob("CHAOS_SEED", randomInt(2 ** 31));
 const FAULTS = knob("CHAOS_FAULTS", 200);
 const SERVICES = knob("CHAOS_SERVICES", 100);
 /** Services alive at once: each has a proxy pod with tailscaled, and the machine has 2 cores. */
-const MAX_ALIVE = knob("CHAOS_MAX_ALIVE", 16);
+const MAX_ALIVE = knob("CHAOS_MAX_ALIVE", 10);
 /** Mean time between faults; the churn is paced to last as long as the faults. */
 const FAULT_INTERVAL_MS = knob("CHAOS_FAULT_INTERVAL_MS", 1_500);
 const CONVERGE_MS = knob("CHAOS_CONVERGE_SECONDS", 60) * 1000;
@@ -191,7 +191,8 @@ try {
   log(`sandbox, operator and laptop ready in ${((Date.now() - started) / 1000).toFixed(0)} s; chaos starts`);
 
   const chaosStart = Date.now();
-  await Promise.all([churn(env, FAULTS * FAULT_INTERVAL_MS), faults(sandbox, env)]);
+  // A Service lives about MAX_ALIVE slots: long enough, mostly, for its proxy to come up.
+  await Promise.all([churn(env, Math.max(FAULTS * FAULT_INTERVAL_MS, SERVICES * 4_000)), faults(sandbox, env)]);
   const quietFrom = Math.max(lastFaultAt, Date.now());
   log(`chaos done in ${((quietFrom - chaosStart) / 1000).toFixed(0)} s; ${alive.size} Services should be exposed; checking`);
 

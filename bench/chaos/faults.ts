@@ -90,13 +90,16 @@ export const restarts = (pod: V1Pod): number => pod.status?.containerStatuses?.r
  * operator killed every few seconds never acts), which shows nothing about recovery.
  */
 const readyFor = (pod: V1Pod, minUpMs: number): boolean => {
-  const ready = pod.status?.conditions?.find((c) => c.type === "Ready");
+  if (pod.metadata?.deletionTimestamp || pod.status?.phase !== "Running") return false;
+  if (minUpMs === 0) return true;
+  const ready = pod.status.conditions?.find((c) => c.type === "Ready");
   const since = ready?.lastTransitionTime ? new Date(ready.lastTransitionTime).getTime() : Number.POSITIVE_INFINITY;
-  return ready?.status === "True" && !pod.metadata?.deletionTimestamp && Date.now() - since >= minUpMs;
+  return ready?.status === "True" && Date.now() - since >= minUpMs;
 };
 /** The operator takes over the Lease after it is Ready (up to its lease duration, 15 s). */
 const OPERATOR_MIN_UP_MS = 30_000;
-const PROXY_MIN_UP_MS = 5_000;
+/** Proxies may be hit while they start (on a loaded machine that takes minutes). */
+const PROXY_MIN_UP_MS = 0;
 
 async function proxyPods(env: ClusterEnv): Promise<V1Pod[]> {
   const pods = await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: "tailscale.com/parent-resource-ns" });
@@ -144,7 +147,7 @@ export async function inject(sandbox: Sandbox, env: ClusterEnv, kind: FaultKind,
     case "proxy-kill": {
       const pod = pick(random, await proxyPods(env));
       const name = pod?.metadata?.name ?? "";
-      if (!pod) return "no proxy pod Ready long enough";
+      if (!pod) return "no proxy pod running";
       if (kind === "proxy-pod-delete" || restarts(pod) >= 2) {
         await deletePod(pod);
         return { kind: "proxy-pod-delete", victim: name };
