@@ -32,7 +32,7 @@ const MAX_ALIVE = knob("CHAOS_MAX_ALIVE", 10);
 const FAULT_INTERVAL_MS = knob("CHAOS_FAULT_INTERVAL_MS", 1_500);
 const CONVERGE_MS = knob("CHAOS_CONVERGE_SECONDS", 60) * 1000;
 /** How long to keep looking after a missed deadline, so the report says whether it converged late. */
-const GRACE_MS = knob("CHAOS_GRACE_SECONDS", 180) * 1000;
+const GRACE_MS = knob("CHAOS_GRACE_SECONDS", 120) * 1000;
 const NS = "chaos";
 const TAGS = ["tag:k8s", "tag:k8s,tag:test"] as const;
 

@@ -84,6 +84,15 @@ function descendantsMatching(root: number, needle: string): number[] {
   return found;
 }
 
+export /** A process's command line; empty once it is gone. */
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
 export const restarts = (pod: V1Pod): number => pod.status?.containerStatuses?.reduce((n, c) => n + c.restartCount, 0) ?? 0;
 /**
  * A victim is a pod Ready for at least minUpMs: killing what is still coming up starves it (an
@@ -138,7 +147,7 @@ export async function inject(sandbox: Sandbox, env: ClusterEnv, kind: FaultKind,
         return { kind: "operator-pod-delete", victim: name };
       }
       const pid = await containerPid(sandbox, pod, pod.spec?.containers[0]?.name ?? "");
-      if (pid === undefined) return `no running container in ${name}`;
+      if (pid === undefined || !commandLine(pid).includes("/app/bin/tailnet-operator")) return `no running operator container in ${name}`;
       process.kill(pid, "SIGKILL");
       return { kind, victim: `${name} pid ${pid}` };
     }
@@ -153,7 +162,7 @@ export async function inject(sandbox: Sandbox, env: ClusterEnv, kind: FaultKind,
         return { kind: "proxy-pod-delete", victim: name };
       }
       const pid = await containerPid(sandbox, pod, "tailscale");
-      if (pid === undefined) return `no running container in ${name}`;
+      if (pid === undefined || !commandLine(pid).includes("/app/bin/tailnet-proxy")) return `no running proxy container in ${name}`;
       const victim = kind === "proxy-kill" ? pid : descendantsMatching(pid, "tailscaled")[0];
       if (victim === undefined) return `no tailscaled under ${name} pid ${pid}`;
       process.kill(victim, "SIGKILL");
