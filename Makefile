@@ -63,6 +63,10 @@ bench: deps bins images ## Print figures: sandbox start-up and memory, Service e
 	$(LAUNCH) $(NODE) bench/apiserver-proxy.ts
 	$(LAUNCH) $(NODE) bench/ingress.ts
 
+chaos: deps bins sandbox-images ## Chaos run: 100 Services churned under 200 faults (operator, proxies, API server, Headscale killed), then no orphans; CHAOS_SEED, CHAOS_FAULTS, CHAOS_SERVICES (docs/chaos.md)
+	$(LAUNCH) $(NODE) bench/chaos.ts
+.PHONY: chaos
+
 clean-sandbox: deps ## Remove sandboxes left by crashed runs
 	$(LAUNCH) true
 

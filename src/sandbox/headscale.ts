@@ -52,10 +52,12 @@ export interface PreAuthKeyOptions {
 
 export class HeadscaleServer {
   readonly access: HeadscaleAccess;
-  private readonly proc: ManagedProcess;
+  private proc: ManagedProcess;
   private readonly admin: HeadscaleAdmin;
+  private readonly options: HeadscaleOptions;
 
-  private constructor(access: HeadscaleAccess, proc: ManagedProcess, admin: HeadscaleAdmin) {
+  private constructor(options: HeadscaleOptions, access: HeadscaleAccess, proc: ManagedProcess, admin: HeadscaleAdmin) {
+    this.options = options;
     this.access = access;
     this.proc = proc;
     this.admin = admin;
@@ -66,15 +68,7 @@ export class HeadscaleServer {
     const url = `http://${options.address}:${HEADSCALE_PORT}`;
     const configFile = join(options.dir, "config.yaml");
     await writeFile(configFile, stringify(headscaleConfig(options, url)));
-    const proc = await startAndAwait(
-      {
-        name: "headscale",
-        logFile: join(options.dir, "headscale.log"),
-        argv: [options.binary, "-c", configFile, "serve"],
-      },
-      async () => (await httpGet(`${url}/health`)).status === 200,
-      30_000,
-    );
+    const proc = await spawnHeadscale(options, configFile, url);
     const access = { url, baseDomain: options.baseDomain, configFile };
     const admin = new HeadscaleAdmin(options.runner, options.binary, configFile);
     try {
@@ -84,16 +78,38 @@ export class HeadscaleServer {
       await proc.stop();
       throw error;
     }
-    return new HeadscaleServer(access, proc, admin);
+    return new HeadscaleServer(options, access, proc, admin);
   }
 
   get cli(): HeadscaleAdmin {
     return this.admin;
   }
 
+  /**
+   * Stops the server (SIGKILL when hard: a crash, not a shutdown) and starts it again on the same
+   * state directory; the database keeps nodes, keys and the policy. Resolves once it is healthy.
+   */
+  async restart(options: { hard?: boolean } = {}): Promise<void> {
+    if (options.hard) this.proc.signal("SIGKILL");
+    await this.proc.stop(10_000);
+    this.proc = await spawnHeadscale(this.options, this.access.configFile, this.access.url);
+  }
+
   async stop(): Promise<void> {
     await this.proc.stop();
   }
+}
+
+function spawnHeadscale(options: HeadscaleOptions, configFile: string, url: string): Promise<ManagedProcess> {
+  return startAndAwait(
+    {
+      name: "headscale",
+      logFile: join(options.dir, "headscale.log"),
+      argv: [options.binary, "-c", configFile, "serve"],
+    },
+    async () => (await httpGet(`${url}/health`)).status === 200,
+    30_000,
+  );
 }
 
 /** Administration through the headscale CLI over its unix socket (no network involved). */

@@ -47,6 +47,7 @@ export class Sandbox {
   /** Servers this handle started (empty when attached), stopped last. */
   private readonly servers: Stoppable[];
   private readonly controlPlane: KubeControlPlane | undefined;
+  private readonly headscaleServer: HeadscaleServer | undefined;
   private readonly cluster: SandboxCluster;
   /** Devices, backends and pods this handle created, stopped first. */
   private readonly children: Stoppable[] = [];
@@ -59,8 +60,10 @@ export class Sandbox {
     servers: Stoppable[],
     cluster: SandboxCluster,
     controlPlane?: KubeControlPlane,
+    headscaleServer?: HeadscaleServer,
   ) {
     this.controlPlane = controlPlane;
+    this.headscaleServer = headscaleServer;
     this.cluster = cluster;
     this.run = run;
     this.kube = state.kube;
@@ -123,7 +126,7 @@ export class Sandbox {
       const state: SandboxState = { kube: kube.access, headscale: headscale.access, cluster: cluster.state };
       await writeFile(join(run.dir, STATE_FILE), JSON.stringify(state, null, 2), { mode: 0o600 });
       progress(`sandbox ${run.id} ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      return new Sandbox(run, state, bins, runner, servers, cluster, kube);
+      return new Sandbox(run, state, bins, runner, servers, cluster, kube, headscale);
     } catch (error) {
       for (const server of servers) await server.stop();
       throw error;
@@ -171,6 +174,12 @@ export class Sandbox {
   async restartKubeApiserver(): Promise<void> {
     if (!this.controlPlane) throw new Error("restartKubeApiserver: this sandbox handle is attached, not the owner");
     await this.controlPlane.restartApiserver();
+  }
+
+  /** Restarts Headscale on its state (hard: SIGKILL, a crash); only the process that started the sandbox can. */
+  async restartHeadscale(options: { hard?: boolean } = {}): Promise<void> {
+    if (!this.headscaleServer) throw new Error("restartHeadscale: this sandbox handle is attached, not the owner");
+    await this.headscaleServer.restart(options);
   }
 
   /** A client-node KubeConfig for the admin identity (or another token). */

@@ -10,6 +10,7 @@ import type { ManagedProcess } from "../../shared/process.ts";
 import { startAndAwait } from "../started-process.ts";
 import { issueClientCert, type ApiserverPki } from "../pki.ts";
 import { certKubeconfig } from "../kube-control-plane.ts";
+import { progress } from "./cluster.ts";
 
 export interface KubeControllersOptions {
   readonly runner: CommandRunner;
@@ -27,9 +28,46 @@ const SCHEDULER_PORT = 10259;
 
 export class KubeControllers {
   private readonly processes: ManagedProcess[];
+  private stopping = false;
 
-  private constructor(processes: ManagedProcess[]) {
+  private constructor(processes: ManagedProcess[], restart: readonly (() => Promise<ManagedProcess>)[]) {
     this.processes = processes;
+    processes.forEach((proc, i) => {
+      this.supervise(i, proc, restart[i]);
+    });
+  }
+
+  /**
+   * A controller that exits is started again, as the kubelet restarts a control plane's static
+   * pods: kube-scheduler was seen to exit during API server restarts, leaving every new pod Pending.
+   */
+  /** A call, not a field read: it changes while a restart is awaited. */
+  private isStopping(): boolean {
+    return this.stopping;
+  }
+
+  private supervise(index: number, proc: ManagedProcess, restart: (() => Promise<ManagedProcess>) | undefined): void {
+    if (!restart) return;
+    void proc.exited.then(async (status) => {
+      if (this.isStopping()) return;
+      progress(`${proc.name} exited (code ${String(status.code)}, signal ${String(status.signal)}); starting it again`);
+      for (;;) {
+        try {
+          const next = await restart();
+          if (this.isStopping()) {
+            await next.stop();
+            return;
+          }
+          this.processes[index] = next;
+          this.supervise(index, next, restart);
+          return;
+        } catch (error) {
+          progress(`${proc.name} did not start again: ${(error as Error).message.split("\n")[0] ?? ""}`);
+          if (this.isStopping()) return;
+          await new Promise((resolve) => setTimeout(resolve, 2_000));
+        }
+      }
+    });
   }
 
   static async start(options: KubeControllersOptions): Promise<KubeControllers> {
@@ -56,8 +94,7 @@ export class KubeControllers {
       "-v=1",
     ];
     const processes: ManagedProcess[] = [];
-    try {
-      const started = await Promise.all([
+    const controllerManager = (): Promise<ManagedProcess> =>
         startAndAwait(
           {
             name: "kube-controller-manager",
@@ -81,7 +118,8 @@ export class KubeControllers {
           },
           () => healthz(CONTROLLER_MANAGER_PORT),
           60_000,
-        ).then((proc) => (processes.push(proc), proc)),
+        );
+    const scheduler = (): Promise<ManagedProcess> =>
         startAndAwait(
           {
             name: "kube-scheduler",
@@ -90,9 +128,13 @@ export class KubeControllers {
           },
           () => healthz(SCHEDULER_PORT),
           60_000,
-        ).then((proc) => (processes.push(proc), proc)),
+        );
+    try {
+      const started = await Promise.all([
+        controllerManager().then((proc) => (processes.push(proc), proc)),
+        scheduler().then((proc) => (processes.push(proc), proc)),
       ]);
-      return new KubeControllers(started);
+      return new KubeControllers(started, [controllerManager, scheduler]);
     } catch (error) {
       for (const proc of processes) await proc.stop();
       throw error;
@@ -100,6 +142,7 @@ export class KubeControllers {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await Promise.all(this.processes.map((proc) => proc.stop(10_000)));
   }
 }
