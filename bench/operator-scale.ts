@@ -15,6 +15,7 @@
 //
 //   SCALE_SERVICES=1000 SCALE_ROUNDS=1 SCALE_IDLE_S=60 SCALE_TIMEOUT_S=900 node bench/operator-scale.ts
 //   SCALE_PROFILE_DIR=<dir>: ours runs with --cpu-prof and --heap-prof, profiles written there
+//   SCALE_ONLY=ours|go: run one of them (profiling); prints its figures without ratios
 import { Agent, request } from "node:https";
 import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
@@ -38,6 +39,8 @@ const ROUNDS = Math.floor(knob("SCALE_ROUNDS", 1));
 const IDLE_WINDOW_MS = knob("SCALE_IDLE_S", 60) * 1000;
 const TIMEOUT_MS = knob("SCALE_TIMEOUT_S", 900) * 1000;
 const PROFILE_DIR = process.env["SCALE_PROFILE_DIR"];
+const ONLY = process.env["SCALE_ONLY"];
+if (ONLY !== undefined && ONLY !== "ours" && ONLY !== "go") throw new Error("SCALE_ONLY must be ours or go");
 /** Before the idle window: late status writes and the last events of the burst settle. */
 const SETTLE_MS = 15_000;
 const CREATE_CONCURRENCY = 32;
@@ -316,7 +319,7 @@ try {
 
   for (let round = 0; round < ROUNDS; round++) {
     const order: BenchOperator["key"][] = round % 2 === 0 ? ["ours", "go"] : ["go", "ours"];
-    for (const key of order) {
+    for (const key of order.filter((k) => ONLY === undefined || k === ONLY)) {
       const common = { sandbox, host: hosts[key], user: USERS[key] };
       log(`round ${String(round + 1)}/${String(ROUNDS)}: starting ${key}`);
       const op =
@@ -354,10 +357,13 @@ function report(): void {
   const bench = (name: string, unit: string, pick: (f: Figures) => number): string => {
     const ours = mean(results.ours.map(pick));
     const go = mean(results.go.map(pick));
-    const line = { name, value: Number(ours.toFixed(3)), unit, baseline: Number(go.toFixed(3)), ratio: Number((ours / go).toFixed(3)) };
+    // No ratio against a zero or missing baseline (an idle Go operator makes no requests at all).
+    const ratio = go > 0 && Number.isFinite(ours) ? Number((ours / go).toFixed(3)) : undefined;
+    const line = { name, value: Number(ours.toFixed(3)), unit, baseline: Number(go.toFixed(3)), ...(ratio === undefined ? {} : { ratio }) };
     process.stdout.write(`BENCH ${JSON.stringify(line)}\n`);
-    const range = (xs: number[]): string => (xs.length > 1 ? `${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}` : (xs[0] ?? Number.NaN).toFixed(name.includes("rps") ? 2 : 1));
-    return `  ${name.padEnd(44)} ${range(results.ours.map(pick)).padStart(12)} ${range(results.go.map(pick)).padStart(12)} ${unit.padEnd(5)} ${line.ratio.toFixed(2).padStart(6)}`;
+    const digits = name.includes("rps") ? 2 : 1;
+    const range = (xs: number[]): string => (xs.length > 1 ? `${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}` : (xs[0] ?? Number.NaN).toFixed(digits));
+    return `  ${name.padEnd(44)} ${range(results.ours.map(pick)).padStart(12)} ${range(results.go.map(pick)).padStart(12)} ${unit.padEnd(5)} ${(ratio === undefined ? "-" : ratio.toFixed(2)).padStart(6)}`;
   };
   const n = String(SERVICES);
   const rows = [
