@@ -51,8 +51,8 @@ test: deps bins ## Everything CI runs: typecheck, lint, unit, chart and sandbox 
 demo: deps bins sandbox-images ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
 	$(LAUNCH) $(NODE) src/demo/main.ts $(ARGS)
 
-bench: deps bins images ## Print figures: sandbox start-up and memory, Service exposure, firewall backends, egress throughput, proxy footprint and data path, API server proxy latency, Ingress (L7 vs L3 vs tailscale serve)
-	@BUILD_ONLY=containerboot bash scripts/build-bins.sh
+bench: deps bins images ## Print figures: sandbox start-up and memory, Service exposure, firewall backends, egress throughput, proxy footprint and data path, API server proxy latency, Ingress (L7 vs L3 vs tailscale serve), operators side by side at scale (SCALE_SERVICES=1000)
+	@BUILD_ONLY="containerboot k8s_operator" bash scripts/build-bins.sh
 	$(NODE) scripts/images/build.ts
 	$(LAUNCH) $(NODE) bench/sandbox-startup.ts
 	$(LAUNCH) $(NODE) bench/service-exposure.ts
@@ -62,6 +62,7 @@ bench: deps bins images ## Print figures: sandbox start-up and memory, Service e
 	$(LAUNCH) $(NODE) bench/proxy-datapath.ts
 	$(LAUNCH) $(NODE) bench/apiserver-proxy.ts
 	$(LAUNCH) $(NODE) bench/ingress.ts
+	$(LAUNCH) $(NODE) bench/operator-scale.ts
 
 chaos: deps bins sandbox-images ## Chaos run: 100 Services churned under 200 faults (operator, proxies, API server, Headscale killed), then no orphans; CHAOS_SEED, CHAOS_FAULTS, CHAOS_SERVICES (docs/chaos.md)
 	$(LAUNCH) $(NODE) bench/chaos.ts

@@ -141,6 +141,26 @@ build_containerboot() {
   finish "$dir"
 }
 
+# The Tailscale operator itself, from the same pinned module: bench/operator-scale.ts runs it beside
+# ours against the same API server and Headscale as the baseline of the scale figures (nothing
+# else runs it).
+build_k8s_operator() {
+  local dir="k8s-operator-$TAILSCALE_VERSION" v=${TAILSCALE_VERSION#v}
+  built "$dir" && { log "k8s-operator $TAILSCALE_VERSION: cached"; return; }
+  log "k8s-operator $TAILSCALE_VERSION: building (cold: 4-10 min once tailscale is built)"
+  mkdir -p "$BIN_DIR/$dir"
+  wrapper_build tailscale.com "$TAILSCALE_VERSION" "$BIN_DIR/$dir/" \
+    "-s -w -X tailscale.com/version.longStamp=$v -X tailscale.com/version.shortStamp=$v" \
+    tailscale.com/cmd/k8s-operator
+  # Its CRDs (ProxyClass, ProxyGroup, ...): it watches them, so they must exist before it starts.
+  local src
+  src=$(cd "$WORK_ROOT" && go mod download -json "tailscale.com@$TAILSCALE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [[ -d "$src/cmd/k8s-operator/deploy/crds" ]] || fail "tailscale.com@$TAILSCALE_VERSION: no cmd/k8s-operator/deploy/crds"
+  mkdir -p "$BIN_DIR/$dir/crds"
+  cp "$src"/cmd/k8s-operator/deploy/crds/*.yaml "$BIN_DIR/$dir/crds/"
+  finish "$dir"
+}
+
 build_headscale() {
   local dir="headscale-$HEADSCALE_VERSION"
   built "$dir" && { log "headscale $HEADSCALE_VERSION: cached"; return; }
@@ -234,7 +254,8 @@ build_pebble() {
 
 # Control plane first (every test needs it), then the node, then what only images and installs need.
 # tailscale_arm64 is built by `make images` only (the arm64 proxy image), not for the tests;
-# containerboot by `make bench` only (the baseline of bench/proxy-footprint.ts).
+# containerboot and k8s_operator by `make bench` only (baselines of bench/proxy-footprint.ts and
+# bench/operator-scale.ts).
 ALL_COMPONENTS="etcd tailscale headscale k8s kubectl containerd runc cni coredns helm pebble"
 # One after another, not in parallel: the k8s and sqlite compiles each peak at several GiB.
 total=$SECONDS

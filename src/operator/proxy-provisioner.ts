@@ -105,9 +105,17 @@ export class ProxyProvisioner {
       if ((await this.cleanup(parent, log)) === "pending") return undefined;
       config = undefined;
     }
-    if (!config) config = await this.createConfig(parent, target, log);
+    let state: V1Secret | undefined;
+    let stateRead = false;
+    if (!config) {
+      // Read once for this pass: a new proxy's state Secret is not in the watch cache yet, so
+      // each read of it is a request (a 404), and nothing here writes it before the check below.
+      state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
+      stateRead = true;
+      config = await this.createConfig(parent, target, state, log);
+    }
     const recorded = config?.metadata?.annotations?.[ANNOTATIONS.deviceId];
-    let state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
+    if (!stateRead) state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
     if (!state) {
       // Gone while a device existed (deleted by hand, a restore): the proxy's tailscaled state
       // went with it, so the proxy must log in again as a new device and the old one must go.
@@ -136,8 +144,7 @@ export class ProxyProvisioner {
    * Secret could not be created (a failed write, or another pass that created it first) is revoked.
    * A proxy whose state already holds a login (its config Secret deleted by hand) gets no key.
    */
-  private async createConfig(parent: ProxyParent, target: ProxyTarget, log: Logger): Promise<V1Secret | undefined> {
-    const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
+  private async createConfig(parent: ProxyParent, target: ProxyTarget, state: V1Secret | undefined, log: Logger): Promise<V1Secret | undefined> {
     const minted = isLoggedIn(state) ? undefined : await this.controlPlane.createAuthKey({ tags: target.tags });
     let created: V1Secret | "exists";
     try {

@@ -116,6 +116,17 @@ describe("ServiceReconciler", () => {
     assert.equal(service().status?.conditions?.[0]?.reason, "ProxyPending");
   });
 
+  it("2a: a new proxy's pass looks for each of its Secrets once (each read of a missing one is a request)", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    kube.misses.length = 0;
+    await reconciler.reconcile(KEY, ctx);
+    const name = proxyName(parent);
+    const count = (secret: string): number => kube.misses.filter((miss) => miss === `Secret/tailscale/${secret}`).length;
+    assert.equal(count(`${name}-config`), 1);
+    assert.equal(count(`${name}-0`), 1);
+  });
+
   it("3: publishes the device as EXTERNAL-IP once the proxy reports it, then a pass changes nothing", async () => {
     seedService();
     await reconciler.reconcile(KEY, ctx);

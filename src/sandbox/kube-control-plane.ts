@@ -21,6 +21,8 @@ export interface KubeControlPlaneOptions {
   /** Address on the hub bridge that pods use to reach the API server. */
   readonly advertiseAddress: string;
   readonly serviceClusterIpRange: string;
+  /** An audit policy (audit.k8s.io/v1 Policy): its events go to <dir>/audit.log as JSON lines. */
+  readonly auditPolicy?: Readonly<Record<string, unknown>>;
 }
 
 /** Facts a client needs to talk to the sandbox API server; written to the run dir as JSON. */
@@ -31,6 +33,8 @@ export interface KubeAccess {
   /** A valid identity with no RBAC bindings at all. */
   readonly unprivilegedToken: string;
   readonly adminKubeconfig: string;
+  /** The audit log, when the API server was started with an audit policy. */
+  readonly auditLog?: string;
 }
 
 export const APISERVER_PORT = 6443;
@@ -76,6 +80,13 @@ export class KubeControlPlane {
       { mode: 0o600 },
     );
 
+    const auditLog = join(dir, "audit.log");
+    const auditFlags: string[] = [];
+    if (options.auditPolicy) {
+      await writeFile(join(dir, "audit-policy.yaml"), stringify(options.auditPolicy));
+      // No rotation: readers count lines over time windows of one file.
+      auditFlags.push(`--audit-policy-file=${join(dir, "audit-policy.yaml")}`, `--audit-log-path=${auditLog}`, "--audit-log-format=json", "--audit-log-maxsize=0");
+    }
     const processes: ManagedProcess[] = [];
     try {
       processes.push(
@@ -128,6 +139,7 @@ export class KubeControlPlane {
               "--allow-privileged=true",
               "--enable-priority-and-fairness=false",
               "-v=1",
+              ...auditFlags,
             ],
           },
           async () => (await httpGet(`${server}/readyz`, { ca, token: adminToken })).status === 200,
@@ -136,7 +148,8 @@ export class KubeControlPlane {
       processes.push(await startApiserver());
       const adminKubeconfig = join(dir, "admin.kubeconfig");
       await writeFile(adminKubeconfig, kubeconfig(server, pki.caCert, adminToken), { mode: 0o600 });
-      return new KubeControlPlane({ server, caFile: pki.caCert, adminToken, unprivilegedToken, adminKubeconfig }, pki, processes, startApiserver);
+      const access: KubeAccess = { server, caFile: pki.caCert, adminToken, unprivilegedToken, adminKubeconfig, ...(options.auditPolicy ? { auditLog } : {}) };
+      return new KubeControlPlane(access, pki, processes, startApiserver);
     } catch (error) {
       for (const proc of processes.reverse()) await proc.stop();
       throw error;

@@ -10,7 +10,8 @@ import { resolveBinaries, resolveNodeBinaries, type Binaries } from "./binaries.
 import { currentRun } from "./hub.ts";
 import type { RunInfo } from "./runs.ts";
 import { HUB_ADDRESS, HUB_ADDRESS6, SERVICE_CIDR, SERVICE_CIDR6, SandboxNetwork } from "./network.ts";
-import { KubeControlPlane, type KubeAccess } from "./kube-control-plane.ts";
+import { KubeControlPlane, certKubeconfig, type KubeAccess } from "./kube-control-plane.ts";
+import { issueClientCert } from "./pki.ts";
 import { HeadscaleAdmin, HeadscaleServer, type HeadscaleAccess } from "./headscale.ts";
 import { TailnetDevice } from "./tailnet-device.ts";
 import { BackendHost, type BackendOptions } from "./backend-host.ts";
@@ -27,6 +28,13 @@ interface SandboxState {
 export interface SandboxOptions {
   /** The cluster's nodes (default: one, node-1); an empty list runs no node (and no CoreDNS). */
   readonly nodes?: readonly KubeNodeSpec[];
+  /**
+   * kube-controller-manager's --controllers, e.g. ["*", "-statefulset"] so that StatefulSets
+   * make no pods (a scale benchmark provisions a thousand proxies it never runs).
+   */
+  readonly controllers?: readonly string[];
+  /** An audit policy for kube-apiserver; its log is kube.auditLog. */
+  readonly auditPolicy?: Readonly<Record<string, unknown>>;
 }
 
 export const TAILNET_DOMAIN = "tailnet.test";
@@ -99,6 +107,7 @@ export class Sandbox {
           apiserverBinary: bins.kubeApiserver,
           advertiseAddress: HUB_ADDRESS,
           serviceClusterIpRange,
+          ...(options.auditPolicy ? { auditPolicy: options.auditPolicy } : {}),
         }).then((started) => (servers.push(started), started)),
         HeadscaleServer.start({
           runner,
@@ -120,6 +129,7 @@ export class Sandbox {
         pki: kube.pki,
         serviceClusterIpRange,
         nodes: nodeSpecs,
+        ...(options.controllers ? { controllers: options.controllers } : {}),
       });
       // Nodes and controllers stop before the API server they report to.
       servers.unshift(cluster);
@@ -168,6 +178,21 @@ export class Sandbox {
   /** Imports an OCI archive (one platform) into every node's containerd, under ref if given. */
   async importImage(tar: string, ref?: string): Promise<void> {
     await this.cluster.importImage(tar, ref);
+  }
+
+  /**
+   * A kubeconfig file with a client certificate for the given user and groups (the identity an
+   * audit log or RBAC sees); only the process that started the sandbox holds the CA key.
+   */
+  async userKubeconfig(user: string, groups: readonly string[] = []): Promise<string> {
+    if (!this.controlPlane) throw new Error("userKubeconfig: this sandbox handle is attached, not the owner");
+    const dir = join(this.run.dir, "kube", "users");
+    await mkdir(dir, { recursive: true });
+    const name = user.replaceAll(/[^a-zA-Z0-9-]/g, "_");
+    const cert = await issueClientCert(this.runner, this.controlPlane.pki, dir, name, { commonName: user, organizations: groups });
+    const file = join(dir, `${name}.kubeconfig`);
+    await writeFile(file, certKubeconfig(this.kube.server, this.kube.caFile, cert), { mode: 0o600 });
+    return file;
   }
 
   /** Restarts kube-apiserver; only the process that started the sandbox can. */

@@ -23,6 +23,8 @@ function matches(labels: Record<string, string> | undefined, selector: string | 
 export class FakeKubeClient implements KubeClient {
   readonly objects = new Map<string, Stored>();
   readonly writes: string[] = [];
+  /** Every get of an object that did not exist, as "Kind/namespace/name": through the operator's cache, each is a request (a 404). */
+  readonly misses: string[] = [];
   private version = 1;
 
   /** Puts an object in the store as if a user created it. */
@@ -51,7 +53,9 @@ export class FakeKubeClient implements KubeClient {
   }
 
   get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
-    return Promise.resolve(this.find<T>(ref.kind, ref.namespace ?? "", ref.name));
+    const found = this.find<T>(ref.kind, ref.namespace ?? "", ref.name);
+    if (!found) this.misses.push(keyOf(ref));
+    return Promise.resolve(found);
   }
 
   list<T extends KubernetesObject>(_apiVersion: string, kind: string, options: ListOptions = {}): Promise<T[]> {

@@ -38,6 +38,7 @@ export interface ClusterStartOptions {
   readonly pki: ApiserverPki;
   readonly serviceClusterIpRange: string;
   readonly nodes: readonly KubeNodeSpec[];
+  readonly controllers?: readonly string[];
 }
 
 export function progress(message: string): void {
@@ -74,6 +75,7 @@ export class SandboxCluster {
         schedulerBinary: options.bins.kubeScheduler,
         serviceClusterIpRange: options.serviceClusterIpRange,
         clusterCidr: CLUSTER_CIDR,
+        ...(options.controllers ? { controllers: options.controllers } : {}),
       }).then((started) => {
         controllers = started;
       });

@@ -21,6 +21,8 @@ export interface KubeControllersOptions {
   readonly schedulerBinary: string;
   readonly serviceClusterIpRange: string;
   readonly clusterCidr: string;
+  /** kube-controller-manager's --controllers (default: all the defaults). */
+  readonly controllers?: readonly string[];
 }
 
 const CONTROLLER_MANAGER_PORT = 10257;
@@ -114,6 +116,7 @@ export class KubeControllers {
               `--cluster-signing-key-file=${options.pki.caKey}`,
               // Otherwise it creates /usr/libexec/kubernetes/kubelet-plugins on the host.
               `--flex-volume-plugin-dir=${join(options.dir, "volume-plugins")}`,
+              ...(options.controllers ? [`--controllers=${options.controllers.join(",")}`] : []),
             ],
           },
           () => healthz(CONTROLLER_MANAGER_PORT),
