@@ -24,7 +24,7 @@ lint: deps ## Lint everything
 	eslint --max-warnings 0 .
 
 test-unit: deps ## Unit tests (no root, no network)
-	$(NODE) --test --test-reporter=spec 'src/**/*.test.ts' 'test/images/*.test.ts'
+	$(NODE) --test --test-reporter=spec 'src/**/*.test.ts' 'test/images/*.test.ts' 'test/corpus/*.test.ts'
 
 images: deps bins ## Build the OCI images (operator, proxy for amd64+arm64; sandbox: pause, coredns, nginx) into the cache; ARGS=--check|--verify-reproducible
 	@BUILD_ONLY=tailscale_arm64 bash scripts/build-bins.sh

@@ -53,6 +53,7 @@ describe("egressIntent", () => {
       [service({ "tailscale.com/tailnet-ip": "100.64.0.7", "tailscale.com/tailnet-fqdn": "a.b" }), /not both/],
       [service({ "tailscale.com/tailnet-ip": "nas.tailnet.test" }), /is not an IPv4 or IPv6 address/],
       [service({ "tailscale.com/tailnet-ip": "100.64.0.300" }), /is not an IPv4 or IPv6 address/],
+      [service({ "tailscale.com/tailnet-ip": "fd7a:115c:a1e0::1%eth0" }), /is not an IPv4 or IPv6 address/],
       ...["127.0.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "::", "::1", "fe80::1", "ff02::1"].map((ip) => [service({ "tailscale.com/tailnet-ip": ip }), /is a loopback, unspecified, multicast or link-local address/] as [V1Service, RegExp]),
       [service({ "tailscale.com/tailnet-fqdn": "nas" }), /is not a full DNS name/],
       [service({ "tailscale.com/tailnet-fqdn": "under_score.tailnet.test" }), /is not a full DNS name/],

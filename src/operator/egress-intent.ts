@@ -84,7 +84,8 @@ export function egressIntent(service: V1Service, options: IntentOptions, proxyEx
   let target: EgressTarget;
   if (ipValue !== undefined) {
     const ip = ipValue.trim();
-    if (isIP(ip) === 0) return { kind: "invalid", message: `${ANNOTATIONS.tailnetIp} ${quoted(ipValue)} is not an IPv4 or IPv6 address` };
+    // A zone id (fe80::1%eth0) names a local interface: meaningless for a tailnet device's address.
+    if (isIP(ip) === 0 || ip.includes("%")) return { kind: "invalid", message: `${ANNOTATIONS.tailnetIp} ${quoted(ipValue)} is not an IPv4 or IPv6 address` };
     if (NEVER_A_TARGET.check(ip, isIP(ip) === 6 ? "ipv6" : "ipv4")) {
       return { kind: "invalid", message: `${ANNOTATIONS.tailnetIp} ${quoted(ipValue)} is a loopback, unspecified, multicast or link-local address, which no tailnet device has` };
     }
