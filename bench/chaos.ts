@@ -177,7 +177,7 @@ let verdict: Verdict | undefined;
 let convergedMs: number | undefined;
 try {
   const env = new ClusterEnv(sandbox);
-  await installOperator(sandbox, { values: { replicaCount: 1 } });
+  await installOperator(sandbox, { values: { replicaCount: 1, orphanKeySweep: true } });
   await env.ensureNamespace(NS);
   await env.apps.createNamespacedDeployment({
     namespace: NS,
