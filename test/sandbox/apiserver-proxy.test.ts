@@ -280,8 +280,13 @@ describe("API server proxy: other modes, and off", () => {
       const sets = await env.objects.list("apps/v1", "StatefulSet", OPERATOR_NAMESPACE, undefined, undefined, undefined, undefined, children);
       return secrets.items.length + sets.items.length === 0 || undefined;
     }, { timeoutMs: 60_000, intervalMs: 500 });
-    const events = await env.core.listNamespacedEvent({ namespace: OPERATOR_NAMESPACE, fieldSelector: "involvedObject.kind=Deployment" });
-    const reasons = new Set(events.items.map((e) => e.reason));
+    // The Removed Event is recorded after the last object goes: wait for it rather than read once.
+    const reasonsNow = async (): Promise<Set<string | undefined>> =>
+      new Set((await env.core.listNamespacedEvent({ namespace: OPERATOR_NAMESPACE, fieldSelector: "involvedObject.kind=Deployment" })).items.map((e) => e.reason));
+    const reasons = await waitFor("ApiServerProxyReady and ApiServerProxyRemoved Events on the operator's Deployment", async () => {
+      const seen = await reasonsNow();
+      return seen.has("ApiServerProxyReady") && seen.has("ApiServerProxyRemoved") ? seen : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 250 }).catch(async () => reasonsNow());
     assert.ok(reasons.has("ApiServerProxyReady") && reasons.has("ApiServerProxyRemoved"), `Events on the operator's Deployment: ${[...reasons].join(", ")}`);
   });
 });
