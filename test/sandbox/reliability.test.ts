@@ -15,7 +15,8 @@ const env = new ClusterEnv(sandbox);
 const NS = "reliability";
 
 before(async () => {
-  await installOperator(sandbox, { values: { replicaCount: 1, orphanKeySweep: true } });
+  // Two replicas: leader election on, so a new leader's first sweep takes every orphan (ADR 0022).
+  await installOperator(sandbox, { values: { replicaCount: 2, orphanKeySweep: true } });
   await env.ensureNamespace(NS);
 });
 
@@ -163,8 +164,8 @@ describe("reliability", () => {
     const bootstrap = await sandbox.headscaleAdmin.mintPreAuthKey({ tags: ["tag:k8s"], reusable: true });
     try {
       assert.ok((await env.usableKeys()).some((k) => k.id === orphan.id), "the orphan is usable before the sweep");
-      const [pod] = await env.operatorPods();
-      await env.core.deleteNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: pod?.metadata?.name ?? "" });
+      const leader = await waitFor("a leader", () => env.leader(), { timeoutMs: 60_000, intervalMs: 500 });
+      await env.core.deleteNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: leader });
       await waitFor("the next leader revokes the orphaned key", async () => ((await env.usableKeys()).some((k) => k.id === orphan.id) ? undefined : true), { timeoutMs: 180_000, intervalMs: 1_000 });
       const left = (await env.usableKeys()).map((k) => k.id);
       assert.ok(left.includes(users.id), "a key without the operator's tags is not the operator's to revoke");
