@@ -114,16 +114,23 @@ build_etcd() {
   finish "$dir"
 }
 
+# Commands of the pinned tailscale.com module into $BIN_DIR/<dir>/, with the version stamped in as
+# Tailscale's own builds do (GOARCH from the environment, for the arm64 cross build).
+tailscale_build() {
+  local dir=$1 v=${TAILSCALE_VERSION#v}
+  shift
+  mkdir -p "$BIN_DIR/$dir"
+  wrapper_build tailscale.com "$TAILSCALE_VERSION" "$BIN_DIR/$dir/" \
+    "-s -w -X tailscale.com/version.longStamp=$v -X tailscale.com/version.shortStamp=$v" "$@"
+}
+
 build_tailscale() {
-  local arch=${1:-} dir="tailscale-$TAILSCALE_VERSION" v=${TAILSCALE_VERSION#v}
+  local arch=${1:-} dir="tailscale-$TAILSCALE_VERSION"
   # The host's build keeps the plain name; a cross build (for the arm64 proxy image) is suffixed.
   [[ -n "$arch" ]] && dir="$dir-$arch"
   built "$dir" && { log "tailscale $TAILSCALE_VERSION ${arch:-host}: cached"; return; }
   log "tailscaled + tailscale $TAILSCALE_VERSION ${arch:-host}: building (cold: 3-7 min)"
-  mkdir -p "$BIN_DIR/$dir"
-  GOARCH=${arch:-$(go env GOARCH)} wrapper_build tailscale.com "$TAILSCALE_VERSION" "$BIN_DIR/$dir/" \
-    "-s -w -X tailscale.com/version.longStamp=$v -X tailscale.com/version.shortStamp=$v" \
-    tailscale.com/cmd/tailscaled tailscale.com/cmd/tailscale
+  GOARCH=${arch:-$(go env GOARCH)} tailscale_build "$dir" tailscale.com/cmd/tailscaled tailscale.com/cmd/tailscale
   finish "$dir"
 }
 build_tailscale_arm64() { build_tailscale arm64; }
@@ -131,13 +138,10 @@ build_tailscale_arm64() { build_tailscale arm64; }
 # The Tailscale operator's proxy supervisor, from the same pinned module: bench/proxy-footprint.ts
 # measures it beside tailscaled as the baseline for our proxy's footprint (nothing else runs it).
 build_containerboot() {
-  local dir="containerboot-$TAILSCALE_VERSION" v=${TAILSCALE_VERSION#v}
+  local dir="containerboot-$TAILSCALE_VERSION"
   built "$dir" && { log "containerboot $TAILSCALE_VERSION: cached"; return; }
   log "containerboot $TAILSCALE_VERSION: building (cold: 1-3 min once tailscale is built)"
-  mkdir -p "$BIN_DIR/$dir"
-  wrapper_build tailscale.com "$TAILSCALE_VERSION" "$BIN_DIR/$dir/" \
-    "-s -w -X tailscale.com/version.longStamp=$v -X tailscale.com/version.shortStamp=$v" \
-    tailscale.com/cmd/containerboot
+  tailscale_build "$dir" tailscale.com/cmd/containerboot
   finish "$dir"
 }
 
@@ -145,13 +149,10 @@ build_containerboot() {
 # ours against the same API server and Headscale as the baseline of the scale figures (nothing
 # else runs it).
 build_k8s_operator() {
-  local dir="k8s-operator-$TAILSCALE_VERSION" v=${TAILSCALE_VERSION#v}
+  local dir="k8s-operator-$TAILSCALE_VERSION"
   built "$dir" && { log "k8s-operator $TAILSCALE_VERSION: cached"; return; }
   log "k8s-operator $TAILSCALE_VERSION: building (cold: 4-10 min once tailscale is built)"
-  mkdir -p "$BIN_DIR/$dir"
-  wrapper_build tailscale.com "$TAILSCALE_VERSION" "$BIN_DIR/$dir/" \
-    "-s -w -X tailscale.com/version.longStamp=$v -X tailscale.com/version.shortStamp=$v" \
-    tailscale.com/cmd/k8s-operator
+  tailscale_build "$dir" tailscale.com/cmd/k8s-operator
   # Its CRDs (ProxyClass, ProxyGroup, ...): it watches them, so they must exist before it starts.
   local src
   src=$(cd "$WORK_ROOT" && go mod download -json "tailscale.com@$TAILSCALE_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
