@@ -15,7 +15,7 @@ import { installOperator } from "../src/sandbox/operator-install.ts";
 import { waitFor } from "../src/shared/clock.ts";
 import { ClusterEnv, NGINX_IMAGE } from "../test/helpers/cluster-env.ts";
 import { FAULT_WEIGHTS, drawFault, inject, pick, prng, type FaultKind, type Injected } from "./chaos/faults.ts";
-import { check, diagnose, failed, type Verdict, type Wanted } from "./chaos/checks.ts";
+import { check, diagnose, failed, keepLogs, type Verdict, type Wanted } from "./chaos/checks.ts";
 
 const knob = (name: string, fallback: number): number => {
   const raw = process.env[name];
@@ -212,6 +212,8 @@ try {
   }
   if (verdict && (convergedMs === undefined || convergedMs > CONVERGE_MS)) await diagnose(env, verdict, alive, NS, log);
 } finally {
+  const keep = process.env["CHAOS_KEEP_LOGS"];
+  if (keep) await keepLogs(sandbox, keep, log).catch((error: unknown) => { log(`keeping logs: ${errorText(error)}`); });
   await sandbox.stop().catch((error: unknown) => { log(`sandbox stop: ${errorText(error)}`); });
 }
 

@@ -2,6 +2,8 @@
 // reachable from a tailnet device; no orphaned device, Secret, StatefulSet or usable key; no
 // duplicate device), counted so the run can print figures, with a line per problem found.
 import type { V1Secret, V1StatefulSet } from "@kubernetes/client-node";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { TAILNET_DOMAIN, type Sandbox } from "../../src/sandbox/sandbox.ts";
 import { nodeToolArgv } from "../../src/sandbox/tools.ts";
 import type { TailnetDevice } from "../../src/sandbox/tailnet-device.ts";
@@ -130,3 +132,23 @@ export async function diagnose(env: ClusterEnv, verdict: Verdict, alive: Readonl
   }
 }
 
+
+/**
+ * Keeps what explains a run after the sandbox is gone (CHAOS_KEEP_LOGS=<dir>): every pod's logs
+ * from each node (the kubelet's /var/log/pods, a tmpfs that vanishes with the node), the logs of
+ * the sandbox's daemons (kubelet, containerd, API server, Headscale), and Headscale's nodes.
+ */
+export async function keepLogs(sandbox: Sandbox, dir: string, log: (line: string) => void): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const node of sandbox.nodes) {
+    await sandbox.runner.run(node.exec(["tar", "-C", "/var/log", "-czf", join(dir, `pods-${node.name}.tgz`), "pods"]), { timeoutMs: 60_000 }).catch((error: unknown) => {
+      log(`keeping ${node.name}'s pod logs: ${(error as Error).message.split("\n")[0] ?? ""}`);
+    });
+  }
+  // The sandbox's own daemons (kubelet, containerd, API server, Headscale, ...) log under the run directory.
+  await sandbox.runner.run(["sh", "-c", `cd "$1" && find . -name '*.log' -size -200M -print0 | tar --null -czf "$2" -T -`, "keep-logs", sandbox.run.dir, join(dir, "run-logs.tgz")], { timeoutMs: 120_000 }).catch((error: unknown) => {
+    log(`keeping the run directory's logs: ${(error as Error).message.split("\n")[0] ?? ""}`);
+  });
+  await writeFile(join(dir, "headscale-nodes.json"), JSON.stringify(await sandbox.headscaleAdmin.listNodes(), null, 2)).catch(() => undefined);
+  log(`logs kept in ${dir}`);
+}

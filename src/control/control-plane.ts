@@ -36,11 +36,19 @@ export interface Device {
   readonly hostname: string;
   readonly addresses: readonly string[];
   readonly tags: readonly string[];
+  /**
+   * The auth key the device joined with, where the control plane keeps that link (Headscale's
+   * node record does; Tailscale's API does not say). It finds a device whose id never reached a
+   * Secret: its proxy died, or the control plane did, between registering it and reporting it.
+   */
+  readonly authKeyId?: string;
 }
 
 export interface ControlPlane {
   /** What tailscaled's --login-server should be; undefined means Tailscale's default. */
   readonly loginServer: string | undefined;
+  /** Whether listed devices name the auth key they joined with (Device.authKeyId). */
+  readonly linksDevicesToKeys: boolean;
   createAuthKey(request: AuthKeyRequest): Promise<AuthKey>;
   /** Revokes a key so it joins no device; a used, expired or unknown key is not an error. */
   revokeAuthKey(id: string): Promise<void>;

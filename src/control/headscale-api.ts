@@ -10,6 +10,8 @@ interface HeadscaleNode {
   givenName?: string;
   ipAddresses?: string[];
   tags?: string[];
+  /** The key the node registered with (the latest, after a re-registration); absent for an interactive login. */
+  preAuthKey?: { id?: string | number } | null;
 }
 
 interface HeadscalePreAuthKey {
@@ -27,6 +29,7 @@ const DAY_SECONDS = 86_400;
 
 export class HeadscaleApi implements ControlPlane {
   readonly loginServer: string;
+  readonly linksDevicesToKeys = true;
   private readonly http: JsonHttpClient;
 
   constructor(options: { url: string; apiKey: string }) {
@@ -83,5 +86,6 @@ export class HeadscaleApi implements ControlPlane {
 
 /** `name` is the hostname the node reported; `givenName` is its MagicDNS label (may have a suffix). */
 function toDevice(node: HeadscaleNode): Device {
-  return { id: String(node.id), hostname: node.name, addresses: node.ipAddresses ?? [], tags: node.tags ?? [] };
+  const keyId = node.preAuthKey?.id;
+  return { id: String(node.id), hostname: node.name, addresses: node.ipAddresses ?? [], tags: node.tags ?? [], ...(keyId === undefined ? {} : { authKeyId: String(keyId) }) };
 }

@@ -36,6 +36,8 @@ const TOKEN_MARGIN_MS = 60_000;
 export class TailscaleApi implements ControlPlane {
   /** tailscaled's default control server is Tailscale's; a custom one is passed through. */
   readonly loginServer: string | undefined;
+  /** A device in Tailscale's API does not name the key it joined with. */
+  readonly linksDevicesToKeys = false;
   private readonly http: JsonHttpClient;
   private readonly tokenClient: JsonHttpClient;
   private readonly clientId: string;

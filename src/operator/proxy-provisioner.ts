@@ -207,6 +207,7 @@ export class ProxyProvisioner {
   private async recoverLostState(parent: ProxyParent, target: ProxyTarget, config: V1Secret, device: string, log: Logger): Promise<void> {
     await this.controlPlane.deleteDevice(device);
     log.info({ deviceId: device }, "device of the lost state deleted from the tailnet");
+    await this.deleteDevicesJoinedWith(keyIdOf(config), log);
     await this.mintKey(parent, target, config, log, { [ANNOTATIONS.deviceId]: null });
     await this.deletePods(parent);
   }
@@ -217,10 +218,29 @@ export class ProxyProvisioner {
    */
   private async replaceRefusedKey(parent: ProxyParent, target: ProxyTarget, config: V1Secret, log: Logger): Promise<void> {
     log.warn({ keyId: config.metadata?.annotations?.[ANNOTATIONS.authKeyId] }, "the control plane refused the proxy's auth key; minting a new one");
+    // A used key: a login the proxy never saw through (it, or the control plane, died mid-way)
+    // may have made a device with it, which this proxy, logging in anew, would never be.
+    await this.deleteDevicesJoinedWith(keyIdOf(config), log);
     await this.mintKey(parent, target, config, log);
     const ns = this.settings.operatorNamespace;
     await this.kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) }, { data: { [STATE_SECRET_KEYS.loginState]: null, [STATE_SECRET_KEYS.loginError]: null } });
     await this.deletePods(parent);
+  }
+
+  /**
+   * Deletes the devices that joined with these keys of the proxy's, where the control plane
+   * keeps that link (Headscale): such a device may be named by no Secret, when the proxy or the
+   * control plane died between registering it and the proxy reporting it. Only this proxy ever
+   * held the key, so the device is this proxy's. Called before the key's id leaves the Secret.
+   */
+  private async deleteDevicesJoinedWith(keyIds: readonly string[], log: Logger): Promise<void> {
+    if (keyIds.length === 0 || !this.controlPlane.linksDevicesToKeys) return;
+    const keys = new Set(keyIds);
+    for (const device of await this.controlPlane.listDevices()) {
+      if (device.authKeyId === undefined || !keys.has(device.authKeyId)) continue;
+      await this.controlPlane.deleteDevice(device.id);
+      log.info({ deviceId: device.id, keyId: device.authKeyId }, "device that joined with the proxy's key deleted from the tailnet");
+    }
   }
 
   private async deletePods(parent: ProxyParent): Promise<void> {
@@ -332,6 +352,7 @@ export class ProxyProvisioner {
       await this.controlPlane.deleteDevice(deviceId);
       log.info({ deviceId }, "device deleted from the tailnet");
     }
+    await this.deleteDevicesJoinedWith(secrets.flatMap((s) => s.metadata?.annotations?.[ANNOTATIONS.authKeyId] ?? []), log);
     for (const secret of secrets) {
       // Used or not: the key's purpose ends with the proxy.
       const keyId = secret.metadata?.annotations?.[ANNOTATIONS.authKeyId];
@@ -359,6 +380,11 @@ function devicesOf(secret: V1Secret): string[] {
   const data = secret.data ?? {};
   const ids = [decode(data[STATE_SECRET_KEYS.deviceId]), secret.metadata?.annotations?.[ANNOTATIONS.deviceId], ...profileNodeIds(decode(data[TAILSCALED_PROFILES]))];
   return ids.filter((id): id is string => Boolean(id));
+}
+
+function keyIdOf(config: V1Secret): string[] {
+  const id = config.metadata?.annotations?.[ANNOTATIONS.authKeyId];
+  return id ? [id] : [];
 }
 
 /** tailscaled's kube state store keeps its login profiles (with the node's stable id) under this key. */

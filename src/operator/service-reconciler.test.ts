@@ -9,7 +9,7 @@ import { SAFETY_REQUEUE_MS, ServiceReconciler } from "./service-reconciler.ts";
 import { releaseAll } from "./uninstall.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
 import { childLabels, proxyName, stateSecretName } from "./proxy-objects.ts";
-import { ControlPlaneError } from "../control/control-plane.ts";
+import { ControlPlaneError, type Device } from "../control/control-plane.ts";
 import { TerminalError } from "../runtime/reconciler.ts";
 import { createLogger } from "../shared/log.ts";
 import type { EventRecorder } from "./events.ts";
@@ -353,6 +353,28 @@ describe("ServiceReconciler", () => {
     assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
     assert.deepEqual(control.deleted, ["42"]);
   });
+  it("13a: cleanup deletes a device that joined with the proxy's key but that no Secret names (the proxy died mid-login)", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    const device = (id: string, authKeyId: string): Device => ({ id, hostname: "x", addresses: [], tags: ["tag:k8s"], authKeyId });
+    control.devices.set("50", device("50", "id-1"));
+    control.devices.set("51", device("51", "id-99")); // another proxy's, or a user's
+    await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { deletionTimestamp: new Date() } });
+    assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
+    assert.deepEqual(control.deleted, ["50"]);
+
+    control.linksDevicesToKeys = false; // Tailscale: no link, no listing
+    control.deleted.length = 0;
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    control.devices.set("52", device("52", "id-2"));
+    await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { deletionTimestamp: new Date() } });
+    await reconciler.reconcile(KEY, ctx);
+    assert.deepEqual(control.deleted, []);
+  });
+
   it("14: a login the proxy reports as refused is a Warning with advice; a refused key is replaced once and the pod restarts", async () => {
     seedService();
     await reconciler.reconcile(KEY, ctx);
@@ -370,8 +392,10 @@ describe("ServiceReconciler", () => {
 
     kube.seed<V1Pod>({ apiVersion: "v1", kind: "Pod", metadata: { name: `${name}-0`, namespace: "tailscale", labels: { ...childLabels(parent), app: name } } });
     await report("backend error: invalid key: authkey expired");
+    control.devices.set("60", { id: "60", hostname: "x", addresses: [], tags: ["tag:k8s"], authKeyId: "id-1" });
     await reconciler.reconcile(KEY, ctx);
     assert.deepEqual(control.unrevokedKeyIds(), ["id-2"], "the refused key revoked, a new one minted");
+    assert.deepEqual(control.deleted, ["60"], "a device an unseen login made with the refused key is deleted");
     assert.equal(kube.find("Pod", "tailscale", `${name}-0`), undefined, "the pod restarts with the new key");
     const state = kube.find<V1Secret>("Secret", "tailscale", stateSecretName(parent));
     assert.equal(state?.data?.["tailnet_login_state"], undefined, "the report is consumed");

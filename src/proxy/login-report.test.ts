@@ -41,5 +41,8 @@ it("classifies refusals users can act on", () => {
   assert.equal(classifyLoginError("backend error: invalid key: authkey expired"), "key");
   assert.equal(classifyLoginError("AuthKey has been used already"), "key");
   assert.equal(classifyLoginError("timeout waiting for Tailscale service to enter a Running state"), "unreachable");
+  // Both seen in the chaos run, once called refusals: Headscale killed mid-login, tailscaled killed mid-login.
+  assert.equal(classifyLoginError("unexpected EOF"), "unreachable");
+  assert.equal(classifyLoginError("failed to connect to local tailscaled; it doesn't appear to be running"), "interrupted");
   assert.equal(classifyLoginError("something else entirely"), "other");
 });

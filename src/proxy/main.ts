@@ -7,7 +7,7 @@ import { createProxyLogger } from "./log.ts";
 import { ProcessRunner } from "../shared/exec.ts";
 import { systemClock } from "../shared/clock.ts";
 import { loadProxyConfig, proxyHelp, type ProxyConfig } from "./config.ts";
-import { Tailscaled, requireTailscaleBinaries, type DeviceInfo } from "./tailscaled.ts";
+import { Tailscaled, logRestart, requireTailscaleBinaries, type DeviceInfo } from "./tailscaled.ts";
 import { KubeStateSecret } from "./state-secret.ts";
 import { STATE_SECRET_KEYS as STATE_KEYS } from "../shared/state-keys.ts";
 import { HealthServer } from "./health.ts";
@@ -55,7 +55,7 @@ async function run(config: ProxyConfig): Promise<void> {
   const outcome = { daemonDied: false };
 
   try {
-    await tailscaled.start();
+    await tailscaled.start(logRestart(log));
     void tailscaled.exited.then(() => {
       // tailscaled gone on its own: stop too, and exit non-zero so the pod restarts.
       outcome.daemonDied = !isStopping();

@@ -2,8 +2,10 @@ import { it } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { findOnPath, requireTailscaleBinaries } from "./tailscaled.ts";
+import { delimiter, join } from "node:path";
+import { ProcessRunner } from "../shared/exec.ts";
+import { loadProxyConfig } from "./config.ts";
+import { Tailscaled, findOnPath, requireTailscaleBinaries, type StartRestart } from "./tailscaled.ts";
 
 it("finds tailscaled and tailscale on the PATH, and names whichever is missing", () => {
   const root = mkdtempSync(join(tmpdir(), "tailnet-proxy-path-"));
@@ -30,6 +32,42 @@ it("finds tailscaled and tailscale on the PATH, and names whichever is missing",
       requireTailscaleBinaries(path);
     });
   } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+it("starts tailscaled again when it exits during start-up, until its LocalAPI answers", async () => {
+  // A stand-in tailscaled: the first run exits 1 (as tailscaled does when its kube state store
+  // cannot reach the API server), the second serves the LocalAPI's status on its socket.
+  const root = mkdtempSync(join(tmpdir(), "tailnet-proxy-start-"));
+  const savedPath = process.env["PATH"];
+  const tailscaled = new Tailscaled(new ProcessRunner(), loadProxyConfig({
+    TS_KUBE_SECRET: "ts-x-0",
+    TS_HOSTNAME: "x",
+    TS_DEST_IP: "10.96.0.10",
+    TS_SOCKET: join(root, "tailscaled.sock"),
+    TS_STATE_DIR: join(root, "state"),
+  }));
+  try {
+    const bin = join(root, "bin");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "tailscaled"), `#!${process.execPath}
+const { existsSync, writeFileSync } = require("node:fs");
+const marker = ${JSON.stringify(join(root, "ran-once"))};
+if (!existsSync(marker)) { writeFileSync(marker, ""); process.exit(1); }
+const socket = process.argv.find((a) => a.startsWith("--socket=")).slice("--socket=".length);
+require("node:http").createServer((req, res) => res.end(JSON.stringify({ BackendState: "NeedsLogin" }))).listen(socket);
+process.on("SIGTERM", () => process.exit(0));
+`);
+    chmodSync(join(bin, "tailscaled"), 0o755);
+    process.env["PATH"] = `${bin}${delimiter}${savedPath ?? ""}`;
+    const restarts: StartRestart[] = [];
+    await tailscaled.start((restart) => restarts.push(restart));
+    assert.deepEqual(restarts, [{ attempt: 1, exit: "exit code 1", delayMs: 1_000 }]);
+    assert.equal((await tailscaled.loginProgress()).backendState, "NeedsLogin");
+  } finally {
+    process.env["PATH"] = savedPath;
+    await tailscaled.stop();
     rmSync(root, { recursive: true, force: true });
   }
 });

@@ -4,7 +4,7 @@ import { accessSync, constants, statSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import type { CommandRunner } from "../shared/exec.ts";
-import { ManagedProcess } from "../shared/process.ts";
+import { ManagedProcess, type ExitStatus } from "../shared/process.ts";
 import { waitFor } from "../shared/clock.ts";
 import type { ProxyConfig } from "./config.ts";
 import { LocalApi, type StatusJson } from "./local-api.ts";
@@ -31,6 +31,28 @@ export interface PeerStatus {
   readonly PrimaryRoutes?: readonly string[] | null;
 }
 
+/** A tailscaled that exited during start-up, about to be started again. */
+export interface StartRestart {
+  readonly attempt: number;
+  readonly exit: string;
+  readonly delayMs: number;
+}
+
+/** Within the pod's startup probe (60 × 5 s), so the kubelet does not restart a proxy still trying. */
+const START_BUDGET_MS = 240_000;
+const MAX_START_BACKOFF_MS = 15_000;
+
+function exitText(exit: ExitStatus): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit code ${String(exit.code)}`;
+}
+
+/** The start-up restart as a log line: the API server is the usual suspect. */
+export function logRestart(log: { warn(fields: object, message: string): void }): (restart: StartRestart) => void {
+  return (restart) => {
+    log.warn(restart, "tailscaled exited during start-up (it reads its state from the Kubernetes API: is the API server reachable?); starting it again");
+  };
+}
+
 export class Tailscaled {
   private readonly runner: CommandRunner;
   private readonly config: ProxyConfig;
@@ -47,9 +69,29 @@ export class Tailscaled {
     return this.daemon?.exited ?? Promise.resolve();
   }
 
-  async start(): Promise<void> {
+  /**
+   * Starts tailscaled and waits for its LocalAPI. tailscaled exits at start-up when it cannot read
+   * its state from the Kubernetes API (an API server restarting, a node under load): it is started
+   * again here, with a short back-off, instead of the container exiting into the kubelet's
+   * crash-loop back-off, which grows to minutes after a few such exits.
+   */
+  async start(onRestart: (restart: StartRestart) => void = () => undefined): Promise<void> {
     await mkdir(this.config.TS_STATE_DIR, { recursive: true });
-    this.daemon = ManagedProcess.start({
+    const deadline = Date.now() + START_BUDGET_MS;
+    for (let attempt = 1; ; attempt++) {
+      const daemon = this.spawnDaemon();
+      this.daemon = daemon;
+      const exit = await Promise.race([daemon.exited, this.localApiAnswers(daemon, deadline)]);
+      if (exit === "answering") return;
+      if (Date.now() >= deadline) throw new Error(`tailscaled did not start within ${START_BUDGET_MS / 1000} s (${attempt} attempts; last ${exitText(exit)})`);
+      const delayMs = Math.min(1_000 * 2 ** (attempt - 1), MAX_START_BACKOFF_MS);
+      onRestart({ attempt, exit: exitText(exit), delayMs });
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+
+  private spawnDaemon(): ManagedProcess {
+    return ManagedProcess.start({
       name: "tailscaled",
       // tailscaled's output is the container's output, as in a real pod.
       argv: [
@@ -61,10 +103,20 @@ export class Tailscaled {
       ],
       env: { ...daemonEnvironment(process.env), TS_KUBERNETES_READ_API_SERVER_ADDRESS_FROM_ENV: "true" },
     });
-    await waitFor("tailscaled's LocalAPI", async () => {
-      if (!this.daemon?.running) throw new Error("tailscaled exited during start-up");
-      return (await this.status()).BackendState !== "NoState" ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 50 });
+  }
+
+  /** Resolves once the LocalAPI reports a backend state; never while the daemon is down (the race's other side). */
+  private async localApiAnswers(daemon: ManagedProcess, deadline: number): Promise<"answering"> {
+    for (;;) {
+      if (!daemon.running) return new Promise(() => undefined);
+      const state = await this.status().then((s) => s.BackendState, () => undefined);
+      if (state !== undefined && state !== "NoState") return "answering";
+      if (Date.now() >= deadline) {
+        await daemon.stop(5_000);
+        return new Promise(() => undefined);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   private async status(): Promise<StatusJson> {

@@ -25,6 +25,10 @@ export function controlPlaneContract(name: string, subject: () => ContractSubjec
       assert.equal(device?.id, id);
       assert.equal(device.hostname, "contract-a");
       assert.deepEqual(device.tags, ["tag:k8s"]);
+      const listed = (await controlPlane.listDevices()).find((d) => d.id === id);
+      // The link that finds a device whose id never reached a Secret; where the control plane
+      // has none, the operator must not pretend (it lists nothing for it).
+      assert.equal(listed?.authKeyId, controlPlane.linksDevicesToKeys ? keyId : undefined);
       await assert.rejects(join(key, "contract-a2"), "a used single-use key joins no second device");
     });
 

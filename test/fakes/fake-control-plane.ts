@@ -4,6 +4,8 @@ import type { AuthKey, AuthKeyRecord, ControlPlaneError, AuthKeyRequest, Control
 
 export class FakeControlPlane implements ControlPlane {
   readonly loginServer = "http://control.test";
+  /** Like Headscale: a device added with an authKeyId names the key it joined with. */
+  linksDevicesToKeys = true;
   readonly keys: AuthKeyRequest[] = [];
   readonly devices = new Map<string, Device>();
   readonly deleted: string[] = [];

@@ -77,6 +77,16 @@ const decoded = (secret: V1Secret | undefined, key: string): string | undefined 
   return value === undefined ? undefined : Buffer.from(value, "base64").toString("utf8");
 };
 
+const patchSecret = (name: string, body: { data?: object; annotations?: object }): Promise<unknown> =>
+  env.objects.patch(
+    { apiVersion: "v1", kind: "Secret", metadata: { name, namespace: OPERATOR_NAMESPACE, ...(body.annotations ? { annotations: body.annotations } : {}) }, ...(body.data ? { data: body.data } : {}) } as never,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    "application/merge-patch+json",
+  );
+
 describe("reliability", () => {
   it("a Service deleted right after creation leaves no usable key and no device", async () => {
     // The node takes no pods meanwhile: the key is certainly unused when the Service goes.
@@ -140,19 +150,32 @@ describe("reliability", () => {
     const state = await secretOf("lazarus", "state");
     const config = await secretOf("lazarus", "config");
     assert.ok(decoded(state, "_profiles")?.includes(device.id), "tailscaled's login profile names the device");
-    const patch = (name: string, body: { data?: object; annotations?: object }): Promise<unknown> =>
-      env.objects.patch(
-        { apiVersion: "v1", kind: "Secret", metadata: { name, namespace: OPERATOR_NAMESPACE, ...(body.annotations ? { annotations: body.annotations } : {}) }, ...(body.data ? { data: body.data } : {}) } as never,
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        "application/merge-patch+json",
-      );
-    await patch(state?.metadata?.name ?? "", { data: { device_id: null, device_fqdn: null, device_ips: null } });
-    await patch(config?.metadata?.name ?? "", { annotations: { "tailscale.com/device-id": null } });
+    await patchSecret(state?.metadata?.name ?? "", { data: { device_id: null, device_fqdn: null, device_ips: null } });
+    await patchSecret(config?.metadata?.name ?? "", { annotations: { "tailscale.com/device-id": null } });
     await deleteAndWait("lazarus");
     assert.deepEqual(await env.devices("lazarus"), [], "the device named only by tailscaled's profile is deleted");
+  });
+
+  it("a device no Secret names, only the key it joined with (a login nobody saw through), is deleted with its Service", async () => {
+    await exposed("nemo");
+    await env.waitForService(NS, "nemo", "ready", isReady);
+    const [device] = await env.devices("nemo");
+    assert.ok(device);
+    // What the proxy or Headscale dying between the registration and any report leaves: a device
+    // that Headscale records as joined with the proxy's key, and no Secret naming it anywhere.
+    const state = await secretOf("nemo", "state");
+    const config = await secretOf("nemo", "config");
+    await patchSecret(state?.metadata?.name ?? "", { data: { device_id: null, device_fqdn: null, device_ips: null, _profiles: null } });
+    await patchSecret(config?.metadata?.name ?? "", { annotations: { "tailscale.com/device-id": null } });
+    await deleteAndWait("nemo");
+    assert.deepEqual(await env.devices("nemo"), [], "the device that joined with the proxy's key is deleted");
+    // tailscaled might have written its profile again before it stopped; the operator's log says
+    // which way it found the device.
+    const logs = await Promise.all((await env.operatorPods()).map((pod) => env.podLogTail(OPERATOR_NAMESPACE, pod.metadata?.name ?? "", 400)));
+    assert.ok(
+      logs.join("\n").split("\n").some((line) => line.includes(`"deviceId":"${device.id}"`) && line.includes("joined with the proxy's key")),
+      "found through the key it joined with",
+    );
   });
 
   it("a key minted by an operator stopped before it stored the key is revoked by the next leader; other keys are left alone", async () => {

@@ -10,7 +10,7 @@ import { joinTailnet } from "../login-report.ts";
 import { STATE_SECRET_KEYS as STATE_KEYS } from "../../shared/state-keys.ts";
 import { INGRESS_SECRET_KEYS, parseIngressConfig, type IngressProxyConfig } from "../../shared/ingress-config.ts";
 import type { ProxyConfig } from "../config.ts";
-import { Tailscaled, requireTailscaleBinaries } from "../tailscaled.ts";
+import { Tailscaled, logRestart, requireTailscaleBinaries } from "../tailscaled.ts";
 import { KubeStateSecret } from "../state-secret.ts";
 import { HealthServer } from "../health.ts";
 import { ensureTunDevice } from "../pod-setup.ts";
@@ -97,7 +97,7 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
   });
 
   try {
-    await tailscaled.start();
+    await tailscaled.start(logRestart(log));
     void tailscaled.exited.then(() => {
       outcome.daemonDied = !isStopping();
       stopping.abort();
