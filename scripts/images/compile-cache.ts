@@ -2,7 +2,7 @@
 // stripped there, and a process that finds every module in it never loads the stripper (amaro,
 // a WebAssembly build of swc that stays resident: ~17 MiB RSS, ~12 MiB of it private). The
 // proxy runs once per exposed Service, so that is paid per Service (docs/adr/0013).
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { run } from "./cache.ts";
 import { appFiles } from "./inputs.ts";
@@ -18,16 +18,20 @@ function isV8CodeCache(entry: Buffer): boolean {
 }
 
 /**
- * Runs `node argv...` (argv: the script and its arguments) in a copy of the app files with a portable compile cache (paths relative
+ * Runs `node argv...` (argv: the script and its arguments) in a copy of the app files (and a link
+ * to nodeModules, if given) with a portable compile cache (paths relative
  * to the cache, so it is valid under /app), and returns the cache directory, holding only the
  * stripped-TypeScript entries.
  */
-export async function compileCacheTree(node: string, argv: readonly string[], scratch: string): Promise<string> {
+export async function compileCacheTree(node: string, argv: readonly string[], scratch: string, nodeModules?: string): Promise<string> {
   const app = join(scratch, "app");
   for (const [rel, abs] of appFiles()) {
     mkdirSync(dirname(join(app, rel)), { recursive: true });
     copyFileSync(abs, join(app, rel));
   }
+  // The image's production modules, for a command that imports them (the operator loads
+  // client-node at once); their entries are JavaScript's V8 code cache, left out below.
+  if (nodeModules) symlinkSync(nodeModules, join(app, "node_modules"));
   const cache = join(app, ".node-compile-cache");
   await run([node, ...argv], { cwd: app, env: { PATH: process.env["PATH"] ?? "", NODE_COMPILE_CACHE: cache, NODE_COMPILE_CACHE_PORTABLE: "1" } });
   let kept = 0;

@@ -168,6 +168,7 @@ async function run(config: OperatorConfig): Promise<void> {
 
   const stopping = new AbortController();
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.removeAllListeners(signal); // the entry point's start-up handler (bin/tailnet-operator.js)
     process.once(signal, () => {
       log.info({ signal }, "shutting down");
       stopping.abort();

@@ -50,6 +50,8 @@ async function run(config: ProxyConfig): Promise<void> {
     log.info({ signal }, "shutting down");
     stopping.abort();
   };
+  // The entry point's start-up handlers (bin/tailnet-proxy.js) give way to the graceful ones.
+  process.removeAllListeners("SIGTERM").removeAllListeners("SIGINT");
   process.once("SIGTERM", shutdown);
   process.once("SIGINT", shutdown);
   const outcome = { daemonDied: false };

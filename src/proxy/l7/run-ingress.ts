@@ -72,6 +72,7 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
   const stopping = new AbortController();
   const isStopping = (): boolean => stopping.signal.aborted;
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.removeAllListeners(signal); // the entry point's start-up handler (bin/tailnet-proxy.js)
     process.once(signal, () => {
       log.info({ signal }, "shutting down");
       stopping.abort();
