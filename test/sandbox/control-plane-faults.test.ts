@@ -142,17 +142,20 @@ describe("control plane faults", () => {
       // Still failing, still saying so (retries do not wipe the condition or make objects).
       assert.equal(readyCondition((await env.service(NS, "late"))!)?.reason, "ControlPlaneError");
       assert.deepEqual(await env.children(NS, "late"), []);
+      // Headscale's CLI answers on its socket meanwhile: no key got minted without a Secret.
+      assert.deepEqual(await unnamedUsableKeys(), []);
     } finally {
       await sandbox.bringHeadscaleOnline();
     }
 
     const ready = await explained("late", env.waitForService(NS, "late", "ready once Headscale is back", isReady, 240_000));
     assert.equal(readyCondition(ready)?.reason, "ProxyReady");
-    assert.match(readyCondition(ready)?.message ?? "", new RegExp(`late\\.${TAILNET_DOMAIN.replace(".", "\\.")}`));
+    assert.match(readyCondition(ready)?.message ?? "", new RegExp(`late\\.${TAILNET_DOMAIN.replaceAll(".", "\\.")}`));
     // The laptop learns the new peer from its own control session once that reconnects.
     assert.match(await env.fetch(laptop, `http://late.${TAILNET_DOMAIN}/`, 180_000), NGINX);
     assert.equal((await env.devices("late")).length, 1, "one device for the Service, no duplicate");
     assert.equal((await env.devices("cpf-web")).length, 1, "the Ready Service kept its one device");
+    assert.deepEqual(await unnamedUsableKeys(), [], "no usable key that no Secret names");
     const events = await env.events(NS, "late");
     assert.ok(events.some((e) => e.reason === "ProxyReady" && e.type === "Normal"), "a Normal Event says it recovered");
     await deleteAndWait("late");
@@ -197,6 +200,7 @@ describe("control plane faults", () => {
       const keys = await sandbox.headscaleAdmin.listPreAuthKeys();
       assert.equal(keys.find((k) => String(k.id) === replaced)?.used, true, "the proxy logged in with the new key");
       assert.ok(!(await env.usableKeys()).some((k) => k.id === refused), "the refused key joins nothing");
+      assert.deepEqual(await unnamedUsableKeys(), [], "every usable key is one a config Secret names");
       assert.equal((await env.devices("stale")).length, 1, "one device, no duplicate");
       const pods = await proxyPods("stale");
       assert.equal(pods.length, 1);
