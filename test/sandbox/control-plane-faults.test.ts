@@ -191,10 +191,11 @@ describe("control plane faults", () => {
       const ready = await explained("stale", env.waitForService(NS, "stale", "ready with the new key", isReady, 240_000));
       assert.equal(readyCondition(ready)?.reason, "ProxyReady");
       // The condition said what the Warning says before it recovered (earlier it said that the
-      // cordoned node could not take the pod: a ProxyFailed of its own).
+      // cordoned node could not take the pod: a ProxyFailed of its own). The watch delivers in
+      // order, but may trail the read above: once it shows Ready, it has shown all before.
+      await waitFor("the watch to deliver Ready", () => (conditions.seen.at(-1)?.reason === "ProxyReady" ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
       const failed = conditions.seen.find((c) => c.reason === "ProxyFailed" && c.message === warning.message);
       assert.ok(failed, `the condition said what the Warning says: ${JSON.stringify(conditions.seen)}`);
-      assert.equal(conditions.seen.at(-1)?.reason, "ProxyReady");
 
       assert.equal((await configSecretOf("stale"))?.metadata?.annotations?.[AUTH_KEY_ID], replaced, "one new key per refusal");
       const keys = await sandbox.headscaleAdmin.listPreAuthKeys();
