@@ -134,8 +134,7 @@ export class ProxyProvisioner {
       await this.replaceRefusedKey(parent, target, config, log);
       const problem = reportedProblem(state);
       if (problem) this.handledRefusals.set(proxyName(parent), problem);
-    }
-    else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) await this.mintKey(parent, target, config, log);
+    } else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) await this.mintKey(parent, target, config, log);
     if (!target.serviceAccount) await this.kube.apply(proxyServiceAccount(parent, this.settings));
     await this.kube.apply(proxyRole(parent, this.settings));
     await this.kube.apply(proxyRoleBinding(parent, this.settings, target));
