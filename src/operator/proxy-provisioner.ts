@@ -80,6 +80,11 @@ export class ProxyProvisioner {
   private readonly kube: KubeClient;
   private readonly controlPlane: ControlPlane;
   private readonly settings: ProxySettings;
+  /**
+   * The refusal a pass just acted on (a refused key replaced, its report cleared), by proxy: that
+   * pass's podProblem says it once, or the Service would only ever show "waiting" for it.
+   */
+  private readonly handledRefusals = new Map<string, string>();
 
   constructor(kube: KubeClient, controlPlane: ControlPlane, settings: ProxySettings) {
     this.kube = kube;
@@ -125,8 +130,11 @@ export class ProxyProvisioner {
     }
     const lost = recorded !== undefined && state?.metadata?.annotations?.[ANNOTATIONS.replacesDevice] === recorded;
     if (config && lost) await this.recoverLostState(parent, target, config, recorded, log);
-    else if (config && state && refusedKey(state)) await this.replaceRefusedKey(parent, target, config, log);
-    else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) await this.mintKey(parent, target, config, log);
+    else if (config && state && refusedKey(state)) {
+      await this.replaceRefusedKey(parent, target, config, log);
+      const problem = reportedProblem(state);
+      if (problem) this.handledRefusals.set(proxyName(parent), problem);
+    } else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) await this.mintKey(parent, target, config, log);
     if (!target.serviceAccount) await this.kube.apply(proxyServiceAccount(parent, this.settings));
     await this.kube.apply(proxyRole(parent, this.settings));
     await this.kube.apply(proxyRoleBinding(parent, this.settings, target));
@@ -279,6 +287,11 @@ export class ProxyProvisioner {
    */
   async podProblem(parent: ProxyParent, log: Logger): Promise<string | undefined> {
     const ns = this.settings.operatorNamespace;
+    const handled = this.handledRefusals.get(proxyName(parent));
+    if (handled !== undefined) {
+      this.handledRefusals.delete(proxyName(parent));
+      return handled;
+    }
     // What the proxy itself reported is more precise than what Kubernetes sees (a crash loop).
     const reported = reportedProblem(await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) }));
     if (reported) return reported;

@@ -399,8 +399,13 @@ describe("ServiceReconciler", () => {
     assert.equal(kube.find("Pod", "tailscale", `${name}-0`), undefined, "the pod restarts with the new key");
     const state = kube.find<V1Secret>("Secret", "tailscale", stateSecretName(parent));
     assert.equal(state?.data?.["tailnet_login_state"], undefined, "the report is consumed");
+    // The pass that consumed the report still says why (a read after the clear sees no report).
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyFailed");
+    assert.match(service().status?.conditions?.[0]?.message ?? "", /^login failed: the proxy's auth key is expired, revoked or used up: the operator mints a new one; the control plane said: .*authkey expired/);
+    assert.deepEqual(events.at(-1), { type: "Warning", reason: "ProxyFailed", message: service().status?.conditions?.[0]?.message });
     await reconciler.reconcile(KEY, ctx);
     assert.equal(control.keys.length, 2, "one new key per refusal");
+    assert.equal(service().status?.conditions?.[0]?.reason, "ProxyPending", "then it waits for the new pod, said once");
   });
 
   it("15: a Tailscale refusal of the tags at key creation says what to change", async () => {

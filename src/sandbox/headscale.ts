@@ -27,6 +27,7 @@ export interface HeadscaleAccess {
 }
 
 export const HEADSCALE_PORT = 8080;
+const HEADSCALE_STUN_PORT = 3478;
 
 /**
  * The policy tailnet-operator expects: tag:k8s-operator owns tag:k8s, everything may talk. The
@@ -110,6 +111,27 @@ function spawnHeadscale(options: HeadscaleOptions, configFile: string, url: stri
     async () => (await httpGet(`${url}/health`)).status === 200,
     30_000,
   );
+}
+
+export const HEADSCALE_OFFLINE_TABLE = "tno_headscale_offline";
+
+/**
+ * nftables rules (for the hub, where Headscale listens) that reset every TCP packet to or from its
+ * port, both ways so neither end keeps a half-open session, and refuse STUN.
+ */
+export function headscaleOfflineRules(): string {
+  return `table inet ${HEADSCALE_OFFLINE_TABLE} {
+  chain in {
+    type filter hook input priority -10;
+    tcp dport ${HEADSCALE_PORT} reject with tcp reset
+    udp dport ${HEADSCALE_STUN_PORT} reject
+  }
+  chain out {
+    type filter hook output priority -10;
+    tcp sport ${HEADSCALE_PORT} reject with tcp reset
+  }
+}
+`;
 }
 
 /** Administration through the headscale CLI over its unix socket (no network involved). */
@@ -214,7 +236,7 @@ function headscaleConfig(options: HeadscaleOptions, url: string): Record<string,
         region_name: "Sandbox embedded DERP",
         verify_clients: true,
         // Both families, on the hub only (the hub is the sandbox's own namespace).
-        stun_listen_addr: "[::]:3478",
+        stun_listen_addr: `[::]:${HEADSCALE_STUN_PORT}`,
         private_key_path: join(state, "derp_server_private.key"),
         automatically_add_embedded_derp_region: true,
         ipv4: options.address,

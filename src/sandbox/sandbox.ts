@@ -12,7 +12,7 @@ import type { RunInfo } from "./runs.ts";
 import { HUB_ADDRESS, HUB_ADDRESS6, SERVICE_CIDR, SERVICE_CIDR6, SandboxNetwork } from "./network.ts";
 import { KubeControlPlane, certKubeconfig, type KubeAccess } from "./kube-control-plane.ts";
 import { issueClientCert } from "./pki.ts";
-import { HeadscaleAdmin, HeadscaleServer, type HeadscaleAccess } from "./headscale.ts";
+import { HEADSCALE_OFFLINE_TABLE, HeadscaleAdmin, HeadscaleServer, headscaleOfflineRules, type HeadscaleAccess } from "./headscale.ts";
 import { TailnetDevice } from "./tailnet-device.ts";
 import { BackendHost, type BackendOptions } from "./backend-host.ts";
 import { DEFAULT_NODES, SandboxCluster, progress, type ClusterState } from "./cluster/cluster.ts";
@@ -205,6 +205,22 @@ export class Sandbox {
   async restartHeadscale(options: { hard?: boolean } = {}): Promise<void> {
     if (!this.headscaleServer) throw new Error("restartHeadscale: this sandbox handle is attached, not the owner");
     await this.headscaleServer.restart(options);
+  }
+
+  /**
+   * Takes Headscale off the network, as a stopped server is to its clients: new connections and
+   * established ones (the operator's API calls, tailscaled's control sessions, DERP) are reset,
+   * STUN is refused. Its CLI still answers on the unix socket, so a test can audit keys meanwhile.
+   * An nftables table in the hub, so attached handles can do it too (restartHeadscale needs the
+   * owner, and a server started by a test file would not outlive it).
+   */
+  async takeHeadscaleOffline(): Promise<void> {
+    await this.runner.run(["nft", "-f", "-"], { input: headscaleOfflineRules() });
+  }
+
+  /** Undoes takeHeadscaleOffline; clients reconnect with their own backoff. */
+  async bringHeadscaleOnline(): Promise<void> {
+    await this.runner.run(["nft", "delete", "table", "inet", HEADSCALE_OFFLINE_TABLE]);
   }
 
   /** A client-node KubeConfig for the admin identity (or another token). */
