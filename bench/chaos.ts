@@ -177,7 +177,9 @@ let verdict: Verdict | undefined;
 let convergedMs: number | undefined;
 try {
   const env = new ClusterEnv(sandbox);
-  await installOperator(sandbox, { values: { replicaCount: 1, orphanKeySweep: true } });
+  // Two replicas, as a production install runs: a new leader's first key sweep takes every
+  // orphan at once (ADR 0022); tag:test is the churn's own tag, which only the operator mints.
+  await installOperator(sandbox, { values: { replicaCount: 2, orphanKeySweep: true, orphanKeySweepTags: ["tag:test"] } });
   await env.ensureNamespace(NS);
   await env.apps.createNamespacedDeployment({
     namespace: NS,

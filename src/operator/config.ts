@@ -87,6 +87,7 @@ export const operatorEnvSchema = z.object({
   OPERATOR_WORKERS: z.coerce.number().int().min(1).max(64).default(4).describe("reconciles run in parallel"),
   LEADER_ELECTION: bool.default(true).describe("use a Lease so that only one replica acts"),
   ORPHAN_KEY_SWEEP: bool.default(false).describe("revoke unused single-use auth keys with the proxy tags (PROXY_TAGS, APISERVER_PROXY_TAGS) that no proxy's Secret holds, left by an operator stopped between minting and storing a key; only where no other tool mints keys with those tags (ADR 0022)"),
+  ORPHAN_KEY_SWEEP_TAGS: z.string().default("").describe("more tags the key sweep may revoke keys with (comma-separated): tags users give proxies through tailscale.com/tags for which no other tool mints single-use keys; never taken from annotations themselves (ADR 0022)"),
   LEADER_ELECTION_ID: z.string().default(hostname()).describe("this replica's identity in the Lease (each process adds _ and a random suffix)"),
   LEASE_DURATION_SECONDS: z.coerce.number().int().min(2).default(15).describe("leader election: how long a standby waits, from the last change it saw to the Lease, before it takes over"),
   RENEW_DEADLINE_SECONDS: z.coerce.number().positive().default(10).describe("leader election: how long the leader keeps failing to renew before it stops acting (< LEASE_DURATION_SECONDS)"),

@@ -107,7 +107,11 @@ function compose(config: OperatorConfig, log: Logger) {
   const reconciler = new ServiceReconciler({ kube, provisioner, events, clock: systemClock, intent: intentOptions, egress });
   const deployment = config.OPERATOR_DEPLOYMENT;
   const apiServerProxyTags = (config.APISERVER_PROXY_TAGS ?? config.PROXY_TAGS).split(",").map((t) => t.trim()).filter(Boolean);
-  const sweptTags = [...intentOptions.defaultTags, ...(config.APISERVER_PROXY === "false" ? [] : apiServerProxyTags)];
+  const sweptTags = [
+    ...intentOptions.defaultTags,
+    ...(config.APISERVER_PROXY === "false" ? [] : apiServerProxyTags),
+    ...config.ORPHAN_KEY_SWEEP_TAGS.split(",").map((t) => t.trim()).filter(Boolean),
+  ];
   const orphanSweep = { controlPlane: tailnet, kube, namespace: config.OPERATOR_NAMESPACE, tags: sweptTags, description: KEY_DESCRIPTION, log };
   const apiServerProxy = new ApiServerProxyReconciler({
     kube,

@@ -273,6 +273,8 @@ describe("chart", () => {
       OPERATOR_WORKERS: "8",
       KUBE_API_QPS: "12.5",
       KUBE_API_BURST: "40",
+      ORPHAN_KEY_SWEEP: "true",
+      ORPHAN_KEY_SWEEP_TAGS: "tag:web,tag:test",
       OPERATOR_LOGGING: "debug",
       OPERATOR_DEFAULT_LOAD_BALANCER: "true",
       NODE_OPTIONS: "--max-old-space-size=300",

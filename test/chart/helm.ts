@@ -106,6 +106,8 @@ export const VARIANTS: readonly Variant[] = [
       leaderElection: { leaseDurationSeconds: 30, renewDeadlineSeconds: 20, retryPeriodSeconds: 2.5 },
       workers: 8,
       kubeApi: { qps: 12.5, burst: 40 },
+      orphanKeySweep: true,
+      orphanKeySweepTags: ["tag:web", "tag:test"],
       logLevel: "debug",
       defaultLoadBalancer: true,
       maxOldSpaceSizeMiB: 300,

@@ -184,6 +184,8 @@ dry runs), so the check runs only when it sees the release namespace.
   value: {{ int .Values.kubeApi.burst | quote }}
 - name: ORPHAN_KEY_SWEEP
   value: {{ .Values.orphanKeySweep | quote }}
+- name: ORPHAN_KEY_SWEEP_TAGS
+  value: {{ join "," .Values.orphanKeySweepTags | quote }}
 - name: OPERATOR_LOGGING
   value: {{ .Values.logLevel | quote }}
 - name: NODE_OPTIONS
