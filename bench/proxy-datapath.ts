@@ -165,11 +165,12 @@ try {
   // Latency: nginx pods first, then the Service, timed from its creation. The laptop's tailscaled
   // logs each WireGuard handshake it could not send for want of the peer's DERP region and
   // endpoints; wireguard-go retries those only after 5 s (the gap this figure is about).
-  const handshakesWithoutAddress = (): number => {
+  const laptopLog = (): string => {
     const devices = join(sandbox.run.dir, "devices");
     const dir = readdirSync(devices).find((d) => d.startsWith("laptop"));
-    return dir === undefined ? 0 : readFileSync(join(devices, dir, "tailscaled.log"), "utf8").split("no UDP or DERP addr").length - 1;
+    return dir === undefined ? "" : readFileSync(join(devices, dir, "tailscaled.log"), "utf8");
   };
+  const handshakesWithoutAddress = (): number => laptopLog().split("no UDP or DERP addr").length - 1;
   const noAddressBefore = handshakesWithoutAddress();
   const toStatus: number[] = [];
   const toTraffic: number[] = [];
@@ -188,11 +189,17 @@ try {
     // Each failed attempt is kept (time after EXTERNAL-IP, what failed): the gap's cause.
     const attempts: string[] = [];
     const statusAt = performance.now();
+    const laptopLogFrom = laptopLog().length;
     // Generous timeouts: on a loaded machine starting the client alone can take seconds.
     await waitFor("first request", async () => {
       try {
-        const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("tailnet-client.ts", ["get", `http://${host}/`, "--timeout-ms", "2000"])), { timeoutMs: 15_000 });
-        if (stdout.startsWith("HTTP/1.1 200")) return true;
+        const attemptAt = performance.now();
+        const { stdout, stderr } = await sandbox.runner.run(laptop.exec(nodeToolArgv("tailnet-client.ts", ["get", `http://${host}/`, "--timeout-ms", "2000", "--timings"])), { timeoutMs: 15_000 });
+        if (stdout.startsWith("HTTP/1.1 200")) {
+          // Where the successful attempt's time went (the client's start-up is the rest).
+          attempts.push(`${((attemptAt - statusAt) / 1000).toFixed(2)}s..${((performance.now() - statusAt) / 1000).toFixed(2)}s ok, ${stderr.trim()}`);
+          return true;
+        }
         attempts.push(`${((performance.now() - statusAt) / 1000).toFixed(2)}s ${stdout.split("\n")[0] ?? ""}`);
       } catch (error) {
         // The client's own message (its stderr), not the command line.
@@ -201,7 +208,10 @@ try {
       }
       return undefined;
     }, { timeoutMs: 120_000, intervalMs: 50 }).finally(() => {
-      if (attempts.length > 0) process.stderr.write(`  failed attempts after EXTERNAL-IP:\n${attempts.map((a) => `    ${a}`).join("\n")}\n`);
+      process.stderr.write(`  attempts after EXTERNAL-IP (start..end):\n${attempts.map((a) => `    ${a}`).join("\n")}\n`);
+      // What the laptop's tailscaled said about reaching the new peer meanwhile.
+      const said = laptopLog().slice(laptopLogFrom).split("\n").filter((line) => /handshake|open-conn-track|now using|derp|Reconfig: configuring userspace/.test(line));
+      if (said.length > 0) process.stderr.write(`  laptop's tailscaled meanwhile:\n${said.map((l) => `    ${l.slice(0, 200)}`).join("\n")}\n`);
     });
     const trafficMs = performance.now() - start;
     toStatus.push(statusMs / 1000);
