@@ -16,6 +16,7 @@ import { familyOf, type Firewall, type ForwardingRules, type IpFamily } from "./
 import { ensureTunDevice, writeSysctls } from "./pod-setup.ts";
 import { egressFamilies, isEgress, runEgress } from "./egress.ts";
 import { joinTailnet } from "./login-report.ts";
+import { holdUntilReachable } from "./reachable.ts";
 
 // Only what the long-running proxy uses is imported statically: every module stays in memory
 // in every proxy pod (docs/proxy.md, "Footprint"); doctor is loaded when asked for.
@@ -95,6 +96,8 @@ async function run(config: ProxyConfig): Promise<void> {
       await secret.write({ [STATE_KEYS.firewallMode]: firewall?.mode ?? null, [STATE_KEYS.firewallError]: (error as Error).message.slice(0, 600) }).catch(() => undefined);
       throw error;
     });
+    // The address is published (and the Service's status set) only once peers can reach us.
+    await holdUntilReachable(config.TS_SOCKET, log);
     await secret.write({
       [STATE_KEYS.deviceFqdn]: device.fqdn,
       [STATE_KEYS.deviceIps]: JSON.stringify(device.ips),

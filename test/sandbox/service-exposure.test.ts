@@ -45,6 +45,11 @@ describe("Service exposure", () => {
     // to an nginx pod's IPv6 address: every hop of the second family.
     assert.match(await env.fetch(laptop, `http://[${ip6}]/`), /^HTTP\/1\.1 200 OK[\s\S]*nginx/i);
     assert.match(await env.fetch(laptop, `http://${ip4}/`), /^HTTP\/1\.1 200 OK[\s\S]*nginx/i);
+    // The address went out only once the control plane held the device's home DERP or endpoints
+    // (docs/adr/0024-proxy-data-path.md), not on the 15 s fallback.
+    const statefulSet = (await env.children("dual", "web")).find((child) => child.startsWith("StatefulSet/"))?.slice("StatefulSet/".length);
+    const proxyLog = await env.podLogTail("tailscale", `${statefulSet ?? "?"}-0`, 5_000);
+    assert.match(proxyLog, /"reachable":true[^\n]*publishing its address/, `the proxy published once reachable:\n${proxyLog.split("\n").filter((l) => l.includes("tailnet-proxy")).join("\n")}`);
     await env.core.deleteNamespace({ name: "dual" });
   });
 

@@ -7,6 +7,7 @@ import { ProcessRunner } from "../../shared/exec.ts";
 import { systemClock } from "../../shared/clock.ts";
 import type { Logger } from "../log.ts";
 import { joinTailnet } from "../login-report.ts";
+import { holdUntilReachable } from "../reachable.ts";
 import { STATE_SECRET_KEYS as STATE_KEYS } from "../../shared/state-keys.ts";
 import { INGRESS_SECRET_KEYS, parseIngressConfig, type IngressProxyConfig } from "../../shared/ingress-config.ts";
 import type { ProxyConfig } from "../config.ts";
@@ -168,6 +169,7 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
         log.info({ source: ingress.certificateSource, ips: device.ips, apiServer: ingress.apiServer?.mode }, "serving HTTPS");
       }
     }
+    if (!isStopping()) await holdUntilReachable(config.TS_SOCKET, log);
     if (!isStopping()) {
       await state.write({ [STATE_KEYS.deviceFqdn]: device.fqdn, [STATE_KEYS.deviceIps]: JSON.stringify(device.ips) });
       health.setHealthy(true);
