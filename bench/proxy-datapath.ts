@@ -3,7 +3,7 @@
 //     direct, tailnet laptop -> another tailnet device, whose tailscaled runs in a cpu cgroup of
 //     its own at the node's weight (the fair baseline) and, for continuity, in the root cgroup as
 //     before; laptop -> the proxy pod's own tailscaled
-//     (no forwarding hop: the fair baseline for a proxy, docs/adr/0024-proxy-data-path.md); and
+//     (no forwarding hop: where the gap is, docs/adr/0024-proxy-data-path.md); and
 //     through the proxy, tailnet laptop -> proxy pod -> kube-proxy -> a backend host (a
 //     selector-less Service whose EndpointSlice points at it, so no pod's own limits are in the
 //     way); with the CPU seconds of both tailscaleds and of softirq per Gbit carried;
