@@ -116,7 +116,7 @@ export function inNode(holderPid: number, argv: readonly string[]): string[] {
 }
 
 /** /sys/fs/cgroup as the launcher sees it (the hub's own /sys shows no cgroups). */
-function hostCgroupFs(): string {
+export function hostCgroupFs(): string {
   const match = /^\/proc\/(\d+)\/ns\/mnt$/.exec(process.env[HOST_MOUNT_NAMESPACE_ENV] ?? "");
   return match?.[1] ? `/proc/${match[1]}/root/sys/fs/cgroup` : "/sys/fs/cgroup";
 }
