@@ -365,7 +365,7 @@ export class ProxyProvisioner {
       await this.controlPlane.deleteDevice(deviceId);
       log.info({ deviceId }, "device deleted from the tailnet");
     }
-    await this.deleteDevicesJoinedWith(secrets.flatMap((s) => s.metadata?.annotations?.[ANNOTATIONS.authKeyId] ?? []), log);
+    await this.deleteDevicesJoinedWith(secrets.flatMap(keyIdOf), log);
     for (const secret of secrets) {
       // Used or not: the key's purpose ends with the proxy.
       const keyId = secret.metadata?.annotations?.[ANNOTATIONS.authKeyId];

@@ -73,6 +73,25 @@ export class ClusterEnv {
     return this.core.createNamespacedService({ namespace, body: { metadata: { name, annotations }, spec: { ports: [{ port: 80 }], selector: labels, ...spec } } });
   }
 
+  /** Deletes the Service and waits until it is gone (the operator released its finalizer). */
+  async deleteServiceAndWait(namespace: string, name: string): Promise<void> {
+    await this.core.deleteNamespacedService({ name, namespace });
+    await waitFor(`${namespace}/${name} gone (finalizer released)`, async () => ((await this.service(namespace, name)) ? undefined : true), { timeoutMs: 120_000, intervalMs: 250 });
+  }
+
+  /** Runs body while no node takes new pods (a proxy pod stays Pending, its key unused). */
+  async cordoned(body: () => Promise<void>): Promise<void> {
+    const nodes = (await this.core.listNode()).items.map((n) => n.metadata?.name ?? "");
+    const set = (unschedulable: boolean): Promise<unknown> =>
+      Promise.all(nodes.map((name) => this.objects.patch({ apiVersion: "v1", kind: "Node", metadata: { name }, spec: { unschedulable } } as never, undefined, undefined, undefined, undefined, "application/merge-patch+json")));
+    await set(true);
+    try {
+      await body();
+    } finally {
+      await set(false);
+    }
+  }
+
   async service(namespace: string, name: string): Promise<V1Service | undefined> {
     return this.core.readNamespacedService({ name, namespace }).catch(() => undefined);
   }

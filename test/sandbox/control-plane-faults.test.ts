@@ -29,7 +29,7 @@ before(async () => {
 });
 
 after(async () => {
-  await deleteAndWait("web");
+  await env.deleteServiceAndWait(NS, "web");
   await env.core.deleteNamespace({ name: NS });
 });
 
@@ -45,11 +45,6 @@ async function exposed(name: string): Promise<void> {
     namespace: NS,
     body: { metadata: { name, annotations: { "tailscale.com/expose": "true", "tailscale.com/hostname": name } }, spec: { ports: [{ port: 80 }], selector: { app: "web" } } },
   });
-}
-
-async function deleteAndWait(name: string): Promise<void> {
-  await env.core.deleteNamespacedService({ name, namespace: NS });
-  await waitFor(`${NS}/${name} gone (finalizer released)`, async () => ((await env.service(NS, name)) ? undefined : true), { timeoutMs: 120_000, intervalMs: 250 });
 }
 
 async function configSecrets(): Promise<V1Secret[]> {
@@ -108,19 +103,6 @@ async function recordConditions(name: string): Promise<{ seen: { reason: string;
   return { seen, stop: () => { controller.abort(); } };
 }
 
-/** Runs body while the node takes no new pods (a proxy pod stays Pending, its key unused). */
-async function cordoned(body: () => Promise<void>): Promise<void> {
-  const nodes = (await env.core.listNode()).items.map((n) => n.metadata?.name ?? "");
-  const set = (unschedulable: boolean): Promise<unknown> =>
-    Promise.all(nodes.map((name) => env.objects.patch({ apiVersion: "v1", kind: "Node", metadata: { name }, spec: { unschedulable } } as never, undefined, undefined, undefined, undefined, "application/merge-patch+json")));
-  await set(true);
-  try {
-    await body();
-  } finally {
-    await set(false);
-  }
-}
-
 describe("control plane faults", () => {
   it("Headscale unreachable: a new Service says so with a Warning and gets nothing half-made; a Ready one keeps forwarding; both are reachable once it is back", async () => {
     await env.waitForService(NS, "web", "ready", isReady, 180_000);
@@ -158,7 +140,7 @@ describe("control plane faults", () => {
     assert.deepEqual(await unnamedUsableKeys(), [], "no usable key that no Secret names");
     const events = await env.events(NS, "late");
     assert.ok(events.some((e) => e.reason === "ProxyReady" && e.type === "Normal"), "a Normal Event says it recovered");
-    await deleteAndWait("late");
+    await env.deleteServiceAndWait(NS, "late");
     assert.deepEqual(await env.devices("late"), []);
   });
 
@@ -168,7 +150,7 @@ describe("control plane faults", () => {
     let firstPod = "";
     try {
       // The node takes no pods meanwhile: the key is expired before the proxy can use it.
-      await cordoned(async () => {
+      await env.cordoned(async () => {
         await exposed("stale");
         const config = await waitFor("the config Secret names its key", async () => {
           const secret = await configSecretOf("stale");
@@ -214,7 +196,7 @@ describe("control plane faults", () => {
     } finally {
       conditions.stop();
     }
-    await deleteAndWait("stale");
+    await env.deleteServiceAndWait(NS, "stale");
     assert.deepEqual(await env.devices("stale"), []);
   });
 });

@@ -35,11 +35,6 @@ async function exposed(name: string, annotations: Record<string, string> = {}): 
   });
 }
 
-async function deleteAndWait(name: string): Promise<void> {
-  await env.core.deleteNamespacedService({ name, namespace: NS });
-  await waitFor(`${NS}/${name} gone (finalizer released)`, async () => ((await env.service(NS, name)) ? undefined : true), { timeoutMs: 120_000, intervalMs: 250 });
-}
-
 /** What a failed wait needs to be understood: the condition, Events, the proxy's report and log. */
 async function diagnose(name: string): Promise<string> {
   const state = await secretOf(name, "state");
@@ -49,19 +44,6 @@ async function diagnose(name: string): Promise<string> {
   const svc = await env.service(NS, name);
   const events = (await env.events(NS, name)).map((e) => `${e.type ?? ""} ${e.reason ?? ""}: ${e.message ?? ""}`);
   return `condition: ${JSON.stringify(svc && readyCondition(svc))}; events: ${JSON.stringify(events)}; report: ${JSON.stringify(report)}; proxy log: ${await env.podLogTail(OPERATOR_NAMESPACE, pod, 40)}`;
-}
-
-/** Runs body while the node takes no new pods (a proxy pod stays Pending, its key unused). */
-async function cordoned(body: () => Promise<void>): Promise<void> {
-  const nodes = (await env.core.listNode()).items.map((n) => n.metadata?.name ?? "");
-  const set = (unschedulable: boolean): Promise<unknown> =>
-    Promise.all(nodes.map((name) => env.objects.patch({ apiVersion: "v1", kind: "Node", metadata: { name }, spec: { unschedulable } } as never, undefined, undefined, undefined, undefined, "application/merge-patch+json")));
-  await set(true);
-  try {
-    await body();
-  } finally {
-    await set(false);
-  }
 }
 
 async function secretOf(name: string, type: "state" | "config"): Promise<V1Secret | undefined> {
@@ -90,10 +72,10 @@ const patchSecret = (name: string, body: { data?: object; annotations?: object }
 describe("reliability", () => {
   it("a Service deleted right after creation leaves no usable key and no device", async () => {
     // The node takes no pods meanwhile: the key is certainly unused when the Service goes.
-    await cordoned(async () => {
+    await env.cordoned(async () => {
       await exposed("blink");
       await waitFor("the config Secret holds a key", async () => ((await secretOf("blink", "config"))?.data?.["authkey"] ? true : undefined), { timeoutMs: 60_000, intervalMs: 100 });
-      await deleteAndWait("blink");
+      await env.deleteServiceAndWait(NS, "blink");
     });
     assert.deepEqual(await env.children(NS, "blink"), []);
     // A proxy that logged in before the StatefulSet went is deleted with it.
@@ -117,7 +99,7 @@ describe("reliability", () => {
     const svc = await env.waitForService(NS, "phoenix", "ready again", isReady);
     assert.match(readyCondition(svc)?.message ?? "", /phoenix\./);
     assert.equal(decoded(await secretOf("phoenix", "state"), "device_id"), fresh.id);
-    await deleteAndWait("phoenix");
+    await env.deleteServiceAndWait(NS, "phoenix");
     assert.deepEqual(await env.devices("phoenix"), []);
   });
 
@@ -135,8 +117,8 @@ describe("reliability", () => {
     const warning = await env.waitForEvent(NS, "dup-two", "HostnameTaken", (e) => e.reason === "HostnameTaken");
     assert.equal(warning.type, "Warning");
     assert.equal(readyCondition((await env.service(NS, "dup"))!)?.reason, "ProxyReady", "the owner keeps its name");
-    await deleteAndWait("dup-two");
-    await deleteAndWait("dup");
+    await env.deleteServiceAndWait(NS, "dup-two");
+    await env.deleteServiceAndWait(NS, "dup");
     assert.deepEqual((await sandbox.headscaleAdmin.listNodes()).filter((n) => n.name === "dup"), []);
   });
 
@@ -152,7 +134,7 @@ describe("reliability", () => {
     assert.ok(decoded(state, "_profiles")?.includes(device.id), "tailscaled's login profile names the device");
     await patchSecret(state?.metadata?.name ?? "", { data: { device_id: null, device_fqdn: null, device_ips: null } });
     await patchSecret(config?.metadata?.name ?? "", { annotations: { "tailscale.com/device-id": null } });
-    await deleteAndWait("lazarus");
+    await env.deleteServiceAndWait(NS, "lazarus");
     assert.deepEqual(await env.devices("lazarus"), [], "the device named only by tailscaled's profile is deleted");
   });
 
@@ -167,7 +149,7 @@ describe("reliability", () => {
     const config = await secretOf("nemo", "config");
     await patchSecret(state?.metadata?.name ?? "", { data: { device_id: null, device_fqdn: null, device_ips: null, _profiles: null } });
     await patchSecret(config?.metadata?.name ?? "", { annotations: { "tailscale.com/device-id": null } });
-    await deleteAndWait("nemo");
+    await env.deleteServiceAndWait(NS, "nemo");
     assert.deepEqual(await env.devices("nemo"), [], "the device that joined with the proxy's key is deleted");
     // tailscaled might have written its profile again before it stopped; the operator's log says
     // which way it found the device.
