@@ -40,6 +40,14 @@ describe("CachedKubeClient", () => {
     assert.deepEqual(kube.stats, { hits: 1, misses: 2, appliesSkipped: 0 });
   });
 
+  it("serves from the newest store registered for a scope (a new term as leader watches afresh)", async () => {
+    const scope = { apiVersion: "v1", kind: "Secret", namespace: "tailscale", labelSelector: "managed=true" };
+    kube.register(scope, store([secret("s", { managed: "true" }, { k: "old term" })]));
+    kube.register(scope, store([secret("s", { managed: "true" }, { k: "new term" })]));
+    const got = await kube.get<ReturnType<typeof secret>>({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", name: "s" });
+    assert.equal(got?.data.k, "new term");
+  });
+
   it("lists from the cache only when the query is at least as narrow as the watch, or when asked for consistency", async () => {
     kube.register({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", labelSelector: "managed=true" }, store([secret("a", { managed: "true", parent: "x" }), secret("b", { managed: "true", parent: "y" })]));
     live.seed(secret("a", { managed: "true", parent: "x" }));

@@ -43,11 +43,15 @@ export class CachedKubeClient implements KubeClient {
     this.live = live;
   }
 
-  /** Serves reads within scope from store from now on. */
+  /** Serves reads within scope from store from now on (in place of an earlier store for the same scope). */
   register(scope: CacheScope, store: CacheStore): void {
     const labels = parseEqualitySelector(scope.labelSelector ?? "");
     if (!labels) throw new Error(`cache for ${scope.kind}: only equality label selectors are supported, not "${scope.labelSelector ?? ""}"`);
-    this.caches.push({ scope, labels, store });
+    const same = (other: CacheScope): boolean =>
+      other.apiVersion === scope.apiVersion && other.kind === scope.kind && other.namespace === scope.namespace && (other.labelSelector ?? "") === (scope.labelSelector ?? "");
+    const index = this.caches.findIndex((cache) => same(cache.scope));
+    if (index >= 0) this.caches.splice(index, 1, { scope, labels, store });
+    else this.caches.push({ scope, labels, store });
   }
 
   async get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {

@@ -78,4 +78,49 @@ describe("startWatch", () => {
     assert.ok(seen.includes("one"), "the listed object was delivered before synced");
     await watch.stop();
   });
+
+  it("drops managedFields from listed and watched objects before the cache or a handler sees them", async () => {
+    const managedFields = [{ manager: "kubectl", operation: "Apply", fieldsType: "FieldsV1", fieldsV1: { "f:data": { "f:k": {} } } }];
+    const server = createServer((req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      if (req.url?.includes("watch=true")) {
+        res.write(`${JSON.stringify({ type: "ADDED", object: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "watched", namespace: "ns", resourceVersion: "6", managedFields } } })}\n`);
+        return;
+      }
+      res.end(JSON.stringify({ apiVersion: "v1", kind: "ConfigMapList", metadata: { resourceVersion: "5" }, items: [{ metadata: { name: "listed", namespace: "ns", resourceVersion: "5", managedFields } }] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    after(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "c", server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
+      users: [{ name: "u" }],
+      contexts: [{ name: "x", cluster: "c", user: "u" }],
+      currentContext: "x",
+    });
+    const core = kc.makeApiClient(CoreV1Api);
+    const handed: V1ConfigMap[] = [];
+    let watched: () => void = () => undefined;
+    const sawWatched = new Promise<void>((resolve) => (watched = resolve));
+    const watch = startWatch<V1ConfigMap>({
+      kc,
+      log: createLogger({ name: "test", level: "silent" }),
+      path: "/api/v1/namespaces/ns/configmaps",
+      list: () => core.listNamespacedConfigMap({ namespace: "ns" }),
+      onObject: (object) => {
+        handed.push(object);
+        if (object.metadata?.name === "watched") watched();
+      },
+    });
+    await sawWatched;
+    await watch.stop();
+    assert.deepEqual(handed.map((o) => o.metadata?.name).sort(), ["listed", "watched"]);
+    for (const name of ["listed", "watched"]) {
+      assert.equal(watch.store.get(name, "ns")?.metadata?.managedFields, undefined, `${name}: cached without managedFields`);
+    }
+    assert.ok(handed.every((o) => o.metadata?.managedFields === undefined), "handlers never see managedFields");
+  });
 });

@@ -15,6 +15,8 @@ export interface WatchOptions<T extends KubernetesObject> {
   readonly labelSelector?: string;
   readonly onObject: (object: T) => void;
   readonly log: Logger;
+  /** Drops more of each object before it is cached (for a watch whose store nobody reads). */
+  readonly slim?: (object: T) => void;
 }
 
 export interface Watch<T extends KubernetesObject = KubernetesObject> {
@@ -26,12 +28,17 @@ export interface Watch<T extends KubernetesObject = KubernetesObject> {
 }
 
 export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): Watch<T> {
+  const slim = (object: T): void => {
+    dropManagedFields(object);
+    options.slim?.(object);
+  };
   let markSynced: () => void = () => undefined;
   const synced = new Promise<void>((resolve) => (markSynced = resolve));
   // The informer's start() resolves even when its list failed, so "synced" is the first list
   // that succeeded; setImmediate lets the informer deliver that list's objects first.
   const list = async (): Promise<KubernetesListObject<T>> => {
     const result = await options.list();
+    for (const item of result.items) slim(item);
     setImmediate(markSynced);
     return result;
   };
@@ -39,6 +46,10 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
   let stopped = false;
   let delayMs = 1_000;
   let timer: NodeJS.Timeout | undefined;
+  // The informer stores the very object it then hands to its handlers, and has no transform hook:
+  // this handler, registered first, is where watched objects are slimmed before anyone reads them.
+  informer.on("add", slim);
+  informer.on("update", slim);
   for (const verb of ["add", "update", "delete"] as const) {
     informer.on(verb, (object) => {
       options.onObject(object);
@@ -67,6 +78,14 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
       await informer.stop();
     },
   };
+}
+
+/**
+ * managedFields (server-side apply's field ownership) is often the larger part of an object and is
+ * never read by the operator: caches drop it, as controller-runtime users do with a cache transform.
+ */
+export function dropManagedFields(object: KubernetesObject): void {
+  if (object.metadata?.managedFields) delete object.metadata.managedFields;
 }
 
 /** A LIST in pages (limit/continue), so a large cluster is never one huge response. */

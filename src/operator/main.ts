@@ -179,11 +179,6 @@ async function run(config: OperatorConfig): Promise<void> {
     });
   }
 
-  const controller = new Controller({ name: "service", reconcile: reconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
-  const ingressController = new Controller({ name: "ingress", reconcile: ingressReconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
-  const ingressIndex = new IngressIndex();
-  const apiServerController = new Controller({ name: "apiserver-proxy", reconcile: apiServerProxy.reconcile, workers: 1, log, metrics });
-
   // A standby is ready: waiting for the Lease is its job. A leader is ready once every watch
   // has made its initial list.
   http.setReady(true);
@@ -191,14 +186,22 @@ async function run(config: OperatorConfig): Promise<void> {
     elector,
     stopping: stopping.signal,
     log,
+    clock: systemClock,
     setActing: (acting: boolean) => {
       metrics.isLeader.set(acting ? 1 : 0);
       metrics.leaderSince.set(acting ? systemClock.now() / 1000 : 0);
-      if (acting) http.setReady(false);
+      // Not ready while a new term's watches sync; ready again as a standby.
+      http.setReady(!acting);
     },
     exit: (code: number) => process.exit(code),
   };
+  // One term as leader: queues, watches and caches are made afresh each time (after a lost Lease
+  // this replica may lead again in the same process, and what it saw before may be stale).
   await runWhileLeading(leadership, async (acting) => {
+    const controller = new Controller({ name: "service", reconcile: reconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
+    const ingressController = new Controller({ name: "ingress", reconcile: ingressReconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
+    const ingressIndex = new IngressIndex();
+    const apiServerController = new Controller({ name: "apiserver-proxy", reconcile: apiServerProxy.reconcile, workers: 1, log, metrics });
     const objects = KubernetesObjectApi.makeApiClient(kc);
     const watch = <T extends KubernetesObject>(scope: CacheScope, plural: string, onObject: (object: T) => void): Watch<T> => {
       const started = startWatch<T>({
@@ -242,6 +245,12 @@ async function run(config: OperatorConfig): Promise<void> {
         log,
         path: `/api/v1/secrets?fieldSelector=${encodeURIComponent(TLS_SECRETS)}`,
         list: () => core.listSecretForAllNamespaces({ fieldSelector: TLS_SECRETS }),
+        // Only their names are used here (the reconciler reads a certificate live): every TLS
+        // Secret of the cluster need not sit in memory.
+        slim: (secret) => {
+          delete secret.data;
+          delete secret.stringData;
+        },
         onObject: (secret) => {
           for (const key of ingressIndex.usingSecret(secret.metadata?.namespace ?? "", secret.metadata?.name ?? "")) ingressController.enqueue(key);
           if (apiServerProxy.usesSecret(secret.metadata?.namespace ?? "", secret.metadata?.name ?? "")) apiServerController.enqueue(apiServerProxy.key);
@@ -256,22 +265,38 @@ async function run(config: OperatorConfig): Promise<void> {
       watch({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", ...managed }, "roles", enqueueParent),
       watch({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", ...managed }, "rolebindings", enqueueParent),
     ];
-    // Reconciles read these caches: the workers start once each holds a complete list.
-    await Promise.all(watches.map((w) => w.synced));
-    http.setReady(true);
-    log.info({ watches: watches.length }, "watches synced");
-    // Before any worker mints a key: what a predecessor minted and never stored is revoked.
-    await sweeper?.initial(acting);
-    // Also when it is off: a proxy left from an earlier configuration is removed.
-    apiServerController.enqueue(apiServerProxy.key);
-    const workers = Promise.all([controller.run(acting), ingressController.run(acting), apiServerController.run(acting), sweeper?.periodic(acting)]);
-    log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
-    await workers;
-    await Promise.all(watches.map((w) => w.stop()));
+    try {
+      // Reconciles read these caches: the workers start once each holds a complete list (or
+      // not at all, if this term ends first).
+      if (!(await untilAborted(Promise.all(watches.map((w) => w.synced)), acting))) return;
+      http.setReady(true);
+      log.info({ watches: watches.length }, "watches synced");
+      // Before any worker mints a key: what a predecessor minted and never stored is revoked.
+      await sweeper?.initial(acting);
+      if (acting.aborted) return;
+      // Also when it is off: a proxy left from an earlier configuration is removed.
+      apiServerController.enqueue(apiServerProxy.key);
+      const workers = Promise.all([controller.run(acting), ingressController.run(acting), apiServerController.run(acting), sweeper?.periodic(acting)]);
+      log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
+      await workers;
+    } finally {
+      await Promise.all(watches.map((w) => w.stop()));
+    }
   });
   await kc.closePool();
   await http.close();
   log.info("stopped");
+}
+
+/** True once the promise resolves, false if the signal aborts first. */
+function untilAborted(promise: Promise<unknown>, signal: AbortSignal): Promise<boolean> {
+  const aborted = new Promise<false>((resolve) => {
+    if (signal.aborted) resolve(false);
+    signal.addEventListener("abort", () => {
+      resolve(false);
+    }, { once: true });
+  });
+  return Promise.race([promise.then(() => true), aborted]);
 }
 
 const UNINSTALL_DEADLINE_MS = 240_000;

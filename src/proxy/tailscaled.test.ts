@@ -71,3 +71,43 @@ process.on("SIGTERM", () => process.exit(0));
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+it("starts tailscaled again when it came up without its state store (in-memory fallback)", async () => {
+  // A stand-in tailscaled: the first run answers with the state-store health warning tailscaled
+  // raises when it could not read its Secret, the second answers normally.
+  const root = mkdtempSync(join(tmpdir(), "tailnet-proxy-store-"));
+  const savedPath = process.env["PATH"];
+  const tailscaled = new Tailscaled(new ProcessRunner(), loadProxyConfig({
+    TS_KUBE_SECRET: "ts-x-0",
+    TS_HOSTNAME: "x",
+    TS_DEST_IP: "10.96.0.10",
+    TS_SOCKET: join(root, "tailscaled.sock"),
+    TS_STATE_DIR: join(root, "state"),
+  }));
+  try {
+    const bin = join(root, "bin");
+    mkdirSync(bin);
+    writeFileSync(join(bin, "tailscaled"), `#!${process.execPath}
+const { existsSync, rmSync, writeFileSync } = require("node:fs");
+const marker = ${JSON.stringify(join(root, "ran-once"))};
+const first = !existsSync(marker);
+writeFileSync(marker, "");
+const socket = process.argv.find((a) => a.startsWith("--socket=")).slice("--socket=".length);
+rmSync(socket, { force: true });
+const health = first ? ["State store failed to initialize, Tailscale will not work until this is resolved. See https://tailscale.com/s/state-store-init-error. Error: Get \\"https://10.96.0.1:443/api/v1/namespaces/tailscale/secrets/ts-x-0\\": connection refused"] : [];
+require("node:http").createServer((req, res) => res.end(JSON.stringify({ BackendState: "NeedsLogin", Health: health }))).listen(socket);
+process.on("SIGTERM", () => process.exit(0));
+`);
+    chmodSync(join(bin, "tailscaled"), 0o755);
+    process.env["PATH"] = `${bin}${delimiter}${savedPath ?? ""}`;
+    const restarts: StartRestart[] = [];
+    await tailscaled.start((restart) => restarts.push(restart));
+    assert.equal(restarts.length, 1, JSON.stringify(restarts));
+    assert.match(restarts[0]?.exit ?? "", /^started without its state \(State store failed to initialize.*connection refused\)$/);
+    assert.deepEqual((await tailscaled.loginProgress()).health, [], "the second tailscaled has its state");
+  } finally {
+    process.env["PATH"] = savedPath;
+    await tailscaled.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -31,7 +31,7 @@ export interface PeerStatus {
   readonly PrimaryRoutes?: readonly string[] | null;
 }
 
-/** A tailscaled that exited during start-up, about to be started again. */
+/** A tailscaled that exited, or came up without its state, during start-up: about to be started again. */
 export interface StartRestart {
   readonly attempt: number;
   readonly exit: string;
@@ -41,6 +41,8 @@ export interface StartRestart {
 /** Within the pod's startup probe (60 × 5 s), so the kubelet does not restart a proxy still trying. */
 const START_BUDGET_MS = 240_000;
 const MAX_START_BACKOFF_MS = 15_000;
+/** The start of tailscaled's state-store health warning (ipn.StateStoreHealth's text). */
+const STATE_STORE_FAILED = "State store failed to initialize";
 
 function exitText(exit: ExitStatus): string {
   return exit.signal ? `killed by ${exit.signal}` : `exit code ${String(exit.code)}`;
@@ -49,7 +51,7 @@ function exitText(exit: ExitStatus): string {
 /** The start-up restart as a log line: the API server is the usual suspect. */
 export function logRestart(log: { warn(fields: object, message: string): void }): (restart: StartRestart) => void {
   return (restart) => {
-    log.warn(restart, "tailscaled exited during start-up (it reads its state from the Kubernetes API: is the API server reachable?); starting it again");
+    log.warn(restart, "tailscaled failed to start with its state (it reads it from the Kubernetes API: is the API server reachable?); starting it again");
   };
 }
 
@@ -81,11 +83,20 @@ export class Tailscaled {
     for (let attempt = 1; ; attempt++) {
       const daemon = this.spawnDaemon();
       this.daemon = daemon;
-      const exit = await Promise.race([daemon.exited, this.localApiAnswers(daemon, deadline)]);
-      if (exit === "answering") return;
-      if (Date.now() >= deadline) throw new Error(`tailscaled did not start within ${START_BUDGET_MS / 1000} s (${attempt} attempts; last ${exitText(exit)})`);
+      const outcome = await Promise.race([daemon.exited, this.localApiAnswers(daemon, deadline)]);
+      if (outcome === "answering") return;
+      let failure: string;
+      if ("storeFailed" in outcome) {
+        // It would run, but from an empty in-memory state: a new login with a used key, and
+        // nothing written back to the Secret. Only a fresh start reads the real state.
+        await daemon.stop(5_000);
+        failure = `started without its state (${outcome.storeFailed})`;
+      } else {
+        failure = exitText(outcome);
+      }
+      if (Date.now() >= deadline) throw new Error(`tailscaled did not start within ${START_BUDGET_MS / 1000} s (${attempt} attempts; last ${failure})`);
       const delayMs = Math.min(1_000 * 2 ** (attempt - 1), MAX_START_BACKOFF_MS);
-      onRestart({ attempt, exit: exitText(exit), delayMs });
+      onRestart({ attempt, exit: failure, delayMs });
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
@@ -105,11 +116,19 @@ export class Tailscaled {
     });
   }
 
-  /** Resolves once the LocalAPI reports a backend state; never while the daemon is down (the race's other side). */
-  private async localApiAnswers(daemon: ManagedProcess, deadline: number): Promise<"answering"> {
+  /**
+   * Resolves once the LocalAPI reports a backend state, or that tailscaled could not open its
+   * state store; never while the daemon is down (the race's other side).
+   */
+  private async localApiAnswers(daemon: ManagedProcess, deadline: number): Promise<"answering" | { readonly storeFailed: string }> {
     for (;;) {
       if (!daemon.running) return new Promise(() => undefined);
-      const state = await this.status().then((s) => s.BackendState, () => undefined);
+      const status = await this.status().catch(() => undefined);
+      // tailscaled falls back to an in-memory store when its Secret cannot be read at start-up
+      // (ipn.StateStoreHealth), and says so only as a health warning.
+      const storeFailed = status?.Health?.find((warning) => warning.startsWith(STATE_STORE_FAILED));
+      if (storeFailed !== undefined) return { storeFailed };
+      const state = status?.BackendState;
       if (state !== undefined && state !== "NoState") return "answering";
       if (Date.now() >= deadline) {
         await daemon.stop(5_000);

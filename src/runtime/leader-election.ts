@@ -95,6 +95,14 @@ export class LeaderElector {
     return !this.leading || this.options.clock.now() - this.lastRenewStart <= this.options.timing.renewDeadlineMs;
   }
 
+  /**
+   * After a lost Lease: how long until another replica may act. A standby counts the lease
+   * duration from when it saw our last renewal, which started no earlier than lastRenewStart.
+   */
+  get standDownGraceMs(): number {
+    return Math.max(0, this.lastRenewStart + this.options.timing.leaseDurationMs - this.options.clock.now());
+  }
+
   /** One hung request must not use the whole renew deadline (client-go's clients time out too). */
   private requestTimeoutMs(): number {
     return this.options.timing.renewDeadlineMs / 2;

@@ -5,7 +5,6 @@ import { LeaderElector } from "./leader-election.ts";
 import { runWhileLeading } from "./leadership.ts";
 import { FakeClock } from "../../test/fakes/fake-clock.ts";
 import { FakeLeaseApi } from "../../test/fakes/fake-lease-api.ts";
-import { Latch } from "../../test/fakes/latch.ts";
 
 const TIMING = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
 const log = createLogger({ name: "test", level: "silent" });
@@ -20,6 +19,7 @@ function setup(failure?: () => "hang" | "forbidden" | undefined) {
     elector,
     stopping: stopping.signal,
     log,
+    clock,
     setActing: (acting: boolean) => events.push(acting ? "acting" : "stopped acting"),
     exit: (code: number) => events.push(`exit ${code}`),
   };
@@ -53,17 +53,19 @@ describe("runWhileLeading", () => {
     assert.deepEqual(events, ["acting", "draining", "drained", "stopped acting"]);
   });
 
-  it("stops acting and exits when the Lease cannot be renewed, before the renew deadline", async () => {
+  it("stops acting before the renew deadline when the Lease cannot be renewed, stands by, and leads again once it can", async () => {
     let cut = false;
     const { api, clock, events, options } = setup(() => (cut ? "hang" : undefined));
-    const signalAbortedAt = new Latch<number>();
+    const terms: { started: number; stopped?: number }[] = [];
     void runWhileLeading(options, async (signal) => {
+      const term: { started: number; stopped?: number } = { started: clock.now() };
+      terms.push(term);
       await new Promise<void>((resolve) => {
         signal.addEventListener("abort", () => {
           resolve();
         }, { once: true });
       });
-      signalAbortedAt.set(clock.now());
+      term.stopped = clock.now();
     });
     await clock.advance(2_000);
     const lastRenewal = api.writes.length;
@@ -71,9 +73,26 @@ describe("runWhileLeading", () => {
     cut = true;
     await clock.advance(TIMING.renewDeadlineMs + 2_000);
     assert.equal(api.writes.length, lastRenewal);
+    assert.deepEqual(events, ["acting", "stopped acting"], "stood down without exiting");
+    const stoppedAt = terms[0]?.stopped;
+    assert.ok(stoppedAt !== undefined && stoppedAt - lastWriteAt <= TIMING.renewDeadlineMs, `work told to stop at ${String(stoppedAt)}, last renewal ${lastWriteAt}`);
+    cut = false;
+    await clock.advance(TIMING.retryPeriodMs * 2);
+    assert.deepEqual(events, ["acting", "stopped acting", "acting"], "leads again in the same process");
+    assert.equal(terms.length, 2, "the work started afresh for the new term");
+    assert.equal(api.field("holderIdentity"), "a");
+  });
+
+  it("exits when the Lease is lost and the work does not stop before another replica may act", async () => {
+    let cut = false;
+    const { clock, events, options } = setup(() => (cut ? "hang" : undefined));
+    void runWhileLeading(options, () => new Promise<void>(() => undefined));
+    await clock.advance(2_000);
+    cut = true;
+    await clock.advance(TIMING.renewDeadlineMs + 2_000);
+    assert.deepEqual(events, ["acting", "stopped acting"]);
+    await clock.advance(TIMING.leaseDurationMs - TIMING.renewDeadlineMs);
     assert.deepEqual(events, ["acting", "stopped acting", "exit 1"]);
-    const abortedAt = signalAbortedAt.get();
-    assert.ok(abortedAt !== undefined && abortedAt - lastWriteAt <= TIMING.renewDeadlineMs, `work told to stop at ${String(abortedAt)}, last renewal ${lastWriteAt}`);
   });
 
   it("exits non-zero and releases the Lease when the work fails after winning", async () => {

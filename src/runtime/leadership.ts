@@ -1,7 +1,10 @@
 // What a replica does around its work when leader election is on (ADR 0014): wait for the Lease;
 // act only while holding it; on SIGTERM keep renewing while the work drains and release the
-// Lease only after it stopped; on a lost Lease stop acting at once and exit; on a fatal error
-// after winning, stop, release and exit non-zero, so no process holds the Lease without working.
+// Lease only after it stopped; on a fatal error after winning, stop, release and exit non-zero,
+// so no process holds the Lease without working. On a lost Lease it stops acting at once and,
+// if the work has stopped before any other replica may act, stands by to lead again in-process
+// (ADR 0026): a restart would cost a process start and a full relist for nothing.
+import type { Clock } from "../shared/clock.ts";
 import type { Logger } from "../shared/log.ts";
 import type { LeaderElector } from "./leader-election.ts";
 
@@ -11,16 +14,28 @@ export interface LeadershipOptions {
   /** Aborted on SIGTERM: the work drains, then the Lease is released. */
   readonly stopping: AbortSignal;
   readonly log: Logger;
+  readonly clock: Clock;
   /** Called with true once acting, false the moment it stops acting (before any release). */
   readonly setActing: (acting: boolean) => void;
   /** Ends the process (process.exit in production). */
   readonly exit: (code: number) => void;
 }
 
-/** Waits to lead, then runs work(signal) until it returns; the signal aborts when work must stop. */
+/**
+ * Waits to lead, then runs work(signal) until it returns; the signal aborts when work must stop.
+ * work runs once per term as leader, so it must build what it needs afresh each time.
+ */
 export async function runWhileLeading(options: LeadershipOptions, work: (acting: AbortSignal) => Promise<void>): Promise<void> {
-  const { elector, stopping, log, setActing, exit } = options;
-  if (elector && !(await elector.acquire(stopping))) return;
+  const { elector, stopping, log } = options;
+  for (;;) {
+    if (elector && !(await elector.acquire(stopping))) return;
+    if ((await leadOneTerm(options, work)) === "done") return;
+    log.warn("standing by to lead again");
+  }
+}
+
+async function leadOneTerm(options: LeadershipOptions, work: (acting: AbortSignal) => Promise<void>): Promise<"done" | "lost"> {
+  const { elector, stopping, log, setActing, exit, clock } = options;
   const acting = new AbortController();
   let isActing = true;
   const stopActing = (): void => {
@@ -29,28 +44,42 @@ export async function runWhileLeading(options: LeadershipOptions, work: (acting:
     isActing = false;
     setActing(false);
   };
-  stopping.addEventListener("abort", () => {
+  const onStopping = (): void => {
     // Draining: workers take no new work, but the Lease is still renewed until they are done.
     acting.abort();
-  }, { once: true });
+  };
+  if (stopping.aborted) onStopping();
+  else stopping.addEventListener("abort", onStopping, { once: true });
   const stopRenewing = new AbortController();
-  const renewing = elector?.renew(stopRenewing.signal).then((outcome) => {
+  const term = { lost: false };
+  let working: Promise<unknown> = Promise.resolve();
+  const renewing = elector?.renew(stopRenewing.signal).then(async (outcome) => {
     if (outcome === "stopped") return;
+    term.lost = true;
     stopActing();
-    log.error("lost the leader Lease; exiting so that only the new leader acts");
+    // Another replica may act once the Lease expires by its clock, which started no earlier than
+    // our last renewal: our work must be over before then, or the process must end.
+    const graceMs = elector.standDownGraceMs;
+    const timer = new AbortController();
+    const inTime = await Promise.race([working.then(() => true), clock.sleep(graceMs, timer.signal).then(() => false, () => true)]);
+    timer.abort();
+    if (inTime) return;
+    log.error({ graceMs }, "lost the leader Lease and the work did not stop in time; exiting so that only the new leader acts");
     exit(1);
   });
   setActing(true);
   let failure: unknown;
-  try {
-    await work(acting.signal);
-  } catch (error) {
+  working = work(acting.signal).catch((error: unknown) => {
     failure = error;
-  }
+  });
+  await working;
   stopActing();
   stopRenewing.abort();
   await renewing;
+  stopping.removeEventListener("abort", onStopping);
+  if (term.lost && failure === undefined && !stopping.aborted) return "lost";
   if (failure !== undefined) log.error({ err: failure }, "failed after winning the leader Lease; releasing it and exiting");
   await elector?.release();
   if (failure !== undefined) exit(1);
+  return "done";
 }

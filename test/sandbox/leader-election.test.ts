@@ -141,9 +141,9 @@ function operatorPid(pod: string): number {
   return pid;
 }
 
-/** The JSON log lines a pod's operator container wrote (the previous container's with previous). */
-async function logLines(pod: string, previous = false): Promise<Record<string, unknown>[]> {
-  const text = await env.core.readNamespacedPodLog({ namespace: OPERATOR_NAMESPACE, name: pod, container: "operator", previous });
+/** The JSON log lines a pod's operator container wrote. */
+async function logLines(pod: string): Promise<Record<string, unknown>[]> {
+  const text = await env.core.readNamespacedPodLog({ namespace: OPERATOR_NAMESPACE, name: pod, container: "operator" });
   return text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
@@ -203,7 +203,7 @@ describe("leader election on the real node (two replicas)", () => {
     assert.deepEqual(sampler.overlaps, []);
   });
 
-  it("stops a leader cut off from the API server before its renew deadline; the standby takes over only after expiry", async () => {
+  it("stops a leader cut off from the API server before its renew deadline, without a restart; the standby takes over only after expiry", async () => {
     const old = await actingLeader();
     const oldPod: V1Pod | undefined = await env.pod(OPERATOR_NAMESPACE, old);
     const oldIdentity = identityOf(await logLines(old));
@@ -216,8 +216,13 @@ describe("leader election on the real node (two replicas)", () => {
     await inPod(["nft", "-f", "-"], `table ip ${CUT_TABLE} {\n chain out { type filter hook output priority 0; ip daddr ${apiHost} drop; }\n}\n`);
     try {
       const next = await actingLeader(old);
-      await waitFor("the cut-off leader to exit", async () => ((await restartCount(old)) > restarts ? true : undefined), { timeoutMs: 60_000, intervalMs: 500 });
-      const stopped = (await logLines(old, true)).find((l) => l["msg"] === "stopped leading: could not renew the Lease in time");
+      // Its work stopped within the renew deadline, so it stands by in the same process (ADR 0026).
+      const oldLines = await waitFor("the cut-off leader to stand by", async () => {
+        const lines = await logLines(old);
+        return lines.some((l) => l["msg"] === "standing by to lead again") ? lines : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 500 });
+      assert.equal(await restartCount(old), restarts, "no restart: it stood down in-process");
+      const stopped = oldLines.find((l) => l["msg"] === "stopped leading: could not renew the Lease in time");
       assert.ok(stopped, "the cut-off leader logged that it stopped leading");
       const sinceLastRenewMs = Number(stopped["sinceLastRenewMs"]);
       assert.ok(sinceLastRenewMs <= TIMING.renewDeadlineSeconds * 1000 + 250, `stopped ${sinceLastRenewMs} ms after its last renewal started (renew deadline ${TIMING.renewDeadlineSeconds} s)`);
