@@ -22,7 +22,7 @@ import {
   type ProxyTarget,
 } from "./proxy-objects.ts";
 import { proxyRole, proxyRoleBinding, proxyServiceAccount } from "./proxy-rbac.ts";
-import { classifyLoginError, loginAdvice, LOGIN_STATES } from "../shared/login-report.ts";
+import { classifyLoginError, keyFingerprint, loginAdvice, LOGIN_STATES } from "../shared/login-report.ts";
 
 export interface DeviceStatus {
   readonly id: string;
@@ -130,7 +130,7 @@ export class ProxyProvisioner {
     }
     const lost = recorded !== undefined && state?.metadata?.annotations?.[ANNOTATIONS.replacesDevice] === recorded;
     if (config && lost) await this.recoverLostState(parent, target, config, recorded, log);
-    else if (config && state && refusedKey(state)) {
+    else if (config && state && refusedKey(state, config)) {
       await this.replaceRefusedKey(parent, target, config, log);
       const problem = reportedProblem(state);
       if (problem) this.handledRefusals.set(proxyName(parent), problem);
@@ -422,9 +422,18 @@ function reportedProblem(state: V1Secret | undefined): string | undefined {
   return `login failed: ${loginAdvice(classifyLoginError(words))}; the control plane said: ${words}`;
 }
 
-function refusedKey(state: V1Secret): boolean {
+/**
+ * The proxy reports that the control plane refused the key the config Secret holds now. A report
+ * naming another key comes from a pod that still held the key replaced before (it is being
+ * deleted): acting on it would replace the new key too. A report naming no key (a proxy from
+ * before keys were named) is taken as it is.
+ */
+function refusedKey(state: V1Secret, config: V1Secret): boolean {
   const data = state.data ?? {};
-  return decode(data[STATE_SECRET_KEYS.loginState]) === LOGIN_STATES.failed && classifyLoginError(decode(data[STATE_SECRET_KEYS.loginError]) ?? "") === "key";
+  if (decode(data[STATE_SECRET_KEYS.loginState]) !== LOGIN_STATES.failed || classifyLoginError(decode(data[STATE_SECRET_KEYS.loginError]) ?? "") !== "key") return false;
+  const reportedKey = decode(data[STATE_SECRET_KEYS.loginKey]);
+  const currentKey = decode(config.data?.[AUTH_KEY_FIELD]);
+  return reportedKey === undefined || currentKey === undefined || reportedKey === keyFingerprint(currentKey);
 }
 
 /** True when tailscaled's state holds a login (the proxy needs no key to come back). */

@@ -8,7 +8,8 @@ import { FakeControlPlane } from "../../test/fakes/fake-control-plane.ts";
 import { SAFETY_REQUEUE_MS, ServiceReconciler } from "./service-reconciler.ts";
 import { releaseAll } from "./uninstall.ts";
 import { ProxyProvisioner } from "./proxy-provisioner.ts";
-import { childLabels, proxyName, stateSecretName } from "./proxy-objects.ts";
+import { childLabels, configSecretName, proxyName, stateSecretName } from "./proxy-objects.ts";
+import { keyFingerprint } from "../shared/login-report.ts";
 import { ControlPlaneError, type Device } from "../control/control-plane.ts";
 import { TerminalError } from "../runtime/reconciler.ts";
 import { createLogger } from "../shared/log.ts";
@@ -406,6 +407,27 @@ describe("ServiceReconciler", () => {
     await reconciler.reconcile(KEY, ctx);
     assert.equal(control.keys.length, 2, "one new key per refusal");
     assert.equal(service().status?.conditions?.[0]?.reason, "ProxyPending", "then it waits for the new pod, said once");
+  });
+
+  it("14b: a refusal reported with a key the operator already replaced (a pod on its way out) replaces nothing", async () => {
+    seedService();
+    await reconciler.reconcile(KEY, ctx);
+    await reconciler.reconcile(KEY, ctx);
+    const b64 = (v: string): string => Buffer.from(v).toString("base64");
+    const keyInConfig = (): string => Buffer.from(kube.find<V1Secret>("Secret", "tailscale", configSecretName(parent))?.data?.["authkey"] ?? "", "base64").toString();
+    const report = (key: string): Promise<void> =>
+      kube.mergePatch({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", name: stateSecretName(parent) }, { data: { tailnet_login_state: b64("Failed"), tailnet_login_error: b64("AuthKey has been used already"), tailnet_login_key: b64(keyFingerprint(key)) } });
+    const first = keyInConfig();
+    await report(first);
+    await reconciler.reconcile(KEY, ctx);
+    assert.equal(control.keys.length, 2, "the refused key is replaced");
+    assert.notEqual(keyInConfig(), first);
+    await report(first);
+    await reconciler.reconcile(KEY, ctx);
+    assert.equal(control.keys.length, 2, "the old key's late report is not taken for the new key's");
+    await report(keyInConfig());
+    await reconciler.reconcile(KEY, ctx);
+    assert.equal(control.keys.length, 3, "a refusal of the new key is");
   });
 
   it("15: a Tailscale refusal of the tags at key creation says what to change", async () => {

@@ -16,19 +16,19 @@ function recorder(): { writes: Record<string, string | null>[]; write: (values: 
 
 it("reports Running (and clears an old error) once the device runs", async () => {
   const secret = recorder();
-  const joined = await joinTailnet({ ensureLoggedIn: () => Promise.resolve("new"), device: () => Promise.resolve(device), loginProgress: () => Promise.resolve({ backendState: "Running", health: [] }) }, secret, log);
+  const joined = await joinTailnet({ ensureLoggedIn: () => Promise.resolve("new"), device: () => Promise.resolve(device), loginProgress: () => Promise.resolve({ backendState: "Running", health: [] }), authKeyFingerprint: () => Promise.resolve("f1") }, secret, log);
   assert.deepEqual(joined, { login: "new", device });
-  assert.deepEqual(secret.writes, [{ tailnet_login_state: "Running", tailnet_login_error: null }]);
+  assert.deepEqual(secret.writes, [{ tailnet_login_state: "Running", tailnet_login_error: null, tailnet_login_key: null }]);
 });
 
 it("reports a refused login with the control plane's words, then fails", async () => {
   const secret = recorder();
   const refused = new CommandError(["tailscale", "up", "--auth-key=file:/k"], 1, "", "some progress\nbackend error: invalid key: authkey expired\n");
   await assert.rejects(
-    joinTailnet({ ensureLoggedIn: () => Promise.reject(refused), device: () => Promise.resolve(device), loginProgress: () => Promise.resolve({ backendState: "NeedsLogin", health: [] }) }, secret, log),
+    joinTailnet({ ensureLoggedIn: () => Promise.reject(refused), device: () => Promise.resolve(device), loginProgress: () => Promise.resolve({ backendState: "NeedsLogin", health: [] }), authKeyFingerprint: () => Promise.resolve("f1") }, secret, log),
     refused,
   );
-  assert.deepEqual(secret.writes, [{ tailnet_login_state: "Failed", tailnet_login_error: "some progress | backend error: invalid key: authkey expired" }]);
+  assert.deepEqual(secret.writes, [{ tailnet_login_state: "Failed", tailnet_login_error: "some progress | backend error: invalid key: authkey expired", tailnet_login_key: "f1" }], "names the key it used");
 });
 
 it("quotes the end of stderr, never the command line with the key file", () => {
@@ -44,5 +44,7 @@ it("classifies refusals users can act on", () => {
   // Both seen in the chaos run, once called refusals: Headscale killed mid-login, tailscaled killed mid-login.
   assert.equal(classifyLoginError("unexpected EOF"), "unreachable");
   assert.equal(classifyLoginError("failed to connect to local tailscaled; it doesn't appear to be running"), "interrupted");
+  // The CLI's other wording for the same (chaos run, session 7): its socket refused the connection.
+  assert.equal(classifyLoginError("Failed to connect to local Tailscale daemon for /localapi/v0/prefs; not running? Error: dial unix /tmp/tailnet-proxy/tailscaled.sock: connect: connection refused"), "interrupted");
   assert.equal(classifyLoginError("something else entirely"), "other");
 });

@@ -12,6 +12,8 @@ export interface Joinable {
   ensureLoggedIn(): Promise<"existing" | "new">;
   device(): Promise<DeviceInfo>;
   loginProgress(): Promise<LoginProgress>;
+  /** keyFingerprint of the auth key a new login uses; undefined without one. */
+  authKeyFingerprint(): Promise<string | undefined>;
 }
 
 const POLL_MS = 3_000;
@@ -20,11 +22,11 @@ const MAX_ERROR_CHARS = 600;
 
 export async function joinTailnet(tailscaled: Joinable, secret: StateSecretWriter, log: Logger): Promise<{ login: "existing" | "new"; device: DeviceInfo }> {
   let reported = "";
-  const report = async (state: string, error: string | null): Promise<void> => {
+  const report = async (state: string, error: string | null, extra: Readonly<Record<string, string | null>> = {}): Promise<void> => {
     const key = `${state}\n${error ?? ""}`;
     if (key === reported) return;
     reported = key;
-    await secret.write({ [STATE_KEYS.loginState]: state, [STATE_KEYS.loginError]: error });
+    await secret.write({ [STATE_KEYS.loginState]: state, [STATE_KEYS.loginError]: error, ...extra });
   };
   // While tailscaled tries, its health warnings say what is in the way (e.g. no control plane).
   const poll = setInterval(() => {
@@ -37,13 +39,15 @@ export async function joinTailnet(tailscaled: Joinable, secret: StateSecretWrite
     const login = await tailscaled.ensureLoggedIn();
     const device = await tailscaled.device();
     clearInterval(poll);
-    await report(LOGIN_STATES.running, null);
+    await report(LOGIN_STATES.running, null, { [STATE_KEYS.loginKey]: null });
     return { login, device };
   } catch (error) {
     clearInterval(poll);
     const reason = refusal(error);
     log.error({ reason }, "login failed");
-    await report(LOGIN_STATES.failed, reason).catch((writeError: unknown) => {
+    // The operator replaces a refused key only if the refusal is about the key it handed out last.
+    const usedKey = (await tailscaled.authKeyFingerprint().catch(() => undefined)) ?? null;
+    await report(LOGIN_STATES.failed, reason, { [STATE_KEYS.loginKey]: usedKey }).catch((writeError: unknown) => {
       log.warn({ err: writeError }, "could not report the failed login in the state Secret");
     });
     throw error;

@@ -1,7 +1,7 @@
 // tailscaled as a child of the proxy, with its state in the Kubernetes state Secret (tailscaled's
 // own kube store), so a restarted proxy comes back as the same device.
 import { accessSync, constants, statSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import type { CommandRunner } from "../shared/exec.ts";
 import { ManagedProcess, type ExitStatus } from "../shared/process.ts";
@@ -9,6 +9,7 @@ import { waitFor } from "../shared/clock.ts";
 import type { ProxyConfig } from "./config.ts";
 import { LocalApi, type StatusJson } from "./local-api.ts";
 import { hasDefaultRoute } from "./default-route.ts";
+import { keyFingerprint } from "../shared/login-report.ts";
 
 export interface DeviceInfo {
   readonly id: string;
@@ -176,6 +177,11 @@ export class Tailscaled {
       { timeoutMs: 130_000 },
     );
     return "new";
+  }
+
+  async authKeyFingerprint(): Promise<string | undefined> {
+    const key = this.config.TS_AUTHKEY_FILE ? await readFile(this.config.TS_AUTHKEY_FILE, "utf8") : this.config.TS_AUTHKEY;
+    return key ? keyFingerprint(key) : undefined;
   }
 
   private async authKeyFile(): Promise<string> {

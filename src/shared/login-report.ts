@@ -1,6 +1,13 @@
 // The proxy's login as it reports it in the state Secret, and how the operator reads it: the
 // values of STATE_SECRET_KEYS.loginState, and the advice a user needs for a known refusal.
+import { createHash } from "node:crypto";
+
 export const LOGIN_STATES = { loggingIn: "LoggingIn", running: "Running", failed: "Failed" } as const;
+
+/** Names an auth key without revealing it: the first 16 hex digits of its SHA-256. */
+export function keyFingerprint(key: string): string {
+  return createHash("sha256").update(key.trim()).digest("hex").slice(0, 16);
+}
 
 export type LoginState = (typeof LOGIN_STATES)[keyof typeof LOGIN_STATES];
 
@@ -11,7 +18,7 @@ export function classifyLoginError(message: string): RefusalKind {
   if (/tag/i.test(message) && /(invalid|not permitted|not allowed|permission|owner|unauthori[sz]ed)/i.test(message)) return "tags";
   if (/(expired|revoked|invalid key|key.*(not found|invalid|already used|used)|authkey|auth key|pre-?auth)/i.test(message)) return "key";
   // tailscaled itself stopped (killed, its pod deleted) while `tailscale up` waited on it.
-  if (/(local tailscaled|doesn't appear to be running|tailscaled.*(not running|exited))/i.test(message)) return "interrupted";
+  if (/(local tailscaled|local Tailscale daemon|doesn't appear to be running|tailscaled.*(not running|exited))/i.test(message)) return "interrupted";
   // The connection dropped mid-login: the control plane restarting, or a proxy in between.
   if (/(timeout|timed out|deadline|unreachable|connection refused|connection reset|unexpected EOF|\bEOF\b|broken pipe|no route|not connected to control|could not connect|dial)/i.test(message)) return "unreachable";
   return "other";

@@ -10,6 +10,11 @@ export const STATE_SECRET_KEYS = {
   loginState: "tailnet_login_state",
   /** Why the login has not succeeded: the control plane's refusal or tailscaled's health warnings. */
   loginError: "tailnet_login_error",
+  /**
+   * Which auth key the reported login used (keyFingerprint in src/shared/login-report.ts): a pod
+   * still holding a replaced key may report its refusal after the operator replaced it.
+   */
+  loginKey: "tailnet_login_key",
   /** Why the proxy could not program its forwarding rules (absent when they are in place). */
   firewallError: "tailnet_firewall_error",
   /** Egress proxies: JSON EgressTargetReport (src/shared/egress.ts), what the target resolved to. */
