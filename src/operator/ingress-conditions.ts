@@ -20,6 +20,7 @@ export const INGRESS_REASONS = {
   certificateRenewalFailed: "CertificateRenewalFailed",
   funnelEnabled: "FunnelEnabled",
   funnelUnavailable: "FunnelUnavailable",
+  funnelPending: "FunnelPending",
   cleanedUp: "ProxyDeleted",
   controlPlaneError: "ControlPlaneError",
 } as const;

@@ -11,10 +11,11 @@ import type { ReconcileContext, ReconcileResult } from "../runtime/reconciler.ts
 import { splitKey } from "../runtime/reconciler.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
 import { controlPlaneProblem } from "./conditions.ts";
+import { funnelCondition, proxyFunnels } from "./ingress-funnel.ts";
 import type { IngressProxyConfig } from "../shared/ingress-config.ts";
 import { STATE_SECRET_KEYS } from "../shared/state-keys.ts";
 import { ANNOTATIONS, FINALIZER } from "./names.ts";
-import { ingressIntent, INGRESS_ANNOTATIONS, isOurIngress, type IngressExposeIntent, type IngressIntentOptions } from "./ingress-intent.ts";
+import { ingressIntent, isOurIngress, type IngressExposeIntent, type IngressIntentOptions } from "./ingress-intent.ts";
 import { resolveRoutes } from "./ingress-backends.ts";
 import { certificateCovers, checkTlsSecret, type TlsPair } from "./ingress-tls.ts";
 import { CONDITIONS_ANNOTATION, INGRESS_CONDITIONS, INGRESS_REASONS, nextConditions, readConditions, type IngressCondition } from "./ingress-conditions.ts";
@@ -83,9 +84,10 @@ export class IngressReconciler {
       if (!hasFinalizer) return {};
       return this.removeProxy(ingress, parent, log);
     }
-    const funnelCondition = intent.kind === "expose" ? this.funnelCondition(intent) : undefined;
-    const extra = funnelCondition ? [funnelCondition] : [];
     const prepared = intent.kind === "invalid" ? ({ kind: "invalid", reason: INGRESS_REASONS.invalid, message: intent.message } as const) : await this.prepare(ingress, intent);
+    const funnelFacts = { controlPlane: this.deps.options.controlPlane, certificateSource: prepared.kind === "ready" ? prepared.config.certificateSource : undefined, reported: undefined, fqdn: undefined };
+    const funnelWanted = intent.kind === "expose" && intent.funnel;
+    let extra = [funnelCondition(funnelWanted, funnelFacts)].filter((c) => c !== undefined);
     if (prepared.kind === "invalid") {
       if (hasFinalizer && (await this.deps.provisioner.cleanup(parent, log)) === "pending") return { requeueAfterMs: PROXY_POLL_MS };
       await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: prepared.reason, message: prepared.message }, ...extra], [], "Warning");
@@ -114,6 +116,10 @@ export class IngressReconciler {
         await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.failed, message: `cannot create the proxy: ${error.message}` }, ...extra], [], "Warning");
       }
       throw error;
+    }
+    if (funnelWanted) {
+      const reported = await this.deps.provisioner.stateValue(parent, STATE_SECRET_KEYS.funnel);
+      extra = [funnelCondition(true, { ...funnelFacts, reported, fqdn: device?.fqdn })].filter((c) => c !== undefined);
     }
     // The proxy reports why it has no certificate (an unreachable or refusing ACME CA, ...).
     const certificateProblem = await this.deps.provisioner.stateValue(parent, STATE_SECRET_KEYS.certificateError);
@@ -153,28 +159,6 @@ export class IngressReconciler {
   };
 
   /** Everything that must hold before a proxy exists: backends, certificate, a free hostname. */
-  /** Funnel where the control plane offers it; on Headscale a condition says it is tailnet-only. */
-  private funnelCondition(intent: IngressExposeIntent): IngressCondition | undefined {
-    if (!intent.funnel) return undefined;
-    if (this.deps.options.controlPlane === "headscale") {
-      return {
-        type: INGRESS_CONDITIONS.funnel,
-        status: "False",
-        reason: INGRESS_REASONS.funnelUnavailable,
-        message: `${INGRESS_ANNOTATIONS.funnel}: Headscale does not offer Funnel (it rejects the funnel node attribute); the Ingress is served on the tailnet only`,
-      };
-    }
-    // Funnel traffic reaches a node through tailscaled's serve config, which would also take
-    // port 443 of the tailnet IPs from this proxy's own server (and the callers' addresses with
-    // it); until the proxy hands Funnel connections over without that, say so instead.
-    return {
-      type: INGRESS_CONDITIONS.funnel,
-      status: "False",
-      reason: INGRESS_REASONS.funnelUnavailable,
-      message: `${INGRESS_ANNOTATIONS.funnel}: Funnel for Ingress proxies is not implemented by tailnet-operator yet; the Ingress is served on the tailnet only`,
-    };
-  }
-
   private async prepare(ingress: V1Ingress, intent: IngressExposeIntent): Promise<Outcome | { kind: "ready"; config: IngressProxyConfig; tls: TlsPair | undefined }> {
     const namespace = ingress.metadata?.namespace ?? "";
     const owner = await this.hostnameOwner(ingress, intent.hostname);
@@ -198,8 +182,7 @@ export class IngressReconciler {
       if (!checked.ok) return { kind: "invalid", reason: INGRESS_REASONS.invalidTls, message: checked.message };
       tls = checked.pair;
     }
-    // Not yet configured on any control plane (see funnelCondition): the proxy gets false.
-    const funnel = false;
+    const funnel = proxyFunnels(intent.funnel, this.deps.options.controlPlane, source);
     const acme = source === "acme" ? this.deps.options.acme?.settings : undefined;
     const config: IngressProxyConfig = { version: 1, certificateSource: source, httpRedirect: intent.httpRedirect, funnel, routes: routes.routes, ...(acme ? { acme } : {}) };
     return { kind: "ready", config, tls };
@@ -264,7 +247,7 @@ export class IngressReconciler {
     }
     if (JSON.stringify(ingress.status?.loadBalancer?.ingress ?? []) !== JSON.stringify(lb)) await this.deps.status.setLoadBalancer(namespace, name, lb);
     for (const condition of next.changed) {
-      const type = condition.type === INGRESS_CONDITIONS.funnel ? (condition.status === "True" ? "Normal" : "Warning") : eventType;
+      const type = condition.type === INGRESS_CONDITIONS.funnel ? (condition.reason === INGRESS_REASONS.funnelUnavailable ? "Warning" : "Normal") : eventType;
       await this.deps.events.record(ingress, type, condition.reason, condition.message);
     }
   }

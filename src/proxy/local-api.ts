@@ -10,7 +10,7 @@ const LOCAL_API_HOST = "local-tailscaled.sock";
 
 export interface StatusJson {
   BackendState: string;
-  Self?: { ID: string; DNSName: string; TailscaleIPs?: string[] | null };
+  Self?: { ID: string; DNSName: string; TailscaleIPs?: string[] | null; CapMap?: Record<string, unknown[] | null> | null };
   /** Warnings tailscaled has (not logged in, no control plane, ...). */
   Health?: string[] | null;
 }
@@ -68,17 +68,27 @@ export class LocalApi {
     return { keyPem: body.slice(0, split), certPem: body.slice(split) };
   }
 
+  /** tailscaled's serve config (ipn.ServeConfig as JSON; {} or null when nothing is served). */
+  async serveConfig(): Promise<unknown> {
+    return JSON.parse(await this.call("GET", "/localapi/v0/serve-config")) as unknown;
+  }
+
+  /** Replaces tailscaled's serve config; tailscaled keeps it in its state across restarts. */
+  async setServeConfig(config: object): Promise<void> {
+    await this.call("POST", "/localapi/v0/serve-config", 10_000, JSON.stringify(config));
+  }
+
   close(): void {
     this.agent?.destroy();
   }
 
-  private async call(method: "GET" | "POST", path: string, timeoutMs = 10_000): Promise<string> {
-    const { status, body } = await this.send(method, path, timeoutMs);
+  private async call(method: "GET" | "POST", path: string, timeoutMs = 10_000, requestBody?: string): Promise<string> {
+    const { status, body } = await this.send(method, path, timeoutMs, requestBody);
     if (status !== 200) throw new Error(`LocalAPI ${path}: HTTP ${status}: ${body.trim().slice(0, 200)}`);
     return body;
   }
 
-  private send(method: "GET" | "POST", path: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+  private send(method: "GET" | "POST", path: string, timeoutMs: number, requestBody?: string): Promise<{ status: number; body: string }> {
     // process.getBuiltinModule: an ESM import of node:http would also load undici (its lazy
     // WebSocket export), ~10 MiB the proxy never uses.
     const http = process.getBuiltinModule("node:http");
@@ -94,7 +104,7 @@ export class LocalApi {
       });
       req.on("timeout", () => req.destroy(new Error(`LocalAPI ${path}: no answer within ${timeoutMs} ms`)));
       req.on("error", reject);
-      req.end();
+      req.end(requestBody);
     });
   }
 }

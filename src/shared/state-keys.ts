@@ -21,6 +21,11 @@ export const STATE_SECRET_KEYS = {
   egressTarget: "tailnet_egress_target",
   /** Ingress proxies: why no certificate can be had (the source's error); absent when serving. */
   certificateError: "tailnet_certificate_error",
+  /** Ingress proxies asked for Funnel: "On" once configured, else why it cannot be (the tailnet's policy). */
+  funnel: "tailnet_funnel",
   /** Ingress proxies: a failing renewal while a certificate is still served; absent once renewed. */
   certificateRenewalError: "tailnet_certificate_renewal_error",
 } as const;
+
+/** STATE_SECRET_KEYS.funnel's value once the proxy has configured Funnel. */
+export const FUNNEL_ON = "On";

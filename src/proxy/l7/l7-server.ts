@@ -6,11 +6,12 @@
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
-import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../log.ts";
 import type { HttpChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
 import { returnedHeaders, type IncomingCall, type Upstream, type UpstreamPolicy } from "./upstream.ts";
+import { acceptProxied, type ProxiedSource } from "./proxy-protocol.ts";
 
 export interface L7ServerOptions {
   readonly log: Logger;
@@ -24,17 +25,24 @@ export interface L7ServerOptions {
 
 const requestHost = (req: IncomingMessage | Http2ServerRequest): string => String(req.headers[":authority"] ?? req.headers.host ?? "");
 
-function incomingCall(req: IncomingMessage | Http2ServerRequest, secure: boolean): IncomingCall {
+/** Callers behind tailscaled's serve, by the loopback port its forwarded connection came from. */
+type ProxiedSources = ReadonlyMap<number, ProxiedSource>;
+
+function incomingCall(req: IncomingMessage | Http2ServerRequest, secure: boolean, proxied: ProxiedSources): IncomingCall {
+  const local = { address: req.socket.remoteAddress ?? "", port: req.socket.remotePort ?? 0 };
+  const caller = (LOOPBACK.has(local.address) ? proxied.get(local.port) : undefined) ?? local;
   return {
     method: req.method ?? "GET",
     path: req.url ?? "/",
     headers: req.headers,
     host: requestHost(req),
-    remoteAddress: req.socket.remoteAddress ?? "",
-    remotePort: req.socket.remotePort ?? 0,
+    remoteAddress: caller.address,
+    remotePort: caller.port,
     secure,
   };
 }
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
 
 const send = (upstream: Upstream): typeof httpRequest => (upstream.origin.protocol === "https:" ? httpsRequest : httpRequest);
 const hostOf = (origin: URL): string => origin.hostname.replace(/^\[|\]$/g, "");
@@ -46,6 +54,7 @@ export class L7Server {
     this.servePlain(req, res);
   });
   private readonly listeners: NetServer[] = [];
+  private readonly proxied = new Map<number, ProxiedSource>();
 
   /** The TLS side gets its certificate (setCertificate) before it listens; port 80 may listen first (ACME HTTP-01). */
   constructor(options: L7ServerOptions) {
@@ -93,6 +102,34 @@ export class L7Server {
     this.listeners.push(listener);
   }
 
+  /**
+   * Listens on loopback for HTTPS connections that tailscaled's serve forwards (Funnel), each led
+   * by a PROXY protocol v2 header naming the caller; anything without one is closed.
+   */
+  async listenProxied(address: string, port: number): Promise<number> {
+    const listener = createNetServer({ noDelay: true }, (socket: Socket) => {
+      const loopbackPort = socket.remotePort ?? 0;
+      acceptProxied(socket, (ready, source) => {
+        if (source) {
+          this.proxied.set(loopbackPort, source);
+          ready.once("close", () => this.proxied.delete(loopbackPort));
+        }
+        this.tls.emit("connection", ready);
+      }, (reason) => {
+        this.options.log.warn({ reason }, "closed a forwarded connection without a PROXY protocol header");
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen({ host: address, port }, () => {
+        listener.off("error", reject);
+        resolve();
+      });
+    });
+    this.listeners.push(listener);
+    return (listener.address() as AddressInfo).port;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.listeners.map((l) => new Promise((resolve) => l.close(resolve))));
     this.tls.close();
@@ -103,7 +140,7 @@ export class L7Server {
     const h2 = req.httpVersionMajor === 2;
     // Node's HTTP/2 compatibility API has the same members used here; one type keeps it readable.
     const res = response as ServerResponse;
-    void this.options.upstream.decide(incomingCall(req, secure)).then((decision) => {
+    void this.options.upstream.decide(incomingCall(req, secure, this.proxied)).then((decision) => {
       if ("refuse" in decision) {
         res.writeHead(decision.refuse.status, { "content-type": "text/plain" }).end(`${decision.refuse.message}\n`);
         return;
@@ -148,7 +185,7 @@ export class L7Server {
       for (let i = 0; i < rawHeaders.length; i += 2) lines.push(`${rawHeaders[i] ?? ""}: ${rawHeaders[i + 1] ?? ""}`);
       return lines;
     };
-    void this.options.upstream.decide(incomingCall(req, secure)).then((decision) => {
+    void this.options.upstream.decide(incomingCall(req, secure, this.proxied)).then((decision) => {
       if ("refuse" in decision) {
         const body = `${decision.refuse.message}\n`;
         socket.end(`HTTP/1.1 ${decision.refuse.status} Refused\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);

@@ -8,7 +8,7 @@ import { systemClock } from "../../shared/clock.ts";
 import type { Logger } from "../log.ts";
 import { joinTailnet } from "../login-report.ts";
 import { holdUntilReachable } from "../reachable.ts";
-import { STATE_SECRET_KEYS as STATE_KEYS } from "../../shared/state-keys.ts";
+import { FUNNEL_ON, STATE_SECRET_KEYS as STATE_KEYS } from "../../shared/state-keys.ts";
 import { INGRESS_SECRET_KEYS, parseIngressConfig, type IngressProxyConfig } from "../../shared/ingress-config.ts";
 import type { ProxyConfig } from "../config.ts";
 import { Tailscaled, logRestart, requireTailscaleBinaries } from "../tailscaled.ts";
@@ -23,6 +23,7 @@ import { createCertificateSource } from "./certificate-sources.ts";
 import { CertificateSupervisor } from "./certificate-supervisor.ts";
 import { KeyValueCertificateStore } from "../tls/acme-source.ts";
 import { L7Server } from "./l7-server.ts";
+import { FUNNEL_FORWARD, reconcileFunnel } from "./funnel.ts";
 import { IngressUpstream } from "./ingress-upstream.ts";
 import type { UpstreamPolicy } from "./upstream.ts";
 import { ApiServerUpstream, inClusterApiServer, type InClusterApiServer } from "../apiserver/apiserver-upstream.ts";
@@ -142,13 +143,37 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
     const first = await follower.follow(stopping.signal, (data) => {
       for (const listener of listeners) listener(data);
     });
+    // Funnel follows the config, one change at a time (each is a LocalAPI round trip or two).
+    let funnelling: Promise<void> = Promise.resolve();
+    let proxiedListening = false;
+    let httpsServing = false;
+    const followFunnel = (wanted: boolean): void => {
+      funnelling = funnelling.then(async () => {
+        const reported = await reconcileFunnel({
+          localApi,
+          wanted,
+          fqdn: device.fqdn,
+          listen: async () => {
+            if (proxiedListening) return;
+            await server.listenProxied(FUNNEL_FORWARD.host, FUNNEL_FORWARD.port);
+            proxiedListening = true;
+          },
+        });
+        if (wanted) log.info({ funnel: reported }, reported === FUNNEL_ON ? "Funnel on: tailscaled forwards port 443 here" : "Funnel asked for but not possible");
+        await state.write({ [STATE_KEYS.funnel]: reported });
+      }).catch((error: unknown) => {
+        log.warn({ err: error }, "cannot configure Funnel; serving on the tailnet as before");
+      });
+    };
     const apply = (data: SecretData): void => {
       try {
         ingress = parseIngressConfig(data[INGRESS_SECRET_KEYS.config] ?? "");
         table = new RoutingTable(ingress.routes);
-        log.info({ routes: ingress.routes.length, source: ingress.certificateSource, redirect: ingress.httpRedirect }, "routing table loaded");
+        log.info({ routes: ingress.routes.length, source: ingress.certificateSource, redirect: ingress.httpRedirect, funnel: ingress.funnel }, "routing table loaded");
         // Plain HTTP has no certificate to keep (the pod restarts when that changes: restartKey).
         if (ingress.certificateSource !== "none") supervisor.update(ingress, data);
+        // Funnel hands HTTPS connections over, so it waits until there is HTTPS to hand them to.
+        if (httpsServing) followFunnel(ingress.funnel);
       } catch (error) {
         // Keep serving the last good table: the operator validated it, so this is a bug or a hand edit.
         log.error({ err: error }, "ignoring an unreadable ingress config");
@@ -167,6 +192,8 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
       if (!isStopping()) {
         for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.https, "https", log);
         log.info({ source: ingress.certificateSource, ips: device.ips, apiServer: ingress.apiServer?.mode }, "serving HTTPS");
+        httpsServing = true;
+        followFunnel(ingress.funnel);
       }
     }
     if (!isStopping()) await holdUntilReachable(config.TS_SOCKET, log);

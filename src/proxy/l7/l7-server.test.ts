@@ -1,0 +1,65 @@
+// The L7 server's Funnel path: connections tailscaled's serve forwards to loopback, each led by a
+// PROXY protocol v2 header; the caller is the header's source, not loopback.
+import { it } from "node:test";
+import assert from "node:assert/strict";
+import { connect as connectTcp } from "node:net";
+import { connect as connectTls } from "node:tls";
+import { createProxyLogger } from "../log.ts";
+import { L7Server } from "./l7-server.ts";
+import type { IncomingCall } from "./upstream.ts";
+import { makeCertificate } from "../../../test/fakes/test-certificates.ts";
+
+const log = createProxyLogger({ name: "test", write: () => undefined });
+
+/** A v2 PROXY header for TCP over IPv4, laid out byte by byte as the specification says. */
+function proxyHeader(source: [number, number, number, number], port: number): Buffer {
+  const signature = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
+  return Buffer.from([...signature, 0x21, 0x11, 0x00, 12, ...source, 127, 0, 0, 1, port >> 8, port & 0xff, 0x01, 0xbb]);
+}
+
+it("serves HTTPS forwarded with a PROXY v2 header, taking the caller from the header, and closes a connection without one", async () => {
+  const calls: IncomingCall[] = [];
+  const server = new L7Server({
+    log,
+    upstream: { decide: (call) => (calls.push(call), Promise.resolve({ refuse: { status: 418, message: "seen" } })) },
+    httpRedirect: () => false,
+    challenges: () => undefined,
+  });
+  const now = Date.now();
+  const certificate = await makeCertificate({ dnsNames: ["web.tail1234.ts.net"], notBefore: new Date(now - 60_000), notAfter: new Date(now + 3_600_000) });
+  server.setCertificate({ ...certificate, notAfter: new Date(now + 3_600_000) });
+  const port = await server.listenProxied("127.0.0.1", 0);
+  try {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const raw = connectTcp(port, "127.0.0.1", () => {
+        raw.write(proxyHeader([100, 64, 0, 7], 50000));
+        const tls = connectTls({ socket: raw, servername: "web.tail1234.ts.net", ca: certificate.certPem, ALPNProtocols: ["http/1.1"] }, () => {
+          tls.end("GET /x HTTP/1.1\r\nhost: web.tail1234.ts.net\r\nconnection: close\r\n\r\n");
+        });
+        let text = "";
+        tls.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        tls.on("end", () => {
+          resolve(text);
+        });
+        tls.on("error", reject);
+      });
+      raw.on("error", reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 418 /, "served over TLS with the certificate, after the header");
+    assert.deepEqual(calls.map((c) => [c.remoteAddress, c.remotePort, c.path]), [["100.64.0.7", 50000, "/x"]]);
+
+    const closed = await new Promise<boolean>((resolve) => {
+      const raw = connectTcp(port, "127.0.0.1", () => {
+        raw.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+      });
+      raw.on("close", () => {
+        resolve(true);
+      });
+      raw.on("error", () => undefined);
+    });
+    assert.equal(closed, true);
+    assert.equal(calls.length, 1, "nothing without a header reaches the upstream policy");
+  } finally {
+    await server.close();
+  }
+});
