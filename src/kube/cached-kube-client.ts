@@ -7,7 +7,7 @@
 import type { KubernetesObject, V1ServiceStatus } from "@kubernetes/client-node";
 import type { DeleteOptions, KubeClient, ListOptions, ObjectRef } from "./kube-client.ts";
 
-/** What an informer keeps: client-node's ListWatch has exactly this shape. */
+/** What a watch keeps (ObjectStore in watch.ts). */
 export interface CacheStore<T extends KubernetesObject = KubernetesObject> {
   get(name: string, namespace?: string): T | undefined;
   list(namespace?: string): readonly T[];

@@ -1,7 +1,8 @@
 // Writes an Ingress's status.loadBalancer (its own subresource), beside KubeClient so that the
 // Service-only client keeps its shape. The real one and a fake implement this narrow interface.
-import { NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1IngressLoadBalancerIngress } from "@kubernetes/client-node";
-import { FIELD_MANAGER } from "./client-node.ts";
+import type { V1IngressLoadBalancerIngress } from "@kubernetes/client-node";
+import { FIELD_MANAGER, MERGE_PATCH } from "./http-kube-client.ts";
+import type { RestClient } from "./rest-client.ts";
 
 export interface IngressStatusWriter {
   /** Replaces status.loadBalancer.ingress (an empty list clears it). */
@@ -9,16 +10,20 @@ export interface IngressStatusWriter {
 }
 
 export class KubeIngressStatusWriter implements IngressStatusWriter {
-  private readonly api: NetworkingV1Api;
+  private readonly rest: RestClient;
 
-  constructor(kc: KubeConfig) {
-    this.api = kc.makeApiClient(NetworkingV1Api);
+  constructor(rest: RestClient) {
+    this.rest = rest;
   }
 
   async setLoadBalancer(namespace: string, name: string, ingress: readonly V1IngressLoadBalancerIngress[]): Promise<void> {
-    await this.api.patchNamespacedIngressStatus(
-      { name, namespace, body: { status: { loadBalancer: { ingress: [...ingress] } } }, fieldManager: FIELD_MANAGER },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-    );
+    await this.rest.request({
+      method: "PATCH",
+      path: `/apis/networking.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/ingresses/${encodeURIComponent(name)}/status`,
+      query: { fieldManager: FIELD_MANAGER },
+      body: { status: { loadBalancer: { ingress: [...ingress] } } },
+      contentType: MERGE_PATCH,
+      what: `set status of Ingress ${namespace}/${name}`,
+    });
   }
 }

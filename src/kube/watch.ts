@@ -1,22 +1,34 @@
-// Watches that survive, each keeping a cache of what it saw: client-node's informer stops on any
-// error other than a 410, so this restarts it with backoff (1 s doubling to 30 s), which also
-// rides out API server restarts. A restart resumes from the last resourceVersion; only a 410
-// Gone makes the informer list again, and then only what changed is reported. Nothing is
-// re-queued on a reconnect: a key that still needs work is in the work queue already.
-import { makeInformer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type KubernetesObjectApi } from "@kubernetes/client-node";
+// Watches that survive, each keeping a cache of what it saw (client-go's reflector, in small):
+// a paginated LIST, then a WATCH from its resourceVersion with bookmarks, renewed by the server
+// (timeoutSeconds) rather than cut by the client. A watch that ends is resumed from the last
+// resourceVersion seen; one that fails is restarted with backoff (1 s doubling to 30 s), which
+// also rides out API server restarts. Only a 410 Gone (the resourceVersion is too old) makes it
+// list again, and then only what changed is reported. Nothing is re-queued on a reconnect: a
+// key that still needs work is in the work queue already.
+import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "../shared/log.ts";
 import type { CacheStore } from "./cached-kube-client.ts";
+import { KubeApiError } from "./kube-client.ts";
+import type { RestClient, WatchEvent } from "./rest-client.ts";
 
 export interface WatchOptions<T extends KubernetesObject> {
-  readonly kc: KubeConfig;
-  /** The watch path, e.g. /api/v1/services or /api/v1/namespaces/x/secrets. */
+  readonly rest: RestClient;
+  /** The collection path, e.g. /api/v1/services or /api/v1/namespaces/x/secrets. */
   readonly path: string;
-  readonly list: () => Promise<KubernetesListObject<T>>;
+  /** Set on listed objects (list items carry none), so cached objects look like watched ones. */
+  readonly apiVersion: string;
+  readonly kind: string;
   readonly labelSelector?: string;
+  readonly fieldSelector?: string;
   readonly onObject: (object: T) => void;
   readonly log: Logger;
   /** Drops more of each object before it is cached (for a watch whose store nobody reads). */
   readonly slim?: (object: T) => void;
+  /** Backoff after a failure (tests shorten it). */
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** How long the server keeps one watch open (default: 5 to 10 minutes, spread as client-go does). */
+  readonly timeoutSeconds?: number;
+  readonly pageSize?: number;
 }
 
 export interface Watch<T extends KubernetesObject = KubernetesObject> {
@@ -27,57 +39,165 @@ export interface Watch<T extends KubernetesObject = KubernetesObject> {
   stop(): Promise<void>;
 }
 
+/** Objects by namespace/name. */
+export class ObjectStore<T extends KubernetesObject> implements CacheStore<T> {
+  private readonly objects = new Map<string, T>();
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.objects.get(`${namespace ?? ""}/${name}`);
+  }
+
+  list(namespace?: string): readonly T[] {
+    const all = [...this.objects.values()];
+    return namespace === undefined ? all : all.filter((object) => object.metadata?.namespace === namespace);
+  }
+
+  /** The object this replaces, if any. */
+  set(object: T): T | undefined {
+    const key = keyOf(object);
+    const previous = this.objects.get(key);
+    this.objects.set(key, object);
+    return previous;
+  }
+
+  delete(object: T): void {
+    this.objects.delete(keyOf(object));
+  }
+
+  keys(): string[] {
+    return [...this.objects.keys()];
+  }
+
+  take(key: string): T | undefined {
+    const object = this.objects.get(key);
+    this.objects.delete(key);
+    return object;
+  }
+}
+
+function keyOf(object: KubernetesObject): string {
+  return `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
+}
+
+/** A 410 Gone from the watch: its resourceVersion is no longer in the server's window. */
+class Expired extends Error {}
+
 export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>): Watch<T> {
-  const slim = (object: T): void => {
+  const store = new ObjectStore<T>();
+  const backoff = options.backoff ?? { initialMs: 1_000, maxMs: 30_000 };
+  const slim = (object: T): T => {
     dropManagedFields(object);
     options.slim?.(object);
+    return object;
   };
   let markSynced: () => void = () => undefined;
   const synced = new Promise<void>((resolve) => (markSynced = resolve));
-  // The informer's start() resolves even when its list failed, so "synced" is the first list
-  // that succeeded; setImmediate lets the informer deliver that list's objects first.
-  const list = async (): Promise<KubernetesListObject<T>> => {
-    const result = await options.list();
-    for (const item of result.items) slim(item);
-    setImmediate(markSynced);
-    return result;
+  const stopping = new AbortController();
+  // A function, not a property read: the compiler would take the flag as fixed between awaits.
+  const stopped = (): boolean => stopping.signal.aborted;
+  const selectors = { labelSelector: options.labelSelector, fieldSelector: options.fieldSelector };
+
+  /** Lists, replaces the store's content, reports what differs; the list's resourceVersion. */
+  const relist = async (): Promise<string> => {
+    const listed = await options.rest.listAll(options.path, selectors, options.pageSize);
+    if (stopped()) return "";
+    const seen = new Set<string>();
+    for (const item of listed.items) {
+      const object = slim({ ...item, apiVersion: options.apiVersion, kind: options.kind } as T);
+      seen.add(keyOf(object));
+      const previous = store.set(object);
+      if (previous?.metadata?.resourceVersion !== object.metadata?.resourceVersion || previous?.metadata?.uid !== object.metadata?.uid) options.onObject(object);
+    }
+    for (const key of store.keys()) {
+      if (seen.has(key)) continue;
+      const gone = store.take(key);
+      if (gone) options.onObject(gone);
+    }
+    markSynced();
+    return listed.resourceVersion;
   };
-  const informer = makeInformer<T>(options.kc, options.path, list, options.labelSelector);
-  let stopped = false;
-  let delayMs = 1_000;
-  let timer: NodeJS.Timeout | undefined;
-  // The informer stores the very object it then hands to its handlers, and has no transform hook:
-  // this handler, registered first, is where watched objects are slimmed before anyone reads them.
-  informer.on("add", slim);
-  informer.on("update", slim);
-  for (const verb of ["add", "update", "delete"] as const) {
-    informer.on(verb, (object) => {
-      options.onObject(object);
-    });
-  }
-  informer.on("connect", () => {
-    delayMs = 1_000;
-  });
-  informer.on("error", (error) => {
-    if (stopped) return;
-    options.log.warn({ err: error, path: options.path, retryInMs: delayMs }, "watch failed; restarting");
-    timer = setTimeout(() => {
-      if (!stopped) informer.start().catch(() => undefined);
-    }, delayMs);
-    delayMs = Math.min(delayMs * 2, 30_000);
-  });
-  informer.start().catch((error: unknown) => {
-    options.log.warn({ err: error, path: options.path }, "watch failed to start");
-  });
+
+  const onEvent = (event: WatchEvent, resume: (resourceVersion: string) => void): void => {
+    const object = event.object as T & { code?: number; message?: string };
+    switch (event.type) {
+      case "ADDED":
+      case "MODIFIED":
+        store.set(slim(object));
+        options.onObject(object);
+        break;
+      case "DELETED":
+        store.delete(object);
+        options.onObject(slim(object));
+        break;
+      case "BOOKMARK":
+        break;
+      case "ERROR":
+        if (object.code === 410) throw new Expired(object.message ?? "resourceVersion too old");
+        throw new KubeApiError(`watch ${options.path}: ${object.message ?? "error event"}`, object.code ?? 500);
+      default:
+        return;
+    }
+    const resourceVersion = object.metadata?.resourceVersion;
+    if (resourceVersion) resume(resourceVersion);
+  };
+
+  const loop = async (): Promise<void> => {
+    let resourceVersion: string | undefined;
+    let delayMs = backoff.initialMs;
+    while (!stopped()) {
+      try {
+        if (resourceVersion === undefined) {
+          resourceVersion = await relist();
+          delayMs = backoff.initialMs;
+        }
+        const timeoutSeconds = options.timeoutSeconds ?? Math.floor(300 * (1 + Math.random()));
+        await options.rest.watch(
+          options.path,
+          { ...selectors, watch: true, resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+          (event) => {
+            delayMs = backoff.initialMs;
+            onEvent(event, (next) => (resourceVersion = next));
+          },
+          // The server ends the watch after timeoutSeconds and sends bookmarks meanwhile: silence
+          // well past that is a dead connection.
+          { signal: stopping.signal, idleMs: (timeoutSeconds + 30) * 1_000 },
+        );
+        // Ended by the server (its timeout, or a restart): resume from where it was.
+        delayMs = backoff.initialMs;
+      } catch (error) {
+        if (stopped()) return;
+        if (error instanceof Expired || (error instanceof KubeApiError && error.status === 410)) {
+          options.log.info({ path: options.path }, "watch expired; listing again");
+          resourceVersion = undefined;
+          continue;
+        }
+        options.log.warn({ err: error, path: options.path, retryInMs: delayMs }, "watch failed; restarting");
+        await sleep(delayMs, stopping.signal);
+        delayMs = Math.min(delayMs * 2, backoff.maxMs);
+      }
+    }
+  };
+  const running = loop();
   return {
     synced,
-    store: informer,
+    store,
     stop: async () => {
-      stopped = true;
-      clearTimeout(timer);
-      await informer.stop();
+      stopping.abort();
+      await running;
     },
   };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 /**
@@ -86,22 +206,4 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
  */
 export function dropManagedFields(object: KubernetesObject): void {
   if (object.metadata?.managedFields) delete object.metadata.managedFields;
-}
-
-/** A LIST in pages (limit/continue), so a large cluster is never one huge response. */
-export async function listInPages<T extends KubernetesObject>(
-  objects: KubernetesObjectApi,
-  query: { apiVersion: string; kind: string; namespace?: string; labelSelector?: string; pageSize?: number },
-): Promise<KubernetesListObject<T>> {
-  const items: T[] = [];
-  let continueToken: string | undefined;
-  let resourceVersion = "";
-  do {
-    const page = await objects.list<T>(query.apiVersion, query.kind, query.namespace, undefined, undefined, undefined, undefined, query.labelSelector, query.pageSize ?? 500, continueToken);
-    // List items carry no apiVersion/kind; watch events do. Same shape for both in the cache.
-    for (const item of page.items) items.push({ ...item, apiVersion: query.apiVersion, kind: query.kind });
-    continueToken = page.metadata?._continue || undefined;
-    resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-  } while (continueToken);
-  return { apiVersion: "v1", kind: `${query.kind}List`, metadata: { resourceVersion }, items };
 }

@@ -1,16 +1,17 @@
 // tailnet-operator: composition root. Reads configuration, connects to the Kubernetes API and
 // the control plane, serves health and metrics, wins the leader Lease, then runs the Service
 // controller until SIGTERM, when it drains and hands the Lease over.
-import { CoreV1Api, KubernetesObjectApi, type KubernetesObject, type V1Ingress, type V1Secret, type V1Service } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Ingress, V1Secret, V1Service } from "@kubernetes/client-node";
 import { randomUUID } from "node:crypto";
 import { answerInfoFlags } from "../shared/cli-info.ts";
 import { createLogger } from "../shared/log.ts";
 import { systemClock } from "../shared/clock.ts";
-import { ClientNodeKubeClient } from "../kube/client-node.ts";
+import { HttpKubeClient } from "../kube/http-kube-client.ts";
 import { CachedKubeClient, type CacheScope } from "../kube/cached-kube-client.ts";
-import { PooledKubeConfig } from "../kube/pooled-kube-config.ts";
+import { loadKubeAccess } from "../kube/kube-access.ts";
+import { RestClient } from "../kube/rest-client.ts";
 import { rateLimiter } from "../kube/rate-limiter.ts";
-import { listInPages, startWatch, type Watch } from "../kube/watch.ts";
+import { startWatch, type Watch } from "../kube/watch.ts";
 import { Controller } from "../runtime/controller.ts";
 import { RuntimeMetrics } from "../runtime/metrics.ts";
 import { LeaderElector } from "../runtime/leader-election.ts";
@@ -70,10 +71,9 @@ function acmeOptions(acme: OperatorAcme | undefined): { acmeConfigured: boolean;
 
 /** What both the controller and `uninstall` are built from. */
 function compose(config: OperatorConfig, log: Logger) {
-  const kc = new PooledKubeConfig(rateLimiter({ qps: config.KUBE_API_QPS, burst: config.KUBE_API_BURST }, systemClock));
-  kc.loadFromDefault();
+  const rest = new RestClient(loadKubeAccess({ env: process.env }), rateLimiter({ qps: config.KUBE_API_QPS, burst: config.KUBE_API_BURST }, systemClock));
   // Reads come from the watches' caches once run() registers them; uninstall reads live.
-  const kube = new CachedKubeClient(new ClientNodeKubeClient(kc));
+  const kube = new CachedKubeClient(new HttpKubeClient(rest));
   const tailnet = controlPlane(config);
   const provisioner = new ProxyProvisioner(kube, tailnet, {
     operatorNamespace: config.OPERATOR_NAMESPACE,
@@ -98,7 +98,7 @@ function compose(config: OperatorConfig, log: Logger) {
   const acme = acmeOptions(loadAcme(config));
   const ingressReconciler = new IngressReconciler({
     kube,
-    status: new KubeIngressStatusWriter(kc),
+    status: new KubeIngressStatusWriter(rest),
     provisioner,
     events,
     clock: systemClock,
@@ -129,7 +129,7 @@ function compose(config: OperatorConfig, log: Logger) {
     },
     reportTo: () => (deployment ? kube.get({ apiVersion: "apps/v1", kind: "Deployment", namespace: config.OPERATOR_NAMESPACE, name: deployment }) : Promise.resolve(undefined)),
   });
-  return { kc, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep };
+  return { rest, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep };
 }
 
 async function uninstall(config: OperatorConfig): Promise<void> {
@@ -148,7 +148,7 @@ async function uninstall(config: OperatorConfig): Promise<void> {
 
 async function run(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
-  const { kc, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep } = compose(config, log);
+  const { rest, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep } = compose(config, log);
   const metrics = new RuntimeMetrics();
   const sweeper = config.ORPHAN_KEY_SWEEP
     ? new OrphanSweeper({ ...orphanSweep, clock: systemClock, exclusive: config.LEADER_ELECTION, onRevoked: (count) => { metrics.orphanKeysRevoked.inc(count); } })
@@ -202,20 +202,19 @@ async function run(config: OperatorConfig): Promise<void> {
     const ingressController = new Controller({ name: "ingress", reconcile: ingressReconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
     const ingressIndex = new IngressIndex();
     const apiServerController = new Controller({ name: "apiserver-proxy", reconcile: apiServerProxy.reconcile, workers: 1, log, metrics });
-    const objects = KubernetesObjectApi.makeApiClient(kc);
     const watch = <T extends KubernetesObject>(scope: CacheScope, plural: string, onObject: (object: T) => void): Watch<T> => {
       const started = startWatch<T>({
-        kc,
+        rest,
         log,
         path: watchPath(scope, plural),
-        list: () => listInPages<T>(objects, scope),
+        apiVersion: scope.apiVersion,
+        kind: scope.kind,
         ...(scope.labelSelector ? { labelSelector: scope.labelSelector } : {}),
         onObject,
       });
       kube.register(scope, started.store);
       return started;
     };
-    const core = kc.makeApiClient(CoreV1Api);
     const enqueueParent = (object: KubernetesObject): void => {
       const parent = parentOf(object.metadata?.labels);
       if (parent?.type === "svc") controller.enqueue(parent.key);
@@ -241,10 +240,12 @@ async function run(config: OperatorConfig): Promise<void> {
       // TLS Secrets only (a field selector, so not a read cache): a rotated certificate is copied
       // to its proxies.
       startWatch<V1Secret>({
-        kc,
+        rest,
         log,
-        path: `/api/v1/secrets?fieldSelector=${encodeURIComponent(TLS_SECRETS)}`,
-        list: () => core.listSecretForAllNamespaces({ fieldSelector: TLS_SECRETS }),
+        path: "/api/v1/secrets",
+        apiVersion: "v1",
+        kind: "Secret",
+        fieldSelector: TLS_SECRETS,
         // Only their names are used here (the reconciler reads a certificate live): every TLS
         // Secret of the cluster need not sit in memory.
         slim: (secret) => {
@@ -283,7 +284,7 @@ async function run(config: OperatorConfig): Promise<void> {
       await Promise.all(watches.map((w) => w.stop()));
     }
   });
-  await kc.closePool();
+  rest.close();
   await http.close();
   log.info("stopped");
 }
