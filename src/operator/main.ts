@@ -281,7 +281,9 @@ async function run(config: OperatorConfig): Promise<void> {
       log.info({ workers: config.OPERATOR_WORKERS }, "controllers running");
       await workers;
     } finally {
-      await Promise.all(watches.map((w) => w.stop()));
+      // Stopping aborts every watch at once; a request hung on a cut connection must not hold the
+      // term open past the margin before another replica may act (ADR 0026), so wait briefly only.
+      await untilAborted(Promise.all(watches.map((w) => w.stop())), AbortSignal.timeout(WATCH_STOP_WAIT_MS));
     }
   });
   rest.close();
@@ -301,6 +303,7 @@ function untilAborted(promise: Promise<unknown>, signal: AbortSignal): Promise<b
 }
 
 const UNINSTALL_DEADLINE_MS = 240_000;
+const WATCH_STOP_WAIT_MS = 1_000;
 
 /** Uninstall: the API server proxy's pod and device go too (cleanup may take a few passes). */
 async function releaseApiServerProxy(reconciler: ApiServerProxyReconciler, log: Logger): Promise<{ released: string[]; failed: { key: string; error: string }[] }> {

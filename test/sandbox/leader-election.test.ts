@@ -168,12 +168,12 @@ describe("leader election on the real node (two replicas)", () => {
     await env.core.deleteNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: old });
     // The old pod's log, read until the pod is gone: what it did while it drained.
     let oldLog = "";
+    // A failed read is not the end (the pod may still be there): only the pod's absence is.
     const following = waitFor("the old leader's pod to be gone", async () => {
       const text = await env.core.readNamespacedPodLog({ namespace: OPERATOR_NAMESPACE, name: old, container: "operator" }).catch(() => undefined);
-      if (text === undefined) return true;
-      oldLog = text;
-      return undefined;
-    }, { timeoutMs: 60_000, intervalMs: 250 });
+      if (text) oldLog = text;
+      return (await env.pod(OPERATOR_NAMESPACE, old)) ? undefined : true;
+    }, { timeoutMs: 60_000, intervalMs: 100 });
     const next = await actingLeader(old);
     await following;
     const took = (await logLines(next)).find((l) => l["msg"] === "took the free leader Lease" || l["msg"] === "took over the leader Lease after it expired");
