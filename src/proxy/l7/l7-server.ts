@@ -92,14 +92,7 @@ export class L7Server {
     const listener = createNetServer({ noDelay: true }, (socket: Socket) => {
       server.emit("connection", socket);
     });
-    await new Promise<void>((resolve, reject) => {
-      listener.once("error", reject);
-      listener.listen({ host: address, port }, () => {
-        listener.off("error", reject);
-        resolve();
-      });
-    });
-    this.listeners.push(listener);
+    await this.open(listener, address, port);
   }
 
   /**
@@ -119,6 +112,11 @@ export class L7Server {
         this.options.log.warn({ reason }, "closed a forwarded connection without a PROXY protocol header");
       });
     });
+    return this.open(listener, address, port);
+  }
+
+  /** Binds a listener and keeps it for close(); resolves with the port it got. */
+  private async open(listener: NetServer, address: string, port: number): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       listener.once("error", reject);
       listener.listen({ host: address, port }, () => {
