@@ -3,7 +3,7 @@
 // ~80 MiB RSS just to load, and a third of the operator's CPU went to its fetch stack and object
 // serializer (docs/adr/0027); the operator needs a dozen REST verbs, not generated clients.
 import type { KubernetesObject } from "@kubernetes/client-node";
-import type { Agent, IncomingMessage, RequestOptions } from "node:http";
+import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from "node:http";
 import { KubeApiError } from "./kube-client.ts";
 import type { KubeAccess } from "./kube-access.ts";
 import { unlimited, type RateLimiter } from "./rate-limiter.ts";
@@ -42,6 +42,7 @@ export class RestClient {
   private readonly limiter: RateLimiter;
   private readonly base: URL;
   private agent: Agent | undefined;
+  private readonly inFlight = new Set<ClientRequest>();
   private readonly discovery = new Map<string, Promise<ReadonlyMap<string, ResourceInfo>>>();
 
   constructor(access: KubeAccess, limiter: RateLimiter = unlimited) {
@@ -150,8 +151,14 @@ export class RestClient {
     return `${groupPath(ref.apiVersion)}${namespace}/${info.plural}${ref.name ? `/${encodeURIComponent(ref.name)}` : ""}`;
   }
 
-  /** Closes the idle kept-alive connections (at shutdown). */
-  close(): void {
+  /**
+   * Ends every connection, and with them every request in flight (each fails at once): at
+   * shutdown, and when a term as leader ends on a lost Lease, where a request hung on a cut
+   * connection must neither hold the term open nor land after another replica acts (ADR 0026).
+   */
+  disconnect(): void {
+    for (const req of this.inFlight) req.destroy(new Error(`${req.method} ${req.path}: disconnected`));
+    this.inFlight.clear();
     this.agent?.destroy();
     this.agent = undefined;
   }
@@ -194,6 +201,8 @@ export class RestClient {
     };
     return new Promise((resolve, reject) => {
       const req = transport.request(options, resolve);
+      this.inFlight.add(req);
+      req.on("close", () => this.inFlight.delete(req));
       req.on("timeout", () => req.destroy(new Error(`${spec.method} ${spec.path}: no answer within ${timeoutMs} ms`)));
       req.on("error", reject);
       req.end(body);

@@ -193,6 +193,9 @@ async function run(config: OperatorConfig): Promise<void> {
       // Not ready while a new term's watches sync; ready again as a standby.
       http.setReady(!acting);
     },
+    onLost: () => {
+      rest.disconnect();
+    },
     exit: (code: number) => process.exit(code),
   };
   // One term as leader: queues, watches and caches are made afresh each time (after a lost Lease
@@ -286,7 +289,7 @@ async function run(config: OperatorConfig): Promise<void> {
       await untilAborted(Promise.all(watches.map((w) => w.stop())), AbortSignal.timeout(WATCH_STOP_WAIT_MS));
     }
   });
-  rest.close();
+  rest.disconnect();
   await http.close();
   log.info("stopped");
 }

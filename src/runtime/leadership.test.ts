@@ -95,6 +95,24 @@ describe("runWhileLeading", () => {
     assert.deepEqual(events, ["acting", "stopped acting", "exit 1"]);
   });
 
+  it("on a lost Lease cuts what the work has in flight, so work stuck on a hung request ends in time and it stands by", async () => {
+    let cut = false;
+    const { clock, events, options } = setup(() => (cut ? "hang" : undefined));
+    // The work's request hangs on the cut connection and ignores the term's signal: only
+    // onLost (the operator's disconnect) fails it.
+    let failRequest: (error: Error) => void = () => undefined;
+    const hung = new Promise<void>((_, reject) => (failRequest = reject));
+    void runWhileLeading({ ...options, onLost: () => { events.push("cut in flight"); failRequest(new Error("disconnected")); } }, async () => {
+      await hung.catch(() => undefined);
+    });
+    await clock.advance(2_000);
+    cut = true;
+    await clock.advance(TIMING.renewDeadlineMs + 2_000);
+    await clock.advance(TIMING.leaseDurationMs);
+    assert.deepEqual(events.slice(0, 3), ["acting", "stopped acting", "cut in flight"]);
+    assert.ok(!events.includes("exit 1"), `stood by instead of exiting: ${events.join(", ")}`);
+  });
+
   it("exits non-zero and releases the Lease when the work fails after winning", async () => {
     const { api, clock, events, options } = setup();
     const done = runWhileLeading(options, () => Promise.reject(new Error("setup failed: forbidden")));

@@ -17,6 +17,11 @@ export interface LeadershipOptions {
   readonly clock: Clock;
   /** Called with true once acting, false the moment it stops acting (before any release). */
   readonly setActing: (acting: boolean) => void;
+  /**
+   * Called the moment a lost Lease ends the term: cuts what the work has in flight (its requests
+   * may hang on the very connection that cost the Lease), so it can stop within the grace.
+   */
+  readonly onLost?: () => void;
   /** Ends the process (process.exit in production). */
   readonly exit: (code: number) => void;
 }
@@ -57,6 +62,7 @@ async function leadOneTerm(options: LeadershipOptions, work: (acting: AbortSigna
     if (outcome === "stopped") return;
     term.lost = true;
     stopActing();
+    options.onLost?.();
     // Another replica may act once the Lease expires by its clock, which started no earlier than
     // our last renewal: our work must be over before then, or the process must end.
     const graceMs = elector.standDownGraceMs;

@@ -38,7 +38,8 @@ export class TailnetDevice {
   readonly hostname: string;
   private readonly runner: CommandRunner;
   private readonly tailscaleBinary: string;
-  private readonly socket: string;
+  /** tailscaled's LocalAPI socket: a file, so reachable from the test's own namespace. */
+  readonly socket: string;
   private readonly daemon: ManagedProcess;
 
   private constructor(options: TailnetDeviceOptions, socket: string, daemon: ManagedProcess) {

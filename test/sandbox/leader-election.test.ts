@@ -19,6 +19,7 @@ const env = new ClusterEnv(sandbox);
 const TIMING = { leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2 };
 const SAMPLE_EVERY_MS = 300;
 const CUT_TABLE = "tno_cut_api";
+const HOLD_LOG = "tailnet-operator.test/hold-log";
 
 /** One scrape of one pod: whether it acts, and since when (unix ms), as it reports. */
 interface Scrape {
@@ -165,17 +166,22 @@ describe("leader election on the real node (two replicas)", () => {
 
   it("hands over when the leader's pod is deleted: it drains, releases, and the standby takes the free Lease", async () => {
     const old = await actingLeader();
-    await env.core.deleteNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: old });
-    // The old pod's log, read until the pod is gone: what it did while it drained.
-    let oldLog = "";
-    // A failed read is not the end (the pod may still be there): only the pod's absence is.
-    const following = waitFor("the old leader's pod to be gone", async () => {
-      const text = await env.core.readNamespacedPodLog({ namespace: OPERATOR_NAMESPACE, name: old, container: "operator" }).catch(() => undefined);
-      if (text) oldLog = text;
-      return (await env.pod(OPERATOR_NAMESPACE, old)) ? undefined : true;
-    }, { timeoutMs: 60_000, intervalMs: 100 });
-    const next = await actingLeader(old);
-    await following;
+    // A finalizer keeps the deleted pod, and with it its container's log, until the test has read
+    // everything the old leader wrote while it drained (a deleted pod's log vanishes with it).
+    await env.core.patchNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: old, body: [{ op: "add", path: "/metadata/finalizers", value: [HOLD_LOG] }] });
+    let oldLog: string;
+    let next: string;
+    try {
+      await env.core.deleteNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: old });
+      next = await actingLeader(old);
+      oldLog = await waitFor("the old leader's container to end", async () => {
+        const pod = await env.pod(OPERATOR_NAMESPACE, old);
+        const ended = pod?.status?.containerStatuses?.find((c) => c.name === "operator")?.state?.terminated;
+        return ended ? env.core.readNamespacedPodLog({ namespace: OPERATOR_NAMESPACE, name: old, container: "operator" }) : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 500 });
+    } finally {
+      await env.core.patchNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: old, body: [{ op: "remove", path: "/metadata/finalizers" }] }).catch(() => undefined);
+    }
     const took = (await logLines(next)).find((l) => l["msg"] === "took the free leader Lease" || l["msg"] === "took over the leader Lease after it expired");
     assert.equal(took?.["msg"], "took the free leader Lease", `the old leader released the Lease (no wait for expiry); its log:\n${oldLog}`);
     const messages = oldLog.split("\n").filter((l) => l.startsWith("{")).map((l) => (JSON.parse(l) as { msg: string }).msg);
@@ -220,7 +226,9 @@ describe("leader election on the real node (two replicas)", () => {
       const oldLines = await waitFor("the cut-off leader to stand by", async () => {
         const lines = await logLines(old);
         return lines.some((l) => l["msg"] === "standing by to lead again") ? lines : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 500 });
+      }, { timeoutMs: 60_000, intervalMs: 500 }).catch(async (error: unknown) => {
+        throw new Error(`${(error as Error).message}; ${await diagnostics()}`, { cause: error });
+      });
       assert.equal(await restartCount(old), restarts, "no restart: it stood down in-process");
       const stopped = oldLines.find((l) => l["msg"] === "stopped leading: could not renew the Lease in time");
       assert.ok(stopped, "the cut-off leader logged that it stopped leading");

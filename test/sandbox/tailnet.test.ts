@@ -7,6 +7,8 @@ import { TAILNET_DOMAIN } from "../../src/sandbox/sandbox.ts";
 import { nodeToolArgv } from "../../src/sandbox/tools.ts";
 import { ManagedProcess } from "../../src/shared/process.ts";
 import { waitFor } from "../../src/shared/clock.ts";
+import { LocalApi } from "../../src/proxy/local-api.ts";
+import { FUNNEL_FORWARD, funnelServeConfig } from "../../src/proxy/l7/funnel.ts";
 
 const sandbox = await attachSandbox();
 
@@ -49,6 +51,33 @@ describe("tailnet devices on Headscale", () => {
       assert.equal(/remote=([^\n]+)/.exec(body)?.[1], a.tailscaleIps[0], "the request came over the tailnet from alpha");
     } finally {
       await server.stop();
+    }
+  });
+
+  it("serves port 443 through the Funnel path's serve config: a raw TCP forward to loopback, led by a PROXY v2 header naming the tailnet caller (ADR 0028)", async () => {
+    const [host, caller] = await Promise.all([sandbox.addDevice("funnel-host", { tags: ["tag:k8s"] }), sandbox.addDevice("funnel-caller", { user: "alice" })]);
+    const [hostStatus, callerStatus] = await Promise.all([host.status(), caller.status()]);
+    const fqdn = hostStatus.dnsName.replace(/\.$/, "");
+    const listener = ManagedProcess.start({
+      name: "funnel listener",
+      logFile: join(sandbox.run.dir, "funnel-listener.log"),
+      argv: host.exec(nodeToolArgv("proxy-protocol-server.ts", ["--name", "funnel-host", "--listen", `${FUNNEL_FORWARD.host}:${FUNNEL_FORWARD.port}`])),
+    });
+    const localApi = new LocalApi(host.socket);
+    try {
+      // The proxy's exact config, as real tailscaled takes it: nothing listens on the tailnet's 443
+      // but tailscaled, so an answer there proves the forward.
+      await localApi.setServeConfig(funnelServeConfig(fqdn));
+      const applied = (await localApi.serveConfig()) as { TCP?: Record<string, { TCPForward?: string; ProxyProtocol?: number }> };
+      assert.deepEqual(applied.TCP?.["443"], { TCPForward: `${FUNNEL_FORWARD.host}:${FUNNEL_FORWARD.port}`, ProxyProtocol: 2 });
+      const body = await waitFor("the forwarded answer", () => fetchFromDevice(sandbox, caller, `http://${fqdn}:443/`).catch(() => undefined), { timeoutMs: 20_000 });
+      assert.match(body, /hello from funnel-host/);
+      assert.equal(/proxied-source=(.+):\d+\n/.exec(body)?.[1], callerStatus.tailscaleIps[0], "the header names the tailnet caller");
+      assert.match(body, /remote=127\.0\.0\.1\n/, "the connection itself came from tailscaled on loopback");
+    } finally {
+      await localApi.setServeConfig({}).catch(() => undefined);
+      localApi.close();
+      await listener.stop();
     }
   });
 
