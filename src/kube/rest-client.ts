@@ -5,6 +5,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from "node:http";
 import { KubeApiError } from "./kube-client.ts";
+import { readBody, readJsonLines } from "../shared/http-body.ts";
 import type { KubeAccess } from "./kube-access.ts";
 import { unlimited, type RateLimiter } from "./rate-limiter.ts";
 
@@ -71,42 +72,7 @@ export class RestClient {
     const res = await this.send({ method: "GET", path, query }, options.idleMs, options.signal);
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) throw apiError(`watch ${path}`, status, await readBody(res));
-    await new Promise<void>((resolve, reject) => {
-      let pending = "";
-      // The first failure (a handler's throw, a broken stream) settles the watch; events already
-      // in the buffer after it are not delivered.
-      let failure: Error | undefined;
-      const fail = (error: Error): void => {
-        failure ??= error;
-        res.destroy();
-        reject(failure);
-      };
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => {
-        pending += chunk;
-        let newline = pending.indexOf("\n");
-        while (newline >= 0 && failure === undefined) {
-          const line = pending.slice(0, newline).trim();
-          pending = pending.slice(newline + 1);
-          if (line !== "") {
-            try {
-              onEvent(JSON.parse(line) as WatchEvent);
-            } catch (error) {
-              fail(error as Error);
-              return;
-            }
-          }
-          newline = pending.indexOf("\n");
-        }
-      });
-      res.on("end", () => {
-        if (failure === undefined) resolve();
-      });
-      res.on("error", fail);
-      res.on("close", () => {
-        if (!res.complete) fail(new Error(`watch ${path}: connection closed`));
-      });
-    });
+    await readJsonLines(res, `watch ${path}`, (event) => { onEvent(event as WatchEvent); });
   }
 
   /** Every item of a collection, LISTed in pages (limit/continue) so no answer is huge. */
@@ -212,17 +178,6 @@ export class RestClient {
 
 function groupPath(apiVersion: string): string {
   return apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-}
-
-function readBody(res: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on("data", (chunk: Buffer) => chunks.push(chunk));
-    res.on("end", () => {
-      resolve(Buffer.concat(chunks).toString("utf8"));
-    });
-    res.on("error", reject);
-  });
 }
 
 /** KubeApiError with the Status object's message when the body is one. */

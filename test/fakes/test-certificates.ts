@@ -16,6 +16,8 @@ export interface TestCertificate {
 
 export async function makeCertificate(options: {
   dnsNames: readonly string[];
+  /** IP address SANs (a loopback test server reached by address). */
+  ips?: readonly string[];
   notBefore: Date;
   notAfter: Date;
   serialHex?: string;
@@ -31,7 +33,7 @@ export async function makeCertificate(options: {
     serialNumber: options.serialHex ?? "0102030405",
     signingAlgorithm: algorithm,
     extensions: [
-      new SubjectAlternativeNameExtension(options.dnsNames.map((value) => ({ type: "dns" as const, value }))),
+      new SubjectAlternativeNameExtension([...options.dnsNames.map((value) => ({ type: "dns" as const, value })), ...(options.ips ?? []).map((value) => ({ type: "ip" as const, value }))]),
       ...(options.akiHex ? [new AuthorityKeyIdentifierExtension(options.akiHex)] : []),
     ],
   });

@@ -1,7 +1,8 @@
 // The certificate sources an Ingress proxy can serve from, and the one place that picks one from
 // the proxy's config. "acme" is implemented by AcmeCertificateSource (src/proxy/tls/acme-source.ts).
-import type { CertificateSource, HttpChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
-import { AcmeCertificateSource, type CertificateStore } from "../tls/acme-source.ts";
+import type { CertificateSource, HttpChallengeResponder, RenewalProblem, ServedCertificate } from "../tls/certificate-source.ts";
+import type { AcmeSourceOptions } from "../tls/acme-source.ts";
+import type { CertificateStore } from "../tls/certificate-store.ts";
 import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../../shared/ingress-config.ts";
 import type { Logger } from "../log.ts";
 import type { SecretData } from "./ingress-secret.ts";
@@ -75,6 +76,31 @@ export class ControlPlaneCertificateSource implements CertificateSource {
   }
 }
 
+/**
+ * The ACME source, loaded when it starts: acme-client and @peculiar/x509 add ~60 MiB RSS to a
+ * process, which only the proxies of Ingresses that use ACME should pay (docs/adr/0013).
+ */
+class LazyAcmeSource implements CertificateSource, HttpChallengeResponder {
+  readonly kind = "acme" as const;
+  private readonly options: AcmeSourceOptions;
+  private loaded: HttpChallengeResponder | undefined;
+
+  constructor(options: AcmeSourceOptions) {
+    this.options = options;
+  }
+
+  async start(signal: AbortSignal, onChange: (certificate: ServedCertificate) => void, onRenewal?: (problem: RenewalProblem | null) => void): Promise<ServedCertificate> {
+    const { AcmeCertificateSource } = await import("../tls/acme-source.ts");
+    const source = new AcmeCertificateSource(this.options);
+    this.loaded = source;
+    return source.start(signal, onChange, onRenewal);
+  }
+
+  keyAuthorization(token: string): string | undefined {
+    return this.loaded?.keyAuthorization(token);
+  }
+}
+
 export interface SourceDeps {
   readonly initialSecret: SecretData;
   readonly subscribeSecret: (listener: (data: SecretData) => void) => void;
@@ -104,7 +130,7 @@ export function createCertificateSource(kind: IngressProxyConfig["certificateSou
       if (!settings) throw new Error("the ingress config asks for ACME but holds no ACME settings; the operator writes them when it has an ACME directory configured");
       const hmacKey = deps.initialSecret[INGRESS_SECRET_KEYS.eabHmacKey];
       if (settings.eabKeyId && !hmacKey) throw new Error(`the ingress Secret holds no ${INGRESS_SECRET_KEYS.eabHmacKey} for the ACME external account binding`);
-      const acme = new AcmeCertificateSource({
+      const acme = new LazyAcmeSource({
         directoryUrl: settings.directoryUrl,
         caBundlePem: settings.caBundlePem,
         email: settings.email,

@@ -21,7 +21,7 @@ import { LocalApi } from "../local-api.ts";
 import { WhoisCache } from "./identity.ts";
 import { createCertificateSource } from "./certificate-sources.ts";
 import { CertificateSupervisor } from "./certificate-supervisor.ts";
-import { KeyValueCertificateStore } from "../tls/acme-source.ts";
+import { KeyValueCertificateStore } from "../tls/certificate-store.ts";
 import { L7Server } from "./l7-server.ts";
 import { FUNNEL_FORWARD, reconcileFunnel } from "./funnel.ts";
 import { IngressUpstream } from "./ingress-upstream.ts";
