@@ -46,7 +46,7 @@ async function fakeApiServer(answer: (seen: Seen) => Answer | undefined): Promis
     { wait: () => { waits++; return Promise.resolve(); } },
   );
   const close = (): void => {
-    rest.disconnect();
+    rest.close();
     server.closeAllConnections();
     server.close();
   };

@@ -2,13 +2,15 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { RestClient } from "./rest-client.ts";
+import { ClosedError, RestClient } from "./rest-client.ts";
 
-describe("RestClient.disconnect", () => {
-  it("fails a request hung on its connection at once, and later requests connect afresh", async () => {
-    // The first request is never answered (the API server behind a cut link); later ones are.
+describe("RestClient.close", () => {
+  it("fails a request hung on its connection at once, and every later request without sending it", async () => {
+    // The first request is never answered (the API server behind a cut link); others are.
     const held: ServerResponse[] = [];
+    let asked = 0;
     const server = createServer((req, res) => {
+      asked++;
       if (req.url?.startsWith("/api/v1/namespaces/a/services/hung")) held.push(res);
       else res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ kind: "Service", metadata: { name: "ok" } }));
     });
@@ -17,12 +19,14 @@ describe("RestClient.disconnect", () => {
     try {
       const hung = rest.request({ method: "GET", path: "/api/v1/namespaces/a/services/hung" });
       while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-      rest.disconnect();
-      await assert.rejects(hung, /disconnected/);
-      const answer = await rest.request<{ metadata: { name: string } }>({ method: "GET", path: "/api/v1/namespaces/a/services/ok" });
-      assert.equal(answer.metadata.name, "ok");
+      const before = await rest.request<{ metadata: { name: string } }>({ method: "GET", path: "/api/v1/namespaces/a/services/ok" });
+      assert.equal(before.metadata.name, "ok");
+      rest.close();
+      await assert.rejects(hung, ClosedError);
+      await assert.rejects(rest.request({ method: "GET", path: "/api/v1/namespaces/a/services/ok" }), ClosedError);
+      assert.equal(asked, 2, "the request after close never reached the server");
     } finally {
-      rest.disconnect();
+      rest.close();
       server.closeAllConnections();
       server.close();
     }

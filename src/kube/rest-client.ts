@@ -38,12 +38,21 @@ export interface WatchEvent {
   readonly object: unknown;
 }
 
+/** A request on a closed client: the term (or process) it served is over. */
+export class ClosedError extends Error {
+  override readonly name = "ClosedError";
+  constructor(what: string) {
+    super(`${what}: the client is closed`);
+  }
+}
+
 export class RestClient {
   private readonly access: KubeAccess;
   private readonly limiter: RateLimiter;
   private readonly base: URL;
   private agent: Agent | undefined;
   private readonly inFlight = new Set<ClientRequest>();
+  private closed = false;
   private readonly discovery = new Map<string, Promise<ReadonlyMap<string, ResourceInfo>>>();
 
   constructor(access: KubeAccess, limiter: RateLimiter = unlimited) {
@@ -118,18 +127,21 @@ export class RestClient {
   }
 
   /**
-   * Ends every connection, and with them every request in flight (each fails at once): at
-   * shutdown, and when a term as leader ends on a lost Lease, where a request hung on a cut
-   * connection must neither hold the term open nor land after another replica acts (ADR 0026).
+   * Ends every connection, and with them every request in flight (each fails at once), and fails
+   * every later request at once: at shutdown, and when a term as leader ends on a lost Lease, where
+   * a request hung on a cut connection must neither hold the term open nor land after another
+   * replica acts, and the term's work must not open new ones (ADR 0026).
    */
-  disconnect(): void {
-    for (const req of this.inFlight) req.destroy(new Error(`${req.method} ${req.path}: disconnected`));
+  close(): void {
+    this.closed = true;
+    for (const req of this.inFlight) req.destroy(new ClosedError(`${req.method} ${req.path}`));
     this.inFlight.clear();
     this.agent?.destroy();
     this.agent = undefined;
   }
 
   private send(spec: RequestSpec, timeoutMs: number, signal?: AbortSignal): Promise<IncomingMessage> {
+    if (this.closed) return Promise.reject(new ClosedError(`${spec.method} ${spec.path}`));
     const tls = this.base.protocol === "https:";
     // Loaded on first use through getBuiltinModule: the ESM facade of node:http(s) would load
     // undici for its lazy WebSocket export (docs/adr/0013).

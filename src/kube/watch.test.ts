@@ -29,7 +29,7 @@ async function fakeApiServer(handle: (req: IncomingMessage, res: ServerResponse,
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const rest = new RestClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
   after(() => {
-    rest.disconnect();
+    rest.close();
     server.closeAllConnections();
     server.close();
   });

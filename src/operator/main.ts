@@ -69,12 +69,25 @@ function acmeOptions(acme: OperatorAcme | undefined): { acmeConfigured: boolean;
   return acme ? { acmeConfigured: true, acme } : { acmeConfigured: false };
 }
 
-/** What both the controller and `uninstall` are built from. */
-function compose(config: OperatorConfig, log: Logger) {
-  const rest = new RestClient(loadKubeAccess({ env: process.env }), rateLimiter({ qps: config.KUBE_API_QPS, burst: config.KUBE_API_BURST }, systemClock));
+/** Makes API clients that share one access and one QPS budget (the process's, as client-go's). */
+function restClients(config: OperatorConfig): () => RestClient {
+  const access = loadKubeAccess({ env: process.env });
+  const limiter = rateLimiter({ qps: config.KUBE_API_QPS, burst: config.KUBE_API_BURST }, systemClock);
+  return () => new RestClient(access, limiter);
+}
+
+/**
+ * What lives as long as the process (the control plane's client keeps its OAuth token), read at
+ * start-up so that a bad setting or a missing credential fails before any Lease is taken.
+ */
+function processWide(config: OperatorConfig): { tailnet: ControlPlane; acme: ReturnType<typeof acmeOptions> } {
+  return { tailnet: controlPlane(config), acme: acmeOptions(loadAcme(config)) };
+}
+
+/** What both a term as leader and `uninstall` are built from, on one API client. */
+function compose(config: OperatorConfig, log: Logger, rest: RestClient, { tailnet, acme }: ReturnType<typeof processWide>) {
   // Reads come from the watches' caches once run() registers them; uninstall reads live.
   const kube = new CachedKubeClient(new HttpKubeClient(rest));
-  const tailnet = controlPlane(config);
   const provisioner = new ProxyProvisioner(kube, tailnet, {
     operatorNamespace: config.OPERATOR_NAMESPACE,
     image: config.PROXY_IMAGE,
@@ -95,7 +108,6 @@ function compose(config: OperatorConfig, log: Logger) {
     operatorNamespace: config.OPERATOR_NAMESPACE,
     clusterDomain: clusterDomain(config.CLUSTER_DOMAIN),
   });
-  const acme = acmeOptions(loadAcme(config));
   const ingressReconciler = new IngressReconciler({
     kube,
     status: new KubeIngressStatusWriter(rest),
@@ -129,12 +141,12 @@ function compose(config: OperatorConfig, log: Logger) {
     },
     reportTo: () => (deployment ? kube.get({ apiVersion: "apps/v1", kind: "Deployment", namespace: config.OPERATOR_NAMESPACE, name: deployment }) : Promise.resolve(undefined)),
   });
-  return { rest, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep };
+  return { kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep };
 }
 
 async function uninstall(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
-  const { kube, reconciler, ingressReconciler, apiServerProxy } = compose(config, log);
+  const { kube, reconciler, ingressReconciler, apiServerProxy } = compose(config, log, restClients(config)(), processWide(config));
   if (config.OPERATOR_DEPLOYMENT) {
     await stopOperator({ kube, namespace: config.OPERATOR_NAMESPACE, deployment: config.OPERATOR_DEPLOYMENT, log, clock: systemClock, deadlineMs: UNINSTALL_DEADLINE_MS });
   }
@@ -148,14 +160,14 @@ async function uninstall(config: OperatorConfig): Promise<void> {
 
 async function run(config: OperatorConfig): Promise<void> {
   const log = createLogger({ name: "tailnet-operator", level: config.OPERATOR_LOGGING });
-  const { rest, kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep } = compose(config, log);
+  const shared = processWide(config);
+  const newRestClient = restClients(config);
+  // The Lease's own client lives as long as the process; each term has another (below).
+  const leaseRest = newRestClient();
   const metrics = new RuntimeMetrics();
-  const sweeper = config.ORPHAN_KEY_SWEEP
-    ? new OrphanSweeper({ ...orphanSweep, clock: systemClock, exclusive: config.LEADER_ELECTION, onRevoked: (count) => { metrics.orphanKeysRevoked.inc(count); } })
-    : undefined;
   const elector = config.LEADER_ELECTION
     ? new LeaderElector({
-        kube,
+        kube: new HttpKubeClient(leaseRest),
         clock: systemClock,
         log,
         namespace: config.OPERATOR_NAMESPACE,
@@ -193,14 +205,21 @@ async function run(config: OperatorConfig): Promise<void> {
       // Not ready while a new term's watches sync; ready again as a standby.
       http.setReady(!acting);
     },
-    onLost: () => {
-      rest.disconnect();
-    },
     exit: (code: number) => process.exit(code),
   };
   // One term as leader: queues, watches and caches are made afresh each time (after a lost Lease
   // this replica may lead again in the same process, and what it saw before may be stale).
-  await runWhileLeading(leadership, async (acting) => {
+  await runWhileLeading(leadership, async ({ acting, lost }) => {
+    // The term's own API client: a lost Lease closes it, cutting what the term has in flight and
+    // failing at once whatever its work still asks, so the work ends within the grace (ADR 0026).
+    const rest = newRestClient();
+    lost.addEventListener("abort", () => {
+      rest.close();
+    }, { once: true });
+    const { kube, reconciler, ingressReconciler, apiServerProxy, intentOptions, orphanSweep } = compose(config, log, rest, shared);
+    const sweeper = config.ORPHAN_KEY_SWEEP
+      ? new OrphanSweeper({ ...orphanSweep, clock: systemClock, exclusive: config.LEADER_ELECTION, onRevoked: (count) => { metrics.orphanKeysRevoked.inc(count); } })
+      : undefined;
     const controller = new Controller({ name: "service", reconcile: reconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
     const ingressController = new Controller({ name: "ingress", reconcile: ingressReconciler.reconcile, workers: config.OPERATOR_WORKERS, log, metrics });
     const ingressIndex = new IngressIndex();
@@ -287,9 +306,10 @@ async function run(config: OperatorConfig): Promise<void> {
       // Stopping aborts every watch at once; a request hung on a cut connection must not hold the
       // term open past the margin before another replica may act (ADR 0026), so wait briefly only.
       await untilAborted(Promise.all(watches.map((w) => w.stop())), AbortSignal.timeout(WATCH_STOP_WAIT_MS));
+      rest.close();
     }
   });
-  rest.disconnect();
+  leaseRest.close();
   await http.close();
   log.info("stopped");
 }

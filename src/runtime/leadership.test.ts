@@ -30,9 +30,9 @@ describe("runWhileLeading", () => {
   it("on SIGTERM keeps renewing while the work drains, and releases the Lease only after it stopped", async () => {
     const { api, clock, events, stopping, options } = setup();
     let drained: () => void = () => undefined;
-    const done = runWhileLeading(options, async (signal) => {
+    const done = runWhileLeading(options, async ({ acting }) => {
       await new Promise<void>((resolve) => {
-        signal.addEventListener("abort", () => {
+        acting.addEventListener("abort", () => {
           resolve();
         }, { once: true });
       });
@@ -57,11 +57,11 @@ describe("runWhileLeading", () => {
     let cut = false;
     const { api, clock, events, options } = setup(() => (cut ? "hang" : undefined));
     const terms: { started: number; stopped?: number }[] = [];
-    void runWhileLeading(options, async (signal) => {
+    void runWhileLeading(options, async ({ acting }) => {
       const term: { started: number; stopped?: number } = { started: clock.now() };
       terms.push(term);
       await new Promise<void>((resolve) => {
-        signal.addEventListener("abort", () => {
+        acting.addEventListener("abort", () => {
           resolve();
         }, { once: true });
       });
@@ -95,15 +95,18 @@ describe("runWhileLeading", () => {
     assert.deepEqual(events, ["acting", "stopped acting", "exit 1"]);
   });
 
-  it("on a lost Lease cuts what the work has in flight, so work stuck on a hung request ends in time and it stands by", async () => {
+  it("on a lost Lease tells the work to cut what it has in flight, so work stuck on a hung request ends in time and it stands by", async () => {
     let cut = false;
     const { clock, events, options } = setup(() => (cut ? "hang" : undefined));
-    // The work's request hangs on the cut connection and ignores the term's signal: only
-    // onLost (the operator's disconnect) fails it.
-    let failRequest: (error: Error) => void = () => undefined;
-    const hung = new Promise<void>((_, reject) => (failRequest = reject));
-    void runWhileLeading({ ...options, onLost: () => { events.push("cut in flight"); failRequest(new Error("disconnected")); } }, async () => {
-      await hung.catch(() => undefined);
+    // The work's request hangs on the cut connection: only the lost signal (on which the
+    // operator closes the term's API client) fails it.
+    void runWhileLeading(options, async ({ lost }) => {
+      await new Promise<void>((resolve) => {
+        lost.addEventListener("abort", () => {
+          events.push("cut in flight");
+          resolve();
+        }, { once: true });
+      });
     });
     await clock.advance(2_000);
     cut = true;

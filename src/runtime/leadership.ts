@@ -17,20 +17,26 @@ export interface LeadershipOptions {
   readonly clock: Clock;
   /** Called with true once acting, false the moment it stops acting (before any release). */
   readonly setActing: (acting: boolean) => void;
-  /**
-   * Called the moment a lost Lease ends the term: cuts what the work has in flight (its requests
-   * may hang on the very connection that cost the Lease), so it can stop within the grace.
-   */
-  readonly onLost?: () => void;
   /** Ends the process (process.exit in production). */
   readonly exit: (code: number) => void;
 }
 
 /**
- * Waits to lead, then runs work(signal) until it returns; the signal aborts when work must stop.
- * work runs once per term as leader, so it must build what it needs afresh each time.
+ * The signals a term's work gets. acting aborts when the work must stop (SIGTERM: drain what is
+ * in flight; lost Lease: stop). lost aborts only on a lost Lease, at the same moment: what the work
+ * has in flight must then be cut, since its requests may hang on the very connection that cost the
+ * Lease and the work must end within the grace.
  */
-export async function runWhileLeading(options: LeadershipOptions, work: (acting: AbortSignal) => Promise<void>): Promise<void> {
+export interface Term {
+  readonly acting: AbortSignal;
+  readonly lost: AbortSignal;
+}
+
+/**
+ * Waits to lead, then runs work(term) until it returns. work runs once per term as leader, so it
+ * must build what it needs afresh each time.
+ */
+export async function runWhileLeading(options: LeadershipOptions, work: (term: Term) => Promise<void>): Promise<void> {
   const { elector, stopping, log } = options;
   for (;;) {
     if (elector && !(await elector.acquire(stopping))) return;
@@ -39,9 +45,10 @@ export async function runWhileLeading(options: LeadershipOptions, work: (acting:
   }
 }
 
-async function leadOneTerm(options: LeadershipOptions, work: (acting: AbortSignal) => Promise<void>): Promise<"done" | "lost"> {
+async function leadOneTerm(options: LeadershipOptions, work: (term: Term) => Promise<void>): Promise<"done" | "lost"> {
   const { elector, stopping, log, setActing, exit, clock } = options;
   const acting = new AbortController();
+  const lost = new AbortController();
   let isActing = true;
   const stopActing = (): void => {
     acting.abort();
@@ -56,13 +63,13 @@ async function leadOneTerm(options: LeadershipOptions, work: (acting: AbortSigna
   if (stopping.aborted) onStopping();
   else stopping.addEventListener("abort", onStopping, { once: true });
   const stopRenewing = new AbortController();
-  const term = { lost: false };
+  const ended = { onLostLease: false };
   let working: Promise<unknown> = Promise.resolve();
   const renewing = elector?.renew(stopRenewing.signal).then(async (outcome) => {
     if (outcome === "stopped") return;
-    term.lost = true;
+    ended.onLostLease = true;
     stopActing();
-    options.onLost?.();
+    lost.abort();
     // Another replica may act once the Lease expires by its clock, which started no earlier than
     // our last renewal: our work must be over before then, or the process must end.
     const graceMs = elector.standDownGraceMs;
@@ -75,7 +82,7 @@ async function leadOneTerm(options: LeadershipOptions, work: (acting: AbortSigna
   });
   setActing(true);
   let failure: unknown;
-  working = work(acting.signal).catch((error: unknown) => {
+  working = work({ acting: acting.signal, lost: lost.signal }).catch((error: unknown) => {
     failure = error;
   });
   await working;
@@ -83,7 +90,7 @@ async function leadOneTerm(options: LeadershipOptions, work: (acting: AbortSigna
   stopRenewing.abort();
   await renewing;
   stopping.removeEventListener("abort", onStopping);
-  if (term.lost && failure === undefined && !stopping.aborted) return "lost";
+  if (ended.onLostLease && failure === undefined && !stopping.aborted) return "lost";
   if (failure !== undefined) log.error({ err: failure }, "failed after winning the leader Lease; releasing it and exiting");
   await elector?.release();
   if (failure !== undefined) exit(1);
