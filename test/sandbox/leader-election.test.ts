@@ -6,7 +6,9 @@
 // standby may take over).
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import type { V1Pod } from "@kubernetes/client-node";
+import { Log, type V1Pod } from "@kubernetes/client-node";
+import { PassThrough } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
 import { attachSandbox } from "../helpers/sandbox.ts";
 import { ClusterEnv, OPERATOR_NAMESPACE, pidsOf, processEnvironment } from "../helpers/cluster-env.ts";
 import { installOperator } from "../../src/sandbox/operator-install.ts";
@@ -19,7 +21,6 @@ const env = new ClusterEnv(sandbox);
 const TIMING = { leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2 };
 const SAMPLE_EVERY_MS = 300;
 const CUT_TABLE = "tno_cut_api";
-const HOLD_LOG = "tailnet-operator.test/hold-log";
 
 /** One scrape of one pod: whether it acts, and since when (unix ms), as it reports. */
 interface Scrape {
@@ -148,6 +149,21 @@ async function logLines(pod: string): Promise<Record<string, unknown>[]> {
   return text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** A container's log from now on, streamed (follow) until the container ends. */
+async function followLog(pod: string): Promise<{ text: () => string; ended: Promise<true> }> {
+  const sink = new PassThrough();
+  let text = "";
+  sink.setEncoding("utf8");
+  sink.on("data", (chunk: string) => (text += chunk));
+  const ended = new Promise<true>((resolve) => {
+    sink.once("end", () => {
+      resolve(true);
+    });
+  });
+  await new Log(sandbox.kubeConfig()).log(OPERATOR_NAMESPACE, pod, "operator", sink, { follow: true });
+  return { text: () => text, ended };
+}
+
 async function restartCount(pod: string): Promise<number> {
   return (await env.pod(OPERATOR_NAMESPACE, pod))?.status?.containerStatuses?.[0]?.restartCount ?? 0;
 }
@@ -166,25 +182,18 @@ describe("leader election on the real node (two replicas)", () => {
 
   it("hands over when the leader's pod is deleted: it drains, releases, and the standby takes the free Lease", async () => {
     const old = await actingLeader();
-    // A finalizer keeps the deleted pod, and with it its container's log, until the test has read
-    // everything the old leader wrote while it drained (a deleted pod's log vanishes with it).
-    await env.core.patchNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: old, body: [{ op: "add", path: "/metadata/finalizers", value: [HOLD_LOG] }] });
-    let oldLog: string;
-    let next: string;
-    try {
-      await env.core.deleteNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: old });
-      next = await actingLeader(old);
-      oldLog = await waitFor("the old leader's container to end", async () => {
-        const pod = await env.pod(OPERATOR_NAMESPACE, old);
-        const ended = pod?.status?.containerStatuses?.find((c) => c.name === "operator")?.state?.terminated;
-        return ended ? env.core.readNamespacedPodLog({ namespace: OPERATOR_NAMESPACE, name: old, container: "operator" }) : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 500 });
-    } finally {
-      await env.core.patchNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: old, body: [{ op: "remove", path: "/metadata/finalizers" }] }).catch(() => undefined);
-    }
+    // Followed from before the deletion: the kubelet streams every line until the container ends,
+    // and a deleted pod's log cannot be read afterwards (its container is removed with it).
+    const oldLog = await followLog(old);
+    await env.core.deleteNamespacedPod({ namespace: OPERATOR_NAMESPACE, name: old });
+    const next = await actingLeader(old);
+    const timer = new AbortController();
+    const ended = await Promise.race([oldLog.ended, delay(60_000, false, { signal: timer.signal })]);
+    timer.abort();
+    assert.ok(ended, `the old leader's log ends with its container within 60 s: ${oldLog.text()}`);
     const took = (await logLines(next)).find((l) => l["msg"] === "took the free leader Lease" || l["msg"] === "took over the leader Lease after it expired");
-    assert.equal(took?.["msg"], "took the free leader Lease", `the old leader released the Lease (no wait for expiry); its log:\n${oldLog}`);
-    const messages = oldLog.split("\n").filter((l) => l.startsWith("{")).map((l) => (JSON.parse(l) as { msg: string }).msg);
+    assert.equal(took?.["msg"], "took the free leader Lease", `the old leader released the Lease (no wait for expiry); its log:\n${oldLog.text()}`);
+    const messages = oldLog.text().split("\n").filter((l) => l.startsWith("{")).map((l) => (JSON.parse(l) as { msg: string }).msg);
     const order = ["shutting down", "released the leader Lease", "stopped"].map((m) => messages.indexOf(m));
     assert.ok(order.every((i, n) => i >= 0 && (n === 0 || i > (order[n - 1] ?? 0))), `drained, then released, then stopped: ${messages.join(" | ")}`);
     assert.deepEqual(sampler.overlaps, []);
