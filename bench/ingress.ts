@@ -11,7 +11,8 @@
 // Each round measures, per path: throughput (one connection, --mib MiB bodies back to back, for
 // --seconds) and requests/s (--connections keep-alive connections, 13-byte bodies), the paths
 // alternating so that load from elsewhere on the machine hits all alike. Plus the time from
-// Ingress create (Secret present) to its Ready condition and to the first HTTPS 200.
+// Ingress create (Secret present) to its Ready condition and to the first HTTPS 200, and the
+// Ingress proxy pod's memory (supervisor, and with its tailscaled) right after the load.
 //
 //   node bench/ingress.ts [--rounds 3] [--seconds 5] [--mib 8] [--connections 8]
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -26,6 +27,7 @@ import { nodeToolArgv } from "../src/sandbox/tools.ts";
 import { OFFLINE_TAILSCALED_KNOBS } from "../src/sandbox/tailscaled-env.ts";
 import type { TailnetDevice } from "../src/sandbox/tailnet-device.ts";
 import { waitFor } from "../src/shared/clock.ts";
+import { medianOf, proxyProcesses, sumOf, type ProcessMemory } from "../src/sandbox/proc-memory.ts";
 import { ClusterEnv } from "../test/helpers/cluster-env.ts";
 
 const { values } = parseArgs({
@@ -42,6 +44,7 @@ const largeBytes = Number(values.mib) * 1024 * 1024;
 const NS = "bench-l7";
 const HOST = `bulk.${TAILNET_DOMAIN}`;
 const SERVE_HOST = `serve-bench.${TAILNET_DOMAIN}`;
+const MEMORY_SAMPLES = 5;
 
 /** ?bytes=N answers N bytes (default 13), with a content-length, from one shared buffer. */
 const BACKEND = `
@@ -203,6 +206,17 @@ try {
     process.stderr.write(`round ${round + 1}/${rounds} (load ${load()}): ${paths.map((p) => `${p} ${throughput[p].at(-1)?.toFixed(0) ?? ""} Mbit/s ${rps[p].at(-1)?.toFixed(0) ?? ""} req/s`).join("; ")}\n`);
   }
 
+  // The Ingress proxy pod's memory right after the load (its certificate from a Secret, so no ACME
+  // client loaded): the supervisor, and the pod with its tailscaled.
+  const memorySamples: ProcessMemory[][] = [];
+  for (let i = 0; i < MEMORY_SAMPLES; i++) {
+    memorySamples.push(proxyProcesses(sandbox.run.id, HOST.split(".")[0] ?? ""));
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+  const l7Pod = medianOf(memorySamples);
+  const supervisor = l7Pod.find((p) => p.name === "tailnet-proxy");
+  if (!supervisor) throw new Error("the Ingress proxy's supervisor was not measured");
+
   const t = Object.fromEntries(paths.map((p) => [p, median(throughput[p])])) as Record<Path, number>;
   const r = Object.fromEntries(paths.map((p) => [p, median(rps[p])])) as Record<Path, number>;
   bench("ingress_l3_throughput", t.l3, "Mbit/s");
@@ -215,6 +229,9 @@ try {
   bench("ingress_l7_https_requests_vs_serve", r.l7, "req/s", r.serve);
   bench("ingress_create_to_status", toStatus, "s");
   bench("ingress_create_to_first_https_200_secret", toFirst200, "s");
+  bench("ingress_l7_supervisor_rss", supervisor.rss, "MiB");
+  bench("ingress_l7_supervisor_rss_anon", supervisor.rssAnon, "MiB");
+  bench("ingress_l7_proxy_pod_rss", sumOf(l7Pod, "rss"), "MiB");
   bench("ingress_load_average_1m", loadavg()[0] ?? 0, "load");
   const row = (label: string, p: Path): string =>
     `  ${label.padEnd(44)} ${t[p].toFixed(0).padStart(6)} Mbit/s (${(t[p] / t.l3).toFixed(2)}x L3)  ${r[p].toFixed(0).padStart(6)} req/s (${(r[p] / r.l3).toFixed(2)}x L3)\n`;
@@ -224,6 +241,7 @@ try {
   process.stdout.write(row("tailscale serve, userspace (HTTP)", "serve"));
   process.stdout.write(`  L7 / serve: throughput ${(t.l7 / t.serve).toFixed(2)}x, requests ${(r.l7 / r.serve).toFixed(2)}x\n`);
   process.stdout.write(`Ingress create -> status ${toStatus.toFixed(2)} s -> first HTTPS 200 ${toFirst200.toFixed(2)} s (TLS Secret source)\n`);
+  process.stdout.write(`Ingress proxy memory after the load (median of ${MEMORY_SAMPLES} samples): supervisor ${supervisor.rss.toFixed(1)} MiB RSS (${supervisor.rssAnon.toFixed(1)} MiB private), pod with tailscaled ${sumOf(l7Pod, "rss").toFixed(1)} MiB RSS\n`);
   process.stdout.write(`load average after each round: ${loads.join(" | ")}\n`);
 } finally {
   await sandbox.stop();

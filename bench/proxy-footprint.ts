@@ -11,11 +11,10 @@
 import { parseArgs } from "node:util";
 import type { V1Service } from "@kubernetes/client-node";
 import { Sandbox } from "../src/sandbox/sandbox.ts";
-import { namespacePrefix } from "../src/sandbox/runs.ts";
 import { installOperator } from "../src/sandbox/operator-install.ts";
 import { nodeToolArgv } from "../src/sandbox/tools.ts";
 import { AnchorProxy } from "../src/sandbox/anchor-proxy.ts";
-import { cgroupMemory, childrenOf, cmdline, processMemory, proxySupervisors, type CgroupMemory, type ProcessMemory } from "../src/sandbox/proc-memory.ts";
+import { cgroupMemory, childrenOf, cmdline, medianOf, processMemory, proxyProcesses, sumOf, type CgroupMemory, type ProcessMemory } from "../src/sandbox/proc-memory.ts";
 import { systemClock, waitFor } from "../src/shared/clock.ts";
 import { ClusterEnv } from "../test/helpers/cluster-env.ts";
 
@@ -28,34 +27,6 @@ const bench = (name: string, value: number, unit: string, baseline?: number): vo
   const extra = baseline === undefined ? {} : { baseline: Number(baseline.toFixed(2)), ratio: Number((value / baseline).toFixed(3)) };
   process.stdout.write(`BENCH ${JSON.stringify({ name, value: Number(value.toFixed(2)), unit, ...extra })}\n`);
 };
-const sum = (items: readonly ProcessMemory[], key: keyof Omit<ProcessMemory, "pid" | "name">): number => items.reduce((total, item) => total + item[key], 0);
-
-/** The proxy pod's processes: tailnet-proxy and its tailscaled. */
-function proxyProcesses(runId: string, hostname: string): ProcessMemory[] {
-  const supervisor = proxySupervisors(`/${namespacePrefix(runId)}`).get(hostname);
-  if (supervisor === undefined) throw new Error(`no tailnet-proxy for ${hostname} in sandbox ${runId}`);
-  const daemons = childrenOf(supervisor).filter((pid) => cmdline(pid)[0]?.endsWith("tailscaled"));
-  return [processMemory(supervisor, "tailnet-proxy"), ...daemons.map((pid) => processMemory(pid, "tailscaled"))];
-}
-
-/** Each figure's median over samples of the same processes (Go's and V8's heaps move between GCs). */
-function medianOf(samples: readonly ProcessMemory[][]): ProcessMemory[] {
-  const first = samples[0] ?? [];
-  const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
-  return first.map((proc, i) => {
-    const column = samples.map((sample) => sample[i] ?? proc);
-    return {
-      pid: proc.pid,
-      name: proc.name,
-      rss: med(column.map((p) => p.rss)),
-      rssAnon: med(column.map((p) => p.rssAnon)),
-      rssFile: med(column.map((p) => p.rssFile)),
-      pss: med(column.map((p) => p.pss)),
-      peakRss: Math.max(...column.map((p) => p.peakRss)),
-    };
-  });
-}
-
 function anchorProcesses(anchor: AnchorProxy): ProcessMemory[] {
   const pid = anchor.process.pid;
   if (pid === undefined) throw new Error("containerboot has no PID");
@@ -126,9 +97,9 @@ try {
   bench("proxy_supervisor_rss_vs_target", supervisor.rss, "MiB", SUPERVISOR_TARGET_MIB);
   bench("proxy_tailscaled_rss", ourDaemon.rss, "MiB", theirDaemon.rss);
   bench("proxy_tailscaled_rss_anon", ourDaemon.rssAnon, "MiB", theirDaemon.rssAnon);
-  bench("proxy_pod_rss", sum(ours, "rss"), "MiB", sum(theirs, "rss"));
-  bench("proxy_pod_rss_anon", sum(ours, "rssAnon"), "MiB", sum(theirs, "rssAnon"));
-  bench("proxy_pod_pss", sum(ours, "pss"), "MiB", sum(theirs, "pss"));
+  bench("proxy_pod_rss", sumOf(ours, "rss"), "MiB", sumOf(theirs, "rss"));
+  bench("proxy_pod_rss_anon", sumOf(ours, "rssAnon"), "MiB", sumOf(theirs, "rssAnon"));
+  bench("proxy_pod_pss", sumOf(ours, "pss"), "MiB", sumOf(theirs, "pss"));
   bench("proxy_pod_cgroup_working_set", pod.workingSet, "MiB");
   bench("proxy_pod_cgroup_usage", pod.usage, "MiB");
   bench("proxy_pod_cgroup_peak", pod.peak, "MiB");
@@ -136,7 +107,7 @@ try {
   const row = (p: ProcessMemory): string =>
     `  ${p.name.padEnd(16)} ${p.rss.toFixed(1).padStart(7)} ${p.rssAnon.toFixed(1).padStart(7)} ${p.rssFile.toFixed(1).padStart(7)} ${p.pss.toFixed(1).padStart(7)} ${p.peakRss.toFixed(1).padStart(7)}`;
   const total = (name: string, items: ProcessMemory[]): string =>
-    `  ${name.padEnd(16)} ${sum(items, "rss").toFixed(1).padStart(7)} ${sum(items, "rssAnon").toFixed(1).padStart(7)} ${sum(items, "rssFile").toFixed(1).padStart(7)} ${sum(items, "pss").toFixed(1).padStart(7)}`;
+    `  ${name.padEnd(16)} ${sumOf(items, "rss").toFixed(1).padStart(7)} ${sumOf(items, "rssAnon").toFixed(1).padStart(7)} ${sumOf(items, "rssFile").toFixed(1).padStart(7)} ${sumOf(items, "pss").toFixed(1).padStart(7)}`;
   process.stdout.write(`\nProxy footprint, medians of ${oursSamples.length} samples over the last ${settleMs / 2000} s of ${settleMs / 1000} s of light traffic (MiB):\n`);
   process.stdout.write(`  ${"process".padEnd(16)} ${"RSS".padStart(7)} ${"anon".padStart(7)} ${"file".padStart(7)} ${"PSS".padStart(7)} ${"peak".padStart(7)}\n`);
   process.stdout.write(`${ours.map(row).join("\n")}\n${total("ours, pod", ours)}\n`);

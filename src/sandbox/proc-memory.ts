@@ -3,6 +3,7 @@
 // through the page cache with every process mapping the same file), PSS (shared pages divided
 // among their users), and a cgroup's usage and working set as the kubelet computes it.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { namespacePrefix } from "./runs.ts";
 
 export interface ProcessMemory {
   readonly pid: number;
@@ -130,4 +131,33 @@ export function proxySupervisors(cgroupMarker: string): Map<string, number> {
     }
   }
   return found;
+}
+
+/** A figure summed over processes (a pod's). */
+export const sumOf = (items: readonly ProcessMemory[], key: keyof Omit<ProcessMemory, "pid" | "name">): number => items.reduce((total, item) => total + item[key], 0);
+
+/** One proxy pod's processes in a sandbox run, by the proxy's tailnet hostname: tailnet-proxy and its tailscaled. */
+export function proxyProcesses(runId: string, hostname: string): ProcessMemory[] {
+  const supervisor = proxySupervisors(`/${namespacePrefix(runId)}`).get(hostname);
+  if (supervisor === undefined) throw new Error(`no tailnet-proxy for ${hostname} in sandbox ${runId}`);
+  const daemons = childrenOf(supervisor).filter((pid) => cmdline(pid)[0]?.endsWith("tailscaled"));
+  return [processMemory(supervisor, "tailnet-proxy"), ...daemons.map((pid) => processMemory(pid, "tailscaled"))];
+}
+
+/** Each figure's median over samples of the same processes (Go's and V8's heaps move between GCs). */
+export function medianOf(samples: readonly ProcessMemory[][]): ProcessMemory[] {
+  const first = samples[0] ?? [];
+  const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+  return first.map((proc, i) => {
+    const column = samples.map((sample) => sample[i] ?? proc);
+    return {
+      pid: proc.pid,
+      name: proc.name,
+      rss: med(column.map((p) => p.rss)),
+      rssAnon: med(column.map((p) => p.rssAnon)),
+      rssFile: med(column.map((p) => p.rssFile)),
+      pss: med(column.map((p) => p.pss)),
+      peakRss: Math.max(...column.map((p) => p.peakRss)),
+    };
+  });
 }
