@@ -4,6 +4,7 @@
 // the proxy's Role allows exactly this. Through the proxy's own API access (../kube-api.ts), not
 // a client library: the L7 proxy runs once per Ingress (docs/adr/0013).
 import type { Logger } from "../log.ts";
+import { systemClock } from "../../shared/clock.ts";
 import { InClusterApi, KubeApiError, decodedData, secretPath, type WatchEvent } from "../kube-api.ts";
 
 export type SecretData = Readonly<Record<string, string>>;
@@ -36,17 +37,8 @@ const QUICK_END_MS = 1_000;
 /** The watch's resourceVersion has left the server's window (410 Gone): read again. */
 class Expired extends Error {}
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
+/** A pause that ends early, without error, when signal aborts. */
+const pause = (ms: number, signal: AbortSignal): Promise<void> => systemClock.sleep(ms, signal).catch(() => undefined);
 
 export class KubeSecretFollower implements SecretFollower {
   private readonly api: InClusterApi;
@@ -72,7 +64,7 @@ export class KubeSecretFollower implements SecretFollower {
         this.log.warn({ err: error, secret: this.name }, "cannot read the ingress Secret yet; retrying");
         return undefined;
       });
-      if (!first) await sleep(this.retryMs, signal);
+      if (!first) await pause(this.retryMs, signal);
       if (signal.aborted) {
         this.api.close();
         throw new Error("stopped");
@@ -126,7 +118,7 @@ export class KubeSecretFollower implements SecretFollower {
         await this.api.watch(`${collection}?${query.toString()}`, onEvent, { signal, idleMs: this.idleMs });
         // Ended by the server (its timeoutSeconds, or a restart): resume from where it was, at
         // once unless it ends every watch as soon as it opens.
-        if (Date.now() - started < QUICK_END_MS) await sleep(this.retryMs, signal);
+        if (Date.now() - started < QUICK_END_MS) await pause(this.retryMs, signal);
       } catch (error) {
         if (stopped()) return;
         if (error instanceof Expired || (error instanceof KubeApiError && error.status === 410)) {
@@ -135,7 +127,7 @@ export class KubeSecretFollower implements SecretFollower {
           continue;
         }
         this.log.warn({ err: error, secret: this.name, retryInMs: this.retryMs }, "ingress Secret watch failed; restarting");
-        await sleep(this.retryMs, signal);
+        await pause(this.retryMs, signal);
       }
     }
   }
