@@ -10,10 +10,14 @@
 // controller-manager runs without its StatefulSet controller, so no proxy pod is ever made.
 // The Go operator's v2 API calls are served from Headscale by src/sandbox/tailscale-api-adapter.ts.
 //
+// Before the operators start, SCALE_UNRELATED objects no operator should act on (half Opaque
+// Secrets, half headless Services, in a namespace of their own) are created, as in a cluster
+// where the exposed Services are a small part of what there is: a watch cache pays for them.
+//
 // Figures: provision and delete wall time, peak / idle / steady RSS, CPU seconds, API requests
 // (from the API server's audit log, by user) during each phase and per second at idle.
 //
-//   SCALE_SERVICES=1000 SCALE_ROUNDS=1 SCALE_IDLE_S=60 SCALE_TIMEOUT_S=900 node bench/operator-scale.ts
+//   SCALE_SERVICES=1000 SCALE_UNRELATED=10000 SCALE_ROUNDS=1 SCALE_IDLE_S=60 SCALE_TIMEOUT_S=900 node bench/operator-scale.ts
 //   SCALE_PROFILE_DIR=<dir>: ours runs with --cpu-prof and --heap-prof, profiles written there
 //   SCALE_ONLY=ours|go: run one of them (profiling); prints its figures without ratios
 import { Agent, request } from "node:https";
@@ -36,6 +40,8 @@ const knob = (name: string, fallback: number): number => {
 };
 const SERVICES = Math.floor(knob("SCALE_SERVICES", 1000));
 const ROUNDS = Math.floor(knob("SCALE_ROUNDS", 1));
+// Zero is allowed: the figures without a crowded cluster.
+const UNRELATED = process.env["SCALE_UNRELATED"] === "0" ? 0 : Math.floor(knob("SCALE_UNRELATED", 10_000));
 const IDLE_WINDOW_MS = knob("SCALE_IDLE_S", 60) * 1000;
 const TIMEOUT_MS = knob("SCALE_TIMEOUT_S", 900) * 1000;
 const PROFILE_DIR = process.env["SCALE_PROFILE_DIR"];
@@ -45,6 +51,7 @@ if (ONLY !== undefined && ONLY !== "ours" && ONLY !== "go") throw new Error("SCA
 const SETTLE_MS = 15_000;
 const CREATE_CONCURRENCY = 32;
 const NAMESPACE = "bench";
+const UNRELATED_NAMESPACE = "bench-unrelated";
 const USERS = { ours: "bench:tailnet-operator", go: "bench:tailscale-k8s-operator" } as const;
 const PARENT_SELECTOR = `tailscale.com/parent-resource-ns=${NAMESPACE}`;
 const CLOCK_TICKS = 100;
@@ -285,6 +292,25 @@ async function measure(op: BenchOperator, adapter?: TailscaleApiAdapter): Promis
   }
 }
 
+/** Objects in the cluster that neither operator acts on: half Opaque Secrets, half headless Services. */
+async function createUnrelated(): Promise<void> {
+  if (UNRELATED === 0) return;
+  const t0 = Date.now();
+  log(`creating ${String(UNRELATED)} unrelated Secrets and Services in ${UNRELATED_NAMESPACE}`);
+  await kube("POST", "/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name: UNRELATED_NAMESPACE } });
+  const indexes = Array.from({ length: UNRELATED }, (_, i) => i);
+  await inPool(indexes, CREATE_CONCURRENCY, async (i) => {
+    const name = `unrelated-${String(i)}`;
+    const [path, body] =
+      i % 2 === 0
+        ? ["secrets", { apiVersion: "v1", kind: "Secret", metadata: { name, labels: { app: name } }, type: "Opaque", stringData: { "config.json": JSON.stringify({ index: i, padding: "x".repeat(512) }) } }]
+        : ["services", { apiVersion: "v1", kind: "Service", metadata: { name, labels: { app: name } }, spec: { clusterIP: "None", selector: { app: name }, ports: [{ port: 80 }] } }];
+    const response = await kube("POST", `/api/v1/namespaces/${UNRELATED_NAMESPACE}/${path}`, body);
+    if (response.status !== 201) throw new Error(`create ${path}/${name}: HTTP ${String(response.status)}`);
+  });
+  log(`created ${String(UNRELATED)} unrelated objects in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
 const results: Record<BenchOperator["key"], Figures[]> = { ours: [], go: [] };
 try {
   const objects = KubernetesObjectApi.makeApiClient(sandbox.kubeConfig());
@@ -299,6 +325,7 @@ try {
     },
     { timeoutMs: 60_000, intervalMs: 500 },
   );
+  await createUnrelated();
   const [oursKubeconfig, goKubeconfig] = await Promise.all([
     sandbox.userKubeconfig(USERS.ours, ["system:masters"]),
     sandbox.userKubeconfig(USERS.go, ["system:masters"]),
@@ -380,7 +407,7 @@ function report(): void {
     bench(`scale_${n}_api_requests_delete`, "req", (f) => f.deleteRequests),
     bench(`scale_${n}_api_idle_rps`, "req/s", (f) => f.idleRps),
   ];
-  process.stdout.write(`\n${n} Services of loadBalancerClass tailscale, created at once then deleted; ${String(ROUNDS)} round(s), order alternating`);
+  process.stdout.write(`\n${n} Services of loadBalancerClass tailscale, created at once then deleted, among ${String(UNRELATED)} unrelated Secrets and Services; ${String(ROUNDS)} round(s), order alternating`);
   process.stdout.write(`\n(both operators as processes, same kube-apiserver and Headscale, no proxy pods; values are ranges over rounds, ratio of means)\n`);
   process.stdout.write(`  ${"figure".padEnd(44)} ${"ours".padStart(12)} ${"Go operator".padStart(12)} ${"unit".padEnd(5)} ${"ratio".padStart(6)}\n${rows.join("\n")}\n`);
   for (const key of ["ours", "go"] as const) {

@@ -5,7 +5,7 @@
 // `consistent` always does (cleanup must see what was just created), and an apply whose every
 // field already holds in the cached object is not sent: a steady reconcile makes no requests.
 import type { KubernetesObject, V1ServiceStatus } from "@kubernetes/client-node";
-import type { DeleteOptions, KubeClient, ListOptions, ObjectRef } from "./kube-client.ts";
+import type { CollectionOptions, DeleteOptions, KubeClient, ListOptions, ObjectRef } from "./kube-client.ts";
 
 /** What a watch keeps (ObjectStore in watch.ts). */
 export interface CacheStore<T extends KubernetesObject = KubernetesObject> {
@@ -98,6 +98,10 @@ export class CachedKubeClient implements KubeClient {
 
   delete(ref: ObjectRef, options?: DeleteOptions): Promise<boolean> {
     return this.live.delete(ref, options);
+  }
+
+  deleteCollection(apiVersion: string, kind: string, options: CollectionOptions): Promise<number> {
+    return this.live.deleteCollection(apiVersion, kind, options);
   }
 
   /**

@@ -138,6 +138,17 @@ describe("HttpKubeClient", () => {
     assert.deepEqual(del?.body, { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background", preconditions: { uid: "u1" } });
   });
 
+  it("deletes a collection by label selector in one request, counting what went, and refuses an empty selector", async () => {
+    answers.set("DELETE /apis/apps/v1/namespaces/ns/statefulsets", { status: 200, body: { kind: "StatefulSetList", items: [{ metadata: { name: "a" } }, { metadata: { name: "b" } }] } });
+    assert.equal(await kube.deleteCollection("apps/v1", "StatefulSet", { namespace: "ns", labelSelector: "parent=x" }), 2);
+    const del = api.seen.find((s) => s.method === "DELETE" && s.path === "/apis/apps/v1/namespaces/ns/statefulsets");
+    assert.equal(del?.query.get("labelSelector"), "parent=x");
+    assert.deepEqual(del.body, { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" });
+    const before = api.seen.length;
+    await assert.rejects(kube.deleteCollection("apps/v1", "StatefulSet", { namespace: "ns", labelSelector: "" }), /no label selector/);
+    assert.equal(api.seen.length, before, "nothing sent");
+  });
+
   it("throws KubeApiError with the HTTP status and the Status message", async () => {
     answers.set("PATCH /api/v1/namespaces/ns/services/bad", { status: 422, body: { kind: "Status", message: "spec.ports: Required value" } });
     await assert.rejects(kube.apply(svc("bad")), (error: unknown) => {

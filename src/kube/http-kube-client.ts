@@ -1,7 +1,7 @@
 // KubeClient over the operator's own REST transport (rest-client.ts): each method is one request
 // (two the first time a kind's URL is discovered; list is one per page).
 import type { KubernetesObject, V1ServiceStatus } from "@kubernetes/client-node";
-import { KubeApiError, describeRef, refOf, type DeleteOptions, type KubeClient, type ListOptions, type ObjectRef } from "./kube-client.ts";
+import { KubeApiError, describeRef, refOf, type CollectionOptions, type DeleteOptions, type KubeClient, type ListOptions, type ObjectRef } from "./kube-client.ts";
 import type { RestClient } from "./rest-client.ts";
 
 export const FIELD_MANAGER = "tailnet-operator";
@@ -95,5 +95,17 @@ export class HttpKubeClient implements KubeClient {
       if (error instanceof KubeApiError && (error.isNotFound || (options.uid !== undefined && error.isConflict))) return false;
       throw error;
     }
+  }
+
+  async deleteCollection(apiVersion: string, kind: string, options: CollectionOptions): Promise<number> {
+    if (options.labelSelector === "") throw new Error(`refusing to delete every ${kind} in ${options.namespace}: no label selector`);
+    const deleted = await this.rest.request<{ items?: unknown[] }>({
+      method: "DELETE",
+      path: await this.rest.objectPath({ apiVersion, kind, namespace: options.namespace }),
+      query: { labelSelector: options.labelSelector },
+      body: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" },
+      what: `delete ${kind} in ${options.namespace} matching ${options.labelSelector}`,
+    });
+    return deleted.items?.length ?? 0;
   }
 }

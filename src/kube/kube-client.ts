@@ -34,6 +34,17 @@ export interface KubeClient {
   applyServiceStatus(namespace: string, name: string, status: V1ServiceStatus): Promise<void>;
   /** Deletes the object; false if it was already gone. */
   delete(ref: ObjectRef, options?: DeleteOptions): Promise<boolean>;
+  /**
+   * Deletes every object of a kind matching the selector in one request (the API server's
+   * deletecollection), whatever a cache holds; resolves to how many went.
+   */
+  deleteCollection(apiVersion: string, kind: string, options: CollectionOptions): Promise<number>;
+}
+
+export interface CollectionOptions {
+  readonly namespace: string;
+  /** Required: a collection delete without one would take every object of the kind. */
+  readonly labelSelector: string;
 }
 
 /** A failed API call, classified by HTTP status (never by message text). */

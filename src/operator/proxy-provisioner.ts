@@ -353,10 +353,12 @@ export class ProxyProvisioner {
   async cleanup(parent: ProxyParent, log: Logger): Promise<CleanupResult> {
     const ns = this.settings.operatorNamespace;
     const selector = childSelector(parent);
-    // Read from the API server, not a watch cache: an object created a moment ago must not be
-    // missed, or it would outlive its parent.
-    const sets = await this.kube.list<V1StatefulSet>("apps/v1", "StatefulSet", { namespace: ns, labelSelector: selector, consistent: true });
-    for (const sts of sets) await this.kube.delete({ apiVersion: "apps/v1", kind: "StatefulSet", namespace: ns, name: sts.metadata?.name ?? "" });
+    // Collection deletes and consistent lists act on what the API server holds, not on a watch
+    // cache: an object created a moment ago must not be missed, or it would outlive its parent.
+    // One request per kind (not a list and a delete per object): deletes of many Services at once
+    // are bound by the client's QPS limit (ADR 0021).
+    const children = { namespace: ns, labelSelector: selector };
+    await this.kube.deleteCollection("apps/v1", "StatefulSet", children);
     const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: `app=${proxyName(parent)}`, consistent: true });
     if (pods.length > 0) return "pending";
 
@@ -374,12 +376,9 @@ export class ProxyProvisioner {
         log.info({ keyId }, "auth key revoked");
       }
     }
-    for (const secret of secrets) await this.kube.delete({ apiVersion: "v1", kind: "Secret", namespace: ns, name: secret.metadata?.name ?? "" });
-    for (const [apiVersion, kind] of CLEANED_UP_LAST) {
-      for (const object of await this.kube.list(apiVersion, kind, { namespace: ns, labelSelector: selector, consistent: true })) {
-        await this.kube.delete({ apiVersion, kind, namespace: ns, name: object.metadata?.name ?? "" });
-      }
-    }
+    // Nothing writes these Secrets any more (the pods are gone), so the collection is what was read.
+    await this.kube.deleteCollection("v1", "Secret", children);
+    for (const [apiVersion, kind] of CLEANED_UP_LAST) await this.kube.deleteCollection(apiVersion, kind, children);
     return "done";
   }
 }

@@ -1,13 +1,14 @@
 // The two operators of bench/operator-scale.ts, started the same way: as plain processes, each in
 // a sandbox host namespace of its own on the hub bridge, with a kubeconfig of its own (a client
 // certificate, so that the API server's audit log tells their requests apart). Ours runs the
-// worktree's source with the chart's default settings; Tailscale's is the binary built from the
+// worktree's source with the chart's default settings and a compile cache, as its image does; Tailscale's is the binary built from the
 // pinned module (scripts/build-bins.sh k8s_operator), pointed at the v2 API adapter over Headscale.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
+import { ProcessRunner } from "../shared/exec.ts";
 import type { ManagedProcess } from "../shared/process.ts";
 import { startAndAwait } from "./started-process.ts";
 import { binCacheDir, readPins } from "./binaries.ts";
@@ -101,6 +102,10 @@ export async function startOurOperator(options: StartOptions & { readonly nodeFl
     OPERATOR_HTTP_ADDR: `${options.host.address}:${String(httpPort)}`,
   };
   const node = join(REPO, "node_modules", ".bin", "node");
+  // As the image runs it: node's compile cache, filled the way the image build fills it (`--help`,
+  // images/operator/image.yaml), so that the operator never loads the TypeScript stripper.
+  env["NODE_COMPILE_CACHE"] = join(options.dir, "compile-cache");
+  await new ProcessRunner().run([node, join(REPO, "bin", "tailnet-operator.js"), "--help"], { env });
   const proc = await startAndAwait(
     {
       name: "tailnet-operator (bench)",

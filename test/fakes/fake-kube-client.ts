@@ -2,7 +2,7 @@
 // resourceVersion per write (merge patches that name a stale one conflict, like the API server),
 // equality label selectors, and a log of every write so tests can prove a reconcile was a no-op.
 import type { KubernetesObject, V1ServiceStatus } from "@kubernetes/client-node";
-import { KubeApiError, type DeleteOptions, type KubeClient, type ListOptions, type ObjectRef } from "../../src/kube/kube-client.ts";
+import { KubeApiError, type CollectionOptions, type DeleteOptions, type KubeClient, type ListOptions, type ObjectRef } from "../../src/kube/kube-client.ts";
 
 type Stored = KubernetesObject & { status?: unknown; [key: string]: unknown };
 
@@ -109,6 +109,16 @@ export class FakeKubeClient implements KubeClient {
     const existed = this.objects.delete(key);
     if (existed) this.writes.push(`delete ${key}`);
     return Promise.resolve(existed);
+  }
+
+  deleteCollection(_apiVersion: string, kind: string, options: CollectionOptions): Promise<number> {
+    const doomed = this.ofKind(kind).filter((o) => o.metadata?.namespace === options.namespace && matches(o.metadata.labels, options.labelSelector));
+    for (const object of doomed) {
+      const key = keyOf({ kind, namespace: options.namespace, name: object.metadata?.name ?? "" });
+      this.objects.delete(key);
+      this.writes.push(`delete ${key}`);
+    }
+    return Promise.resolve(doomed.length);
   }
 }
 

@@ -61,6 +61,7 @@ export class FakeLeaseApi {
       apply: unsupported,
       applyServiceStatus: unsupported,
       delete: unsupported,
+      deleteCollection: unsupported,
     };
   }
 }

@@ -18,6 +18,12 @@ before(async () => {
   // Two replicas: leader election on, so a new leader's first sweep takes every orphan (ADR 0022).
   await installOperator(sandbox, { values: { replicaCount: 2, orphanKeySweep: true } });
   await env.ensureNamespace(NS);
+  // Files before this one share the cluster and may leave a key minted by a leader they killed
+  // mid-provisioning (their operator had no sweep): the leader installed here sweeps it, and the
+  // audit after each scenario below must not count it against that scenario.
+  await waitFor("the new leader's first sweep", async () => ((await env.usableKeys()).length === 0 ? true : undefined), { timeoutMs: 180_000, intervalMs: 1_000 }).catch(async (error: unknown) => {
+    throw new Error(`${(error as Error).message}: usable keys left ${JSON.stringify(await env.usableKeys())}`);
+  });
 });
 
 afterEach(async () => {
