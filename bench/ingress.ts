@@ -10,9 +10,17 @@
 //          spared the TLS work our proxy does.
 // Each round measures, per path: throughput (one connection, --mib MiB bodies back to back, for
 // --seconds) and requests/s (--connections keep-alive connections, 13-byte bodies), the paths
-// alternating so that load from elsewhere on the machine hits all alike. Plus the time from
-// Ingress create (Secret present) to its Ready condition and to the first HTTPS 200, and the
-// Ingress proxy pod's memory (supervisor, and with its tailscaled) right after the load.
+// alternating so that load from elsewhere on the machine hits all alike. Plus the Ingress proxy
+// pod's memory (supervisor, and with its tailscaled) right after the load.
+// Then, per certificate source, the time from Ingress create to Ready (with its MagicDNS name in
+// the status) and to the first HTTPS 200 that the laptop verifies: --rounds fresh Ingresses per
+// source, the sources alternating, each deleted once measured. "secret": a TLS Secret (present
+// beforehand) from a sandbox CA; "acme": no secretName, so the proxy orders its certificate from
+// Pebble on the tailnet (HTTP-01 validated over the tailnet; Pebble's random pre-validation sleep
+// off, so this is the proxy's and the CA's own work). The operator carries both settings at once,
+// as a user's can. Last, the last ACME Ingress's proxy pod is deleted: the time until the new pod
+// answers HTTPS, and how many certificates Pebble issued meanwhile (none: the proxy keeps its
+// certificate in its state Secret).
 //
 //   node bench/ingress.ts [--rounds 3] [--seconds 5] [--mib 8] [--connections 8]
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -24,11 +32,12 @@ import { Sandbox, TAILNET_DOMAIN } from "../src/sandbox/sandbox.ts";
 import { installOperator } from "../src/sandbox/operator-install.ts";
 import { readImageIndex, requireImage } from "../src/sandbox/cluster/image-import.ts";
 import { nodeToolArgv } from "../src/sandbox/tools.ts";
+import { acmeChartValues, startTailnetAcmeCa } from "../src/sandbox/tailnet-acme-ca.ts";
+import { httpsFromDevice, type DeviceHttpsAnswer } from "../src/sandbox/device-https.ts";
 import { OFFLINE_TAILSCALED_KNOBS } from "../src/sandbox/tailscaled-env.ts";
-import type { TailnetDevice } from "../src/sandbox/tailnet-device.ts";
 import { waitFor } from "../src/shared/clock.ts";
 import { medianOf, proxyProcesses, sumOf, type ProcessMemory } from "../src/sandbox/proc-memory.ts";
-import { ClusterEnv } from "../test/helpers/cluster-env.ts";
+import { ClusterEnv, ingressCondition, OPERATOR_NAMESPACE } from "../test/helpers/cluster-env.ts";
 
 const { values } = parseArgs({
   options: {
@@ -105,11 +114,12 @@ try {
   await openssl(["req", "-x509", "-new", "-key", join(dir, "ca.key"), "-subj", "/CN=bench-ca", "-days", "2", "-out", caCert]);
   await openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", join(dir, "web.key")]);
   await openssl(["req", "-new", "-key", join(dir, "web.key"), "-subj", `/CN=${HOST}`, "-out", join(dir, "web.csr")]);
-  await writeFile(join(dir, "web.ext"), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:${HOST}\n`);
+  await writeFile(join(dir, "web.ext"), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:${HOST},DNS:*.${TAILNET_DOMAIN}\n`);
   await openssl(["x509", "-req", "-in", join(dir, "web.csr"), "-CA", caCert, "-CAkey", join(dir, "ca.key"), "-set_serial", "0x1", "-days", "2", "-extfile", join(dir, "web.ext"), "-out", join(dir, "web.crt")]);
 
-  await installOperator(sandbox, { values: { replicaCount: 1 } });
-  const laptop = await sandbox.addDevice("laptop");
+  // The operator gets an ACME CA as well: Ingresses without a secretName take certificates from it.
+  const [acmeCa, laptop] = await Promise.all([startTailnetAcmeCa(sandbox, { hostname: "bench-acme-ca", dir: join(dir, "acme") }), sandbox.addDevice("laptop")]);
+  await installOperator(sandbox, { values: { replicaCount: 1, acme: acmeChartValues(acmeCa.pebble) } });
   await env.ensureNamespace(NS);
   const apply = async (object: KubernetesObject): Promise<void> => {
     await env.objects.patch(object, undefined, undefined, "bench", true, PatchStrategy.ServerSideApply);
@@ -133,26 +143,23 @@ try {
   const clusterIp = (await env.core.readNamespacedService({ namespace: NS, name: "bulk" })).spec?.clusterIP ?? "";
   await waitFor("the backend pod", async () => ((await env.apps.readNamespacedDeployment({ namespace: NS, name: "bulk" })).status?.readyReplicas === 1 ? true : undefined), { timeoutMs: 120_000 });
 
-  // Ingress create -> Ready -> first HTTPS 200 (the Secret exists already).
-  const https = async (device: TailnetDevice, url: string): Promise<number> => {
-    const { stdout } = await sandbox.runner.run(device.exec(nodeToolArgv("https-client.ts", ["get", url, "--ca", caCert])), { timeoutMs: 20_000 });
-    return (JSON.parse(stdout) as { status: number }).status;
-  };
-  const created = performance.now();
-  await apply({
+  const ingressFor = (name: string, secretName: string | undefined): V1Ingress => ({
     apiVersion: "networking.k8s.io/v1",
     kind: "Ingress",
-    metadata: { name: "bulk", namespace: NS },
-    spec: { ingressClassName: "tailscale", tls: [{ hosts: ["bulk"], secretName: "bulk-tls" }], defaultBackend: { service: { name: "bulk", port: { number: 80 } } } },
-  } as KubernetesObject);
-  await waitFor("the Ingress's MagicDNS name in its status", async () => {
-    const ingress = await env.objects.read<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "bulk", namespace: NS } });
-    return ingress.status?.loadBalancer?.ingress?.[0]?.hostname === HOST ? true : undefined;
-  }, { timeoutMs: 300_000, intervalMs: 200 });
-  const toStatus = (performance.now() - created) / 1000;
-  await waitFor("the first HTTPS 200", async () => ((await https(laptop, `https://${HOST}/?bytes=1`).catch(() => 0)) === 200 ? true : undefined), { timeoutMs: 120_000, intervalMs: 100 });
-  const toFirst200 = (performance.now() - created) / 1000;
-  process.stderr.write(`Ingress create -> status ${toStatus.toFixed(2)} s -> first HTTPS 200 ${toFirst200.toFixed(2)} s\n`);
+    metadata: { name, namespace: NS },
+    spec: { ingressClassName: "tailscale", tls: [{ hosts: [name], ...(secretName === undefined ? {} : { secretName }) }], defaultBackend: { service: { name: "bulk", port: { number: 80 } } } },
+  });
+  /** Ready, with the MagicDNS name in the status (the operator writes both at once). */
+  const waitReady = (name: string): Promise<V1Ingress> =>
+    env.waitForIngress(NS, name, "Ready with its MagicDNS name in the status", (i) => ingressCondition(i)?.status === "True" && i.status?.loadBalancer?.ingress?.[0]?.hostname === `${name}.${TAILNET_DOMAIN}`, 300_000, 200);
+  /** The first HTTPS 200 the laptop verifies against the given root. */
+  const first200 = (name: string, root: string): Promise<DeviceHttpsAnswer> =>
+    waitFor(`${name}: the first verified HTTPS 200`, async () => {
+      const answer = await httpsFromDevice(sandbox.runner, laptop, `https://${name}.${TAILNET_DOMAIN}/?bytes=1`, root).catch(() => undefined);
+      return answer?.status === 200 ? answer : undefined;
+    }, { timeoutMs: 180_000, intervalMs: 100 });
+  await apply(ingressFor("bulk", "bulk-tls"));
+  await waitReady("bulk");
 
   const l3 = await env.waitForService(NS, "bulk-l3", "EXTERNAL-IP", (s: V1Service) => Boolean(s.status?.loadBalancer?.ingress?.[0]?.hostname), 300_000);
   const l3Host = l3.status?.loadBalancer?.ingress?.[0]?.hostname ?? "";
@@ -217,6 +224,64 @@ try {
   const supervisor = l7Pod.find((p) => p.name === "tailnet-proxy");
   if (!supervisor) throw new Error("the Ingress proxy's supervisor was not measured");
 
+  // Ingress create -> Ready -> first verified HTTPS 200, per certificate source: a fresh Ingress
+  // (a fresh device and name, so a certificate is really issued) each time, the sources alternating.
+  const { pebble, rootFile } = acmeCa;
+  const sources = { secret: { secretName: "bulk-tls", root: caCert }, acme: { secretName: undefined, root: rootFile } };
+  type Source = keyof typeof sources;
+  const toReady: Record<Source, number[]> = { secret: [], acme: [] };
+  const to200: Record<Source, number[]> = { secret: [], acme: [] };
+  const certificateLoads: string[] = [];
+  const secretSerial = (await sandbox.runner.run(["openssl", "x509", "-in", join(dir, "web.crt"), "-noout", "-serial"])).stdout.trim().split("=")[1]?.toLowerCase().replace(/^0+/, "") ?? "";
+  /** One fresh Ingress timed; its served certificate must be the source's (the Secret's, or the one Pebble just issued for it). */
+  const timeIngress = async (name: string, source: Source): Promise<string> => {
+    const issuedBefore = await pebble.issuedSerials();
+    const created = performance.now();
+    await apply(ingressFor(name, sources[source].secretName));
+    await waitReady(name);
+    toReady[source].push((performance.now() - created) / 1000);
+    const answer = await first200(name, sources[source].root);
+    to200[source].push((performance.now() - created) / 1000);
+    const issued = (await pebble.issuedSerials()).filter((serial) => !issuedBefore.includes(serial));
+    const expected = source === "acme" ? issued : [secretSerial];
+    if (issued.length !== (source === "acme" ? 1 : 0) || expected[0] !== answer.serial) {
+      throw new Error(`${name}: served serial ${answer.serial} (the Secret's is ${secretSerial}); Pebble issued ${issued.join(", ") || "none"} meanwhile`);
+    }
+    return answer.serial;
+  };
+  let lastAcme = { name: "", serial: "" };
+  for (let round = 1; round <= rounds; round++) {
+    const order: Source[] = round % 2 === 1 ? ["secret", "acme"] : ["acme", "secret"];
+    for (const source of order) {
+      const name = `cert-${source}-${round}`;
+      const serial = await timeIngress(name, source);
+      if (source === "acme") lastAcme = { name, serial };
+      process.stderr.write(`${name}: create -> Ready ${toReady[source].at(-1)?.toFixed(2) ?? ""} s -> first HTTPS 200 ${to200[source].at(-1)?.toFixed(2) ?? ""} s (serial ${serial}; load ${load()})\n`);
+      // Gone before the next one, so proxies do not pile up on the node; the last ACME one stays
+      // for the restart below.
+      if (source === "acme" && round === rounds) continue;
+      await env.objects.delete(ingressFor(name, undefined));
+      await waitFor(`${name} deleted (proxy and device removed)`, async () => ((await env.ingress(NS, name)) ? undefined : true), { timeoutMs: 300_000, intervalMs: 500 });
+    }
+    certificateLoads.push(load());
+  }
+
+  // The ACME proxy's pod deleted: its successor serves the certificate from its state Secret.
+  const oldPod = await env.runningProxyPod(NS, lastAcme.name);
+  if (!oldPod) throw new Error(`${lastAcme.name}: no running proxy pod`);
+  const issuedBeforeRestart = await pebble.issuedSerials();
+  const deleted = performance.now();
+  await env.core.deleteNamespacedPod({ name: oldPod.name, namespace: OPERATOR_NAMESPACE });
+  await waitFor(`${lastAcme.name}: a new proxy pod running`, async () => {
+    const next = await env.runningProxyPod(NS, lastAcme.name);
+    return next && next.uid !== oldPod.uid ? next : undefined;
+  }, { timeoutMs: 300_000, intervalMs: 200 });
+  const restartToPod = (performance.now() - deleted) / 1000;
+  const afterRestart = await first200(lastAcme.name, rootFile);
+  const restartTo200 = (performance.now() - deleted) / 1000;
+  const issuedOnRestart = (await pebble.issuedSerials()).length - issuedBeforeRestart.length;
+  const sameCertificate = afterRestart.serial === lastAcme.serial;
+
   const t = Object.fromEntries(paths.map((p) => [p, median(throughput[p])])) as Record<Path, number>;
   const r = Object.fromEntries(paths.map((p) => [p, median(rps[p])])) as Record<Path, number>;
   bench("ingress_l3_throughput", t.l3, "Mbit/s");
@@ -227,8 +292,14 @@ try {
   bench("ingress_serve_http_requests", r.serve, "req/s");
   bench("ingress_l7_https_requests_vs_l3", r.l7, "req/s", r.l3);
   bench("ingress_l7_https_requests_vs_serve", r.l7, "req/s", r.serve);
-  bench("ingress_create_to_status", toStatus, "s");
-  bench("ingress_create_to_first_https_200_secret", toFirst200, "s");
+  const ready = { secret: median(toReady.secret), acme: median(toReady.acme) };
+  const first = { secret: median(to200.secret), acme: median(to200.acme) };
+  bench("ingress_create_to_status_secret", ready.secret, "s");
+  bench("ingress_create_to_first_https_200_secret", first.secret, "s");
+  bench("ingress_create_to_status_acme", ready.acme, "s", ready.secret);
+  bench("ingress_create_to_first_https_200_acme", first.acme, "s", first.secret);
+  bench("ingress_acme_proxy_restart_to_https_200", restartTo200, "s");
+  bench("ingress_acme_proxy_restart_certificates_issued", issuedOnRestart, "certificates");
   bench("ingress_l7_supervisor_rss", supervisor.rss, "MiB");
   bench("ingress_l7_supervisor_rss_anon", supervisor.rssAnon, "MiB");
   bench("ingress_l7_proxy_pod_rss", sumOf(l7Pod, "rss"), "MiB");
@@ -240,9 +311,17 @@ try {
   process.stdout.write(row("our L3 proxy (LoadBalancer Service, HTTP)", "l3"));
   process.stdout.write(row("tailscale serve, userspace (HTTP)", "serve"));
   process.stdout.write(`  L7 / serve: throughput ${(t.l7 / t.serve).toFixed(2)}x, requests ${(r.l7 / r.serve).toFixed(2)}x\n`);
-  process.stdout.write(`Ingress create -> status ${toStatus.toFixed(2)} s -> first HTTPS 200 ${toFirst200.toFixed(2)} s (TLS Secret source)\n`);
   process.stdout.write(`Ingress proxy memory after the load (median of ${MEMORY_SAMPLES} samples): supervisor ${supervisor.rss.toFixed(1)} MiB RSS (${supervisor.rssAnon.toFixed(1)} MiB private), pod with tailscaled ${sumOf(l7Pod, "rss").toFixed(1)} MiB RSS\n`);
   process.stdout.write(`load average after each round: ${loads.join(" | ")}\n`);
+  const list = (xs: readonly number[]): string => xs.map((x) => x.toFixed(1)).join(" / ");
+  const certificateRow = (label: string, source: Source): string =>
+    `  ${label.padEnd(44)} ${ready[source].toFixed(1).padStart(6)} s -> ${first[source].toFixed(1).padStart(6)} s   (each: ${list(toReady[source])} -> ${list(to200[source])} s)\n`;
+  process.stdout.write(`\nIngress create -> Ready (MagicDNS name in status) -> first HTTPS 200 verified from the laptop, median of ${rounds} fresh Ingresses per source:\n`);
+  process.stdout.write(certificateRow("TLS Secret (sandbox CA)", "secret"));
+  process.stdout.write(certificateRow("ACME (Pebble on the tailnet, HTTP-01)", "acme"));
+  process.stdout.write(`  ACME / Secret: first HTTPS 200 ${(first.acme / first.secret).toFixed(2)}x; Pebble issued ${(await pebble.issuedSerials()).length} certificates for ${rounds} ACME Ingresses\n`);
+  process.stdout.write(`ACME proxy pod deleted -> new pod running ${restartToPod.toFixed(1)} s -> HTTPS 200 ${restartTo200.toFixed(1)} s; ${sameCertificate ? "the same certificate" : `another certificate (serial ${afterRestart.serial}, was ${lastAcme.serial})`}, ${issuedOnRestart} issued meanwhile\n`);
+  process.stdout.write(`load average after each certificate round: ${certificateLoads.join(" | ")}\n`);
 } finally {
   await sandbox.stop();
 }

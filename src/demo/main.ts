@@ -7,14 +7,13 @@
 // the operator is installed with ACME pointing at Pebble (an ACME CA on a tailnet device), and the
 // laptop fetches https://foo.<tailnet>/ verifying the certificate against Pebble's root.
 import { readFileSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { AppsV1Api, CoreV1Api, KubernetesObjectApi, loadAllYaml, PatchStrategy, type KubernetesObject, type V1Ingress, type V1Service } from "@kubernetes/client-node";
 import { Sandbox, TAILNET_DOMAIN } from "../sandbox/sandbox.ts";
 import { installOperator, OPERATOR_NAMESPACE } from "../sandbox/operator-install.ts";
-import { resolvePebble } from "../sandbox/binaries.ts";
-import { PebbleCa } from "../sandbox/pebble.ts";
+import { acmeChartValues, startTailnetAcmeCa } from "../sandbox/tailnet-acme-ca.ts";
+import { httpsFromDevice } from "../sandbox/device-https.ts";
 import { nodeToolArgv } from "../sandbox/tools.ts";
 import { waitFor } from "../shared/clock.ts";
 
@@ -41,14 +40,11 @@ try {
   const kc = sandbox.kubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
-  const pebble = await step("starting Pebble, an ACME CA, as a tailnet device (Headscale issues no certificates)", async () => {
-    const device = await sandbox.addDevice("acme-ca", { tags: ["tag:test"] });
-    return sandbox.track(await PebbleCa.start({ runner: sandbox.runner, binary: resolvePebble(), device, dir: join(sandbox.run.dir, "demo-pebble") }));
-  });
-  const rootFile = join(sandbox.run.dir, "demo-pebble", "issuing-root.pem");
-  await writeFile(rootFile, await pebble.rootPem());
+  const { pebble, rootFile } = await step("starting Pebble, an ACME CA, as a tailnet device (Headscale issues no certificates)", () =>
+    startTailnetAcmeCa(sandbox, { hostname: "acme-ca", dir: join(sandbox.run.dir, "demo-acme") }),
+  );
   await step(`helm install tailnet-operator (namespace ${OPERATOR_NAMESPACE}, Headscale control plane, images built here, acme.directoryUrl=${pebble.directoryUrl})`, () =>
-    installOperator(sandbox, { values: { acme: { directoryUrl: pebble.directoryUrl, caBundle: pebble.apiCaPem } } }),
+    installOperator(sandbox, { values: { acme: acmeChartValues(pebble) } }),
   );
   await step("applying examples/l3-service.yaml (the seed manifest, unchanged)", async () => {
     const objects = KubernetesObjectApi.makeApiClient(kc);
@@ -101,12 +97,9 @@ try {
   process.stdout.write(`    ADDRESS ${host}, ports ${(ingress.status?.loadBalancer?.ingress?.[0]?.ports ?? []).map((p) => p.port).join(",")}\n`);
   const httpsUrl = `https://${host}/`;
   const fetched = await step(`GET ${httpsUrl} from the laptop, verifying the certificate against Pebble's root (tailnet -> Ingress proxy, TLS -> nginx)`, () =>
-    waitFor("the HTTPS page", async () => {
-      const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("https-client.ts", ["get", httpsUrl, "--ca", rootFile])), { timeoutMs: 20_000 }).catch(() => ({ stdout: "" }));
-      return stdout ? (JSON.parse(stdout) as { status: number; body: string; serial?: string }) : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 500 }),
+    waitFor("the HTTPS page", () => httpsFromDevice(sandbox.runner, laptop, httpsUrl, rootFile).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 500 }),
   );
-  process.stdout.write(`    HTTP ${fetched.status}, certificate serial ${fetched.serial ?? "?"} (verified), ${fetched.body.split("\n").find((line) => /<title>/i.test(line))?.trim() ?? ""}\n`);
+  process.stdout.write(`    HTTP ${fetched.status}, certificate serial ${fetched.serial} (verified), ${fetched.body.split("\n").find((line) => /<title>/i.test(line))?.trim() ?? ""}\n`);
   process.stdout.write(`Ingress served over verified HTTPS ${seconds(ingressCreated)} after the manifest was applied; whole demo ${seconds(t0)}\n`);
 
   if (values.keep) {

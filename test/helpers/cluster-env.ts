@@ -11,6 +11,7 @@ import {
   loadAllYaml,
   type CoreV1Event,
   type KubernetesObject,
+  type V1Ingress,
   type V1Pod,
   type V1Service,
 } from "@kubernetes/client-node";
@@ -104,6 +105,25 @@ export class ClusterEnv {
     }, { timeoutMs, intervalMs: 200 });
   }
 
+  async ingress(namespace: string, name: string): Promise<V1Ingress | undefined> {
+    return this.objects.read<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name, namespace } }).catch(() => undefined);
+  }
+
+  /** Waits until the Ingress satisfies check; the message names what was awaited. */
+  async waitForIngress(namespace: string, name: string, what: string, check: (ingress: V1Ingress) => boolean, timeoutMs = 300_000, intervalMs = 500): Promise<V1Ingress> {
+    return waitFor(`${namespace}/${name}: ${what}`, async () => {
+      const found = await this.ingress(namespace, name);
+      return found && check(found) ? found : undefined;
+    }, { timeoutMs, intervalMs });
+  }
+
+  /** The running proxy pod of a parent (Service or Ingress): its name (a StatefulSet's, reused) and uid (not reused). */
+  async runningProxyPod(namespace: string, name: string): Promise<{ name: string; uid: string } | undefined> {
+    const pods = await this.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: `tailscale.com/parent-resource=${name},tailscale.com/parent-resource-ns=${namespace}` });
+    const pod = pods.items.find((p) => !p.metadata?.deletionTimestamp && p.status?.phase === "Running");
+    return pod?.metadata?.name && pod.metadata.uid ? { name: pod.metadata.name, uid: pod.metadata.uid } : undefined;
+  }
+
   /** Names of the operator's children for a parent Service, by kind. */
   async children(namespace: string, name: string): Promise<string[]> {
     const labelSelector = `tailscale.com/parent-resource=${name},tailscale.com/parent-resource-ns=${namespace}`;
@@ -191,6 +211,12 @@ export class ClusterEnv {
 export function readyCondition(svc: V1Service): { status: string; reason: string; message: string } | undefined {
   const condition = svc.status?.conditions?.find((c) => c.type === "TailscaleProxyReady");
   return condition && { status: condition.status, reason: condition.reason, message: condition.message };
+}
+
+/** An Ingress's condition of the given type (Ingress status has no conditions: the operator keeps them in an annotation). */
+export function ingressCondition(ingress: V1Ingress, type = "TailscaleProxyReady"): { type: string; status: string; reason: string; message: string } | undefined {
+  const conditions = JSON.parse(ingress.metadata?.annotations?.["tailscale.com/conditions"] ?? "[]") as { type: string; status: string; reason: string; message: string }[];
+  return conditions.find((c) => c.type === type);
 }
 
 /** Every process on the machine whose command line or environment contains needle (by PID). */

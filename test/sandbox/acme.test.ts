@@ -10,34 +10,23 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { attachSandbox } from "../helpers/sandbox.ts";
 import { TAILNET_DOMAIN } from "../../src/sandbox/sandbox.ts";
-import { resolvePebble } from "../../src/sandbox/binaries.ts";
-import { PEBBLE_ACME_PORT, PebbleCa } from "../../src/sandbox/pebble.ts";
+import { PEBBLE_ACME_PORT } from "../../src/sandbox/pebble.ts";
+import { startTailnetAcmeCa } from "../../src/sandbox/tailnet-acme-ca.ts";
 import { ManagedProcess } from "../../src/shared/process.ts";
 import { waitFor } from "../../src/shared/clock.ts";
 import type { TailnetDevice } from "../../src/sandbox/tailnet-device.ts";
 
 const sandbox = await attachSandbox();
 const dir = join(sandbox.run.dir, "acme");
-const [pebbleDevice, web, laptop] = await Promise.all([
-  sandbox.addDevice("pebble", { tags: ["tag:test"] }),
+const [{ device: pebbleDevice, pebble, rootFile }, web, laptop] = await Promise.all([
+  startTailnetAcmeCa(sandbox, { hostname: "pebble", dir, profiles: { default: 90 * 24 * 3600, shortlived: 60 } }),
   // Not "web": other files' proxies take plain names, and a MagicDNS name stays with the first
   // device that had it for as long as that node is registered.
   sandbox.addDevice("acme-web", { tags: ["tag:k8s"] }),
   sandbox.addDevice("laptop", { user: "alice" }),
 ]);
-const pebble = sandbox.track(
-  await PebbleCa.start({
-    runner: sandbox.runner,
-    binary: resolvePebble(),
-    device: pebbleDevice,
-    dir: join(dir, "pebble"),
-    profiles: { default: 90 * 24 * 3600, shortlived: 60 },
-  }),
-);
 const bundleFile = join(dir, "pebble-api-ca.pem");
-const rootFile = join(dir, "pebble-root.pem");
 await writeFile(bundleFile, pebble.apiCaPem);
-await writeFile(rootFile, await pebble.rootPem());
 const webName = `acme-web.${TAILNET_DOMAIN}`;
 const webIps = (await web.status()).tailscaleIps;
 const pebbleIp = (await pebbleDevice.status()).tailscaleIps.find((ip) => !ip.includes(":")) ?? "";

@@ -5,20 +5,21 @@
 // renewal happens inside the test.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PatchStrategy, type KubernetesObject, type V1Ingress } from "@kubernetes/client-node";
 import { attachSandbox } from "../helpers/sandbox.ts";
-import { ClusterEnv } from "../helpers/cluster-env.ts";
+import { ClusterEnv, ingressCondition as condition } from "../helpers/cluster-env.ts";
 import { installOperator, OPERATOR_NAMESPACE, type Values } from "../../src/sandbox/operator-install.ts";
 import { readImageIndex, requireImage } from "../../src/sandbox/cluster/image-import.ts";
 import { TAILNET_DOMAIN } from "../../src/sandbox/sandbox.ts";
-import { resolveKubectl, resolvePebble } from "../../src/sandbox/binaries.ts";
+import { resolveKubectl } from "../../src/sandbox/binaries.ts";
 import { stringify } from "yaml";
-import { PEBBLE_ACME_PORT, PebbleCa } from "../../src/sandbox/pebble.ts";
+import { PEBBLE_ACME_PORT, type PebbleCa } from "../../src/sandbox/pebble.ts";
+import { acmeChartValues, startTailnetAcmeCa } from "../../src/sandbox/tailnet-acme-ca.ts";
+import { httpsFromDevice, type DeviceHttpsAnswer } from "../../src/sandbox/device-https.ts";
 import type { TailnetDevice } from "../../src/sandbox/tailnet-device.ts";
-import { nodeToolArgv } from "../../src/sandbox/tools.ts";
 import { waitFor } from "../../src/shared/clock.ts";
 
 const sandbox = await attachSandbox();
@@ -27,17 +28,13 @@ const PROXY_IMAGE = requireImage(readImageIndex(), "proxy").ref;
 const ECHO_SCRIPT = readFileSync(new URL("../fixtures/echo-backend.cjs", import.meta.url), "utf8");
 const NS = "l7-acme";
 const dir = join(sandbox.run.dir, "ingress-acme-test");
-const rootFile = join(dir, "pebble-root.pem");
 // Names of their own: MagicDNS names stay with the first device that had them in the shared tailnet.
 const WEB = "ing-acme-web";
 const LATE = "ing-acme-late";
 let laptop: TailnetDevice;
 let pebble: PebbleCa;
 let ca: TailnetDevice;
-
-interface Condition { type: string; status: string; reason: string; message: string }
-const condition = (ingress: V1Ingress): Condition | undefined =>
-  (JSON.parse(ingress.metadata?.annotations?.["tailscale.com/conditions"] ?? "[]") as Condition[]).find((c) => c.type === "TailscaleProxyReady");
+let rootFile: string;
 
 async function applyObject(object: KubernetesObject): Promise<void> {
   await env.objects.patch(object, undefined, undefined, "ingress-acme-test", true, PatchStrategy.ServerSideApply);
@@ -54,41 +51,28 @@ function ingress(name: string): V1Ingress {
 }
 
 async function waitForIngress(name: string, what: string, check: (i: V1Ingress) => boolean, timeoutMs = 300_000): Promise<V1Ingress> {
-  return waitFor(`${NS}/${name}: ${what}`, async () => {
-    const found = await env.objects.read<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name, namespace: NS } }).catch(() => undefined);
-    return found && check(found) ? found : undefined;
-  }, { timeoutMs, intervalMs: 500 });
+  return env.waitForIngress(NS, name, what, check, timeoutMs);
 }
 
-interface Fetched { status: number; body: string; serial?: string }
-async function https(name: string): Promise<Fetched> {
-  const { stdout } = await sandbox.runner.run(laptop.exec(nodeToolArgv("https-client.ts", ["get", `https://${name}.${TAILNET_DOMAIN}/`, "--ca", rootFile])), { timeoutMs: 20_000 });
-  return JSON.parse(stdout) as Fetched;
+async function https(name: string): Promise<DeviceHttpsAnswer> {
+  return httpsFromDevice(sandbox.runner, laptop, `https://${name}.${TAILNET_DOMAIN}/`, rootFile);
 }
-/** OpenSSL prints serials in upper case with leading zeros; Pebble's log in lower case without. */
-const serialOf = (fetched: Fetched): string => (fetched.serial ?? "").toLowerCase().replace(/^0+/, "");
 
 function acmeValues(directoryUrl: string): Values {
-  return {
-    replicaCount: 1,
-    acme: { directoryUrl, caBundle: pebble.apiCaPem, email: "ops@example.com", profile: "shortlived", maxOrdersPerHour: 20, maxOrdersPerWeek: 50 },
-  };
+  return { replicaCount: 1, acme: acmeChartValues(pebble, { directoryUrl, profile: "shortlived", maxOrdersPerHour: 20, maxOrdersPerWeek: 50 }) };
 }
 
-/** The running proxy pod of an Ingress: its name (a StatefulSet's, reused) and uid (not reused). */
 async function proxyPod(name: string): Promise<{ name: string; uid: string } | undefined> {
-  const pods = await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: `tailscale.com/parent-resource=${name},tailscale.com/parent-resource-ns=${NS}` });
-  const pod = pods.items.find((p) => !p.metadata?.deletionTimestamp && p.status?.phase === "Running");
-  return pod?.metadata?.name && pod.metadata.uid ? { name: pod.metadata.name, uid: pod.metadata.uid } : undefined;
+  return env.runningProxyPod(NS, name);
 }
 
 before(async () => {
-  await mkdir(dir, { recursive: true });
-  const [caDevice, laptopDevice] = await Promise.all([sandbox.addDevice("ing-acme-ca", { tags: ["tag:test"] }), sandbox.addDevice("ing-acme-laptop", { user: "alice" })]);
+  const [acmeCa, laptopDevice] = await Promise.all([
+    startTailnetAcmeCa(sandbox, { hostname: "ing-acme-ca", dir, profiles: { default: 90 * 24 * 3600, shortlived: 150 } }),
+    sandbox.addDevice("ing-acme-laptop", { user: "alice" }),
+  ]);
   laptop = laptopDevice;
-  ca = caDevice;
-  pebble = sandbox.track(await PebbleCa.start({ runner: sandbox.runner, binary: resolvePebble(), device: caDevice, dir: join(dir, "pebble"), profiles: { default: 90 * 24 * 3600, shortlived: 150 } }));
-  await writeFile(rootFile, await pebble.rootPem());
+  ({ device: ca, pebble, rootFile } = acmeCa);
   await installOperator(sandbox, { values: acmeValues(pebble.directoryUrl) });
   await env.ensureNamespace(NS);
   const labels = { app: "echo" };
@@ -118,7 +102,7 @@ describe("Ingress certificates from an ACME CA (Pebble on the tailnet)", () => {
     const fetched = await waitFor("the first HTTPS answer", () => https(WEB).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 500 });
     console.log(`# figure: Ingress created to first verified HTTPS 200 with an ACME certificate: ${((Date.now() - started) / 1000).toFixed(1)} s`);
     assert.equal(fetched.status, 200);
-    firstSerial = serialOf(fetched);
+    firstSerial = fetched.serial;
     assert.deepEqual(await pebble.issuedSerials(), [firstSerial], "Pebble issued exactly the served certificate");
     // The CA validated over the tailnet against the proxy's port 80 (HTTP-01).
     assert.match(await pebble.log(), new RegExp(`validate w/ HTTP: http://${WEB}\\.`));
@@ -134,17 +118,17 @@ describe("Ingress certificates from an ACME CA (Pebble on the tailnet)", () => {
       return next && next.uid !== pod.uid ? next : undefined;
     }, { timeoutMs: 180_000, intervalMs: 500 });
     const fetched = await waitFor("HTTPS from the new pod", () => https(WEB).catch(() => undefined), { timeoutMs: 120_000, intervalMs: 500 });
-    assert.equal(serialOf(fetched), firstSerial, "the stored certificate is served");
+    assert.equal(fetched.serial, firstSerial, "the stored certificate is served");
     assert.deepEqual(await pebble.issuedSerials(), before, "no certificate was ordered");
   });
 
   it("renews the short-lived certificate before it expires, naming the one it replaces (ARI)", async () => {
     const renewed = await waitFor("a renewed certificate", async () => {
       const fetched = await https(WEB).catch(() => undefined);
-      return fetched && serialOf(fetched) !== firstSerial ? fetched : undefined;
+      return fetched && fetched.serial !== firstSerial ? fetched : undefined;
     }, { timeoutMs: 240_000, intervalMs: 2_000 });
     assert.equal(renewed.status, 200);
-    assert.ok((await pebble.issuedSerials()).includes(serialOf(renewed)), "Pebble issued the renewed certificate");
+    assert.ok((await pebble.issuedSerials()).includes(renewed.serial), "Pebble issued the renewed certificate");
     assert.match(await pebble.log(), /ARI: order "[^"]+" is a replacement of/);
   });
 
@@ -163,7 +147,7 @@ describe("Ingress certificates from an ACME CA (Pebble on the tailnet)", () => {
     }
     await waitForIngress(WEB, "renewed and ready again", (i) => condition(i)?.reason === "ProxyReady");
     const fetched = await waitFor("HTTPS with the renewed certificate", () => https(WEB).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 500 });
-    assert.ok((await pebble.issuedSerials()).includes(serialOf(fetched)));
+    assert.ok((await pebble.issuedSerials()).includes(fetched.serial));
   });
 
   it("an unreachable CA gives a condition and a Warning Event naming the problem, and the Ingress recovers once it is fixed", async () => {
@@ -178,7 +162,7 @@ describe("Ingress certificates from an ACME CA (Pebble on the tailnet)", () => {
     await waitForIngress(LATE, "ready after the fix", (i) => condition(i)?.status === "True");
     const fetched = await waitFor("HTTPS after the fix", () => https(LATE).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 500 });
     assert.equal(fetched.status, 200);
-    assert.ok((await pebble.issuedSerials()).includes(serialOf(fetched)));
+    assert.ok((await pebble.issuedSerials()).includes(fetched.serial));
     // The first Ingress also went through the bad setting and is serving again.
     await waitForIngress(WEB, "ready again", (i) => condition(i)?.status === "True");
   });
