@@ -29,6 +29,8 @@ const { values } = parseArgs({
     mib: { type: "string", default: "8" },
     connections: { type: "string", default: "8" },
     "proxy-args": { type: "string", default: "" },
+    /** Overrides the proxy's stream high-water mark (bytes), to compare against the product's. */
+    hwm: { type: "string" },
     /** Measure only one of the two loads (for a profile of one). */
     only: { type: "string" },
   },
@@ -62,9 +64,7 @@ function backend(): void {
 }
 
 async function proxy(): Promise<void> {
-  const { useL7StreamBuffers } = await import("../src/proxy/l7/l7-server.ts").catch(() => ({ useL7StreamBuffers: undefined }));
-  // As run-ingress.ts does (absent from older trees, which the A/B script runs too).
-  useL7StreamBuffers?.();
+  if (values.hwm !== undefined) (await import("node:stream")).setDefaultHighWaterMark(false, Number(values.hwm));
   const { L7Server } = await import("../src/proxy/l7/l7-server.ts");
   const { IngressUpstream } = await import("../src/proxy/l7/ingress-upstream.ts");
   const { RoutingTable } = await import("../src/proxy/l7/routing-table.ts");
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
   writeFileSync(join(dir, "tls.crt"), certificate.certPem);
   writeFileSync(join(dir, "tls.key"), certificate.keyPem);
   const back = await started("backend", dir, [self, "--role", "backend"]);
-  const proxied = await started("proxy", dir, [...values["proxy-args"].split(" ").filter(Boolean), self, "--role", "proxy", "--backend", `http://127.0.0.1:${back.port}`, "--cert", join(dir, "tls.crt"), "--key", join(dir, "tls.key")]);
+  const proxied = await started("proxy", dir, [...values["proxy-args"].split(" ").filter(Boolean), self, "--role", "proxy", ...(values.hwm === undefined ? [] : ["--hwm", values.hwm]), "--backend", `http://127.0.0.1:${back.port}`, "--cert", join(dir, "tls.crt"), "--key", join(dir, "tls.key")]);
   const pid = proxied.child.pid ?? 0;
   const url = `https://127.0.0.1:${proxied.port}/`;
   process.stderr.write(`proxy pid ${String(pid)}, ${url}, logs in ${dir}\n`);

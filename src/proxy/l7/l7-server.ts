@@ -7,7 +7,7 @@ import { createServer as createHttpServer, request as httpRequest, type Incoming
 import { request as httpsRequest } from "node:https";
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
-import { setDefaultHighWaterMark, type Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import type { Logger } from "../log.ts";
 import type { HttpChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
 import { returnedHeaders, type IncomingCall, type Upstream, type UpstreamPolicy } from "./upstream.ts";
@@ -21,21 +21,6 @@ export interface L7ServerOptions {
   /** Plain HTTP on the "http" listeners is served like HTTPS (no TLS at all; the user asked for it). */
   readonly plainHttp?: () => boolean;
   readonly challenges: () => HttpChallengeResponder | undefined;
-}
-
-/**
- * Bytes a stream of this process buffers before it pushes back (node's default: 64 KiB). A body
- * crosses three streams here (upstream socket, its response, the client's TLS socket) and arrives
- * in reads of up to 64 KiB, so at the default nearly every read fills the TLS socket's buffer and
- * pauses the upstream until it drains: a stop and go of read/write calls and epoll changes. At
- * 256 KiB the proxy made 40% fewer system calls per MiB carried (docs/adr/0030-l7-data-path.md).
- * The price is memory: up to ~0.75 MiB buffered per transfer against a slow client.
- */
-export const L7_STREAM_HIGH_WATER_MARK = 256 * 1024;
-
-/** Process-wide (node has no per-socket setting for the sockets a TLS server accepts): the L7 proxy's own process only. */
-export function useL7StreamBuffers(): void {
-  setDefaultHighWaterMark(false, L7_STREAM_HIGH_WATER_MARK);
 }
 
 const requestHost = (req: IncomingMessage | Http2ServerRequest): string => String(req.headers[":authority"] ?? req.headers.host ?? "");

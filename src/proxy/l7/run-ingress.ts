@@ -22,7 +22,7 @@ import { WhoisCache } from "./identity.ts";
 import { createCertificateSource } from "./certificate-sources.ts";
 import { CertificateSupervisor } from "./certificate-supervisor.ts";
 import { KeyValueCertificateStore } from "../tls/certificate-store.ts";
-import { L7Server, useL7StreamBuffers } from "./l7-server.ts";
+import { L7Server } from "./l7-server.ts";
 import { FUNNEL_FORWARD, reconcileFunnel } from "./funnel.ts";
 import { IngressUpstream } from "./ingress-upstream.ts";
 import type { UpstreamPolicy } from "./upstream.ts";
@@ -46,7 +46,6 @@ async function listenWithRetry(server: L7Server, address: string, port: number, 
 
 export async function runIngress(config: ProxyConfig, ingressSecret: string, log: Logger): Promise<void> {
   requireTailscaleBinaries(process.env["PATH"] ?? "");
-  useL7StreamBuffers();
   const runner = new ProcessRunner();
   const health = new HealthServer();
   await health.listen(config.TS_LOCAL_ADDR_PORT);
