@@ -96,14 +96,14 @@ export class L7Server {
 
   /**
    * Listens on address:port (a tailnet IP of the device, so the source address is the caller's)
-   * for TLS ("https") or plain HTTP ("http").
+   * for TLS ("https") or plain HTTP ("http"); resolves with the port it got.
    */
-  async listen(address: string, port: number, kind: "https" | "http"): Promise<void> {
+  async listen(address: string, port: number, kind: "https" | "http"): Promise<number> {
     const server = kind === "https" ? this.tls : this.plain;
     const listener = createNetServer({ noDelay: true }, (socket: Socket) => {
       server.emit("connection", socket);
     });
-    await this.open(listener, address, port);
+    return this.open(listener, address, port);
   }
 
   /**
