@@ -1,12 +1,14 @@
 // The Ingress proxy's L7 data path on loopback, without the sandbox (a benchmark for fast
-// iteration, not a test): an HTTPS load client -> L7Server (the real one, IngressUpstream with a
-// cached whois) -> a Node backend, each its own process. Prints per path the rate and, what a
-// loaded machine disturbs least, the proxy's CPU per unit of work (utime+stime from /proc): CPU
-// ms per MiB carried (--mib MiB bodies on one connection) and CPU µs per request (13-byte bodies
-// on --connections keep-alive connections). Rounds alternate throughput and requests.
+// iteration, not a test; no root needed): an HTTPS load client (src/sandbox/tools/http-load.ts)
+// -> L7Server (the real one, IngressUpstream with a cached whois) -> a Node backend (bench/
+// ingress.ts's), each its own process. Prints, per load, the rate and what a loaded machine
+// disturbs least, read from /proc: the proxy's CPU (utime+stime) per MiB carried (--mib MiB
+// bodies on one connection) and per request (13-byte bodies on --connections keep-alive
+// connections), its read/write system calls (exact) and minor page faults, and its RSS after the
+// load. Round 0 warms up and is not counted; medians of the rest. docs/adr/0030-l7-data-path.md.
 //
 //   node bench/l7-loopback.ts [--rounds 3] [--seconds 5] [--mib 8] [--connections 8]
-//                             [--proxy-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
+//        [--only throughput|requests] [--hwm BYTES] ["--proxy-args=--cpu-prof --cpu-prof-dir=DIR"]
 // The proxy process runs this file with --role proxy; the backend with --role backend.
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
@@ -136,8 +138,17 @@ async function load(url: string, ca: string, connections: number, seconds: numbe
   return JSON.parse(stdout) as { mbps: number; rps: number; requests: number; bytes: number; errors: number };
 }
 
+/** Certificate, logs and children live in a temporary directory, removed whatever happens. */
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "l7-loopback-"));
+  try {
+    await measure(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function measure(dir: string): Promise<void> {
   const { makeCertificate } = await import("../test/fakes/test-certificates.ts");
   const now = Date.now();
   const certificate = await makeCertificate({ dnsNames: ["bulk.example"], ips: ["127.0.0.1"], notBefore: new Date(now - 60_000), notAfter: new Date(now + 86_400_000) });
@@ -147,7 +158,7 @@ async function main(): Promise<void> {
   const proxied = await started("proxy", dir, [...values["proxy-args"].split(" ").filter(Boolean), self, "--role", "proxy", ...(values.hwm === undefined ? [] : ["--hwm", values.hwm]), "--backend", `http://127.0.0.1:${back.port}`, "--cert", join(dir, "tls.crt"), "--key", join(dir, "tls.key")]);
   const pid = proxied.child.pid ?? 0;
   const url = `https://127.0.0.1:${proxied.port}/`;
-  process.stderr.write(`proxy pid ${String(pid)}, ${url}, logs in ${dir}\n`);
+  process.stderr.write(`proxy pid ${String(pid)}, ${url}\n`);
   const ca = join(dir, "tls.crt");
   const seconds = Number(values.seconds);
   const bytes = Number(values.mib) * 1024 * 1024;
@@ -194,8 +205,7 @@ async function main(): Promise<void> {
   } finally {
     await Promise.all([back.child.stop(), proxied.child.stop()]);
   }
-  process.stderr.write(proxied.child.logTail(3) + "\n");
-  rmSync(dir, { recursive: true });
+  process.stderr.write(`${proxied.child.logTail(3)}\n`);
 }
 
 if (values.role === "backend") backend();
