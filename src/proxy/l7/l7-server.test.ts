@@ -1,8 +1,10 @@
-// The L7 server's Funnel path: connections tailscaled's serve forwards to loopback, each led by a
-// PROXY protocol v2 header; the caller is the header's source, not loopback.
+// The L7 server: the Funnel path (connections tailscaled's serve forwards to loopback, each led by
+// a PROXY protocol v2 header; the caller is the header's source, not loopback), and when an
+// HTTP/1.1 response's headers leave.
 import { it } from "node:test";
 import assert from "node:assert/strict";
-import { connect as connectTcp } from "node:net";
+import { Agent as HttpAgent, createServer as createHttpServer } from "node:http";
+import { connect as connectTcp, type AddressInfo } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { createProxyLogger } from "../log.ts";
 import { L7Server } from "./l7-server.ts";
@@ -61,5 +63,70 @@ it("serves HTTPS forwarded with a PROXY v2 header, taking the caller from the he
     assert.equal(calls.length, 1, "nothing without a header reaches the upstream policy");
   } finally {
     await server.close();
+  }
+});
+
+it("sends an HTTP/1.1 response's headers with its body when the body is there at once, and before a body that comes later", { timeout: 20_000 }, async () => {
+  let release = (): void => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const backend = createHttpServer((req, res) => {
+    if (req.url === "/now") {
+      res.writeHead(200, { "content-type": "text/plain", "content-length": "3" }).end("now");
+      return;
+    }
+    // A stream: headers first, the body once the test has seen them.
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    res.flushHeaders();
+    void released.then(() => res.end("data: late\n\n"));
+  });
+  await new Promise<void>((resolve) => backend.listen(0, "127.0.0.1", resolve));
+  const origin = new URL(`http://127.0.0.1:${String((backend.address() as AddressInfo).port)}`);
+  const agent = new HttpAgent({ keepAlive: true });
+  const server = new L7Server({
+    log,
+    upstream: { decide: (call) => Promise.resolve({ upstream: { origin, path: call.path, headers: { host: call.host }, agent, tls: { rejectUnauthorized: false } } }) },
+    httpRedirect: () => false,
+    challenges: () => undefined,
+  });
+  const now = Date.now();
+  const certificate = await makeCertificate({ dnsNames: ["web.tail1234.ts.net"], notBefore: new Date(now - 60_000), notAfter: new Date(now + 3_600_000) });
+  server.setCertificate({ ...certificate, notAfter: new Date(now + 3_600_000) });
+  const port = await server.listen("127.0.0.1", 0, "https");
+  /** The decrypted chunks of one request's answer, one per TLS record; resolves at the first that ends the headers. */
+  const get = (path: string): { chunks: string[]; headers: Promise<void>; done: Promise<void> } => {
+    const chunks: string[] = [];
+    let headersSeen = (): void => undefined;
+    const headers = new Promise<void>((resolve) => (headersSeen = resolve));
+    const done = new Promise<void>((resolve, reject) => {
+      const tls = connectTls({ port, host: "127.0.0.1", servername: "web.tail1234.ts.net", ca: certificate.certPem, ALPNProtocols: ["http/1.1"] }, () => {
+        tls.write(`GET ${path} HTTP/1.1\r\nhost: web.tail1234.ts.net\r\nconnection: close\r\n\r\n`);
+      });
+      tls.on("data", (chunk: Buffer) => {
+        chunks.push(chunk.toString());
+        if (chunks.join("").includes("\r\n\r\n")) headersSeen();
+      });
+      tls.on("end", () => {
+        resolve();
+      });
+      tls.on("error", reject);
+    });
+    return { chunks, headers, done };
+  };
+  try {
+    const quick = get("/now");
+    await quick.done;
+    assert.match(quick.chunks[0] ?? "", /^HTTP\/1\.1 200 [^]*\r\n\r\nnow$/, "headers and body in one TLS record");
+
+    const stream = get("/stream");
+    await stream.headers;
+    assert.match(stream.chunks.join(""), /^HTTP\/1\.1 200 [^]*text\/event-stream[^]*\r\n\r\n/, "the headers before the body exists");
+    assert.doesNotMatch(stream.chunks.join(""), /late/);
+    release();
+    await stream.done;
+    assert.match(stream.chunks.join(""), /data: late/);
+  } finally {
+    agent.destroy();
+    await server.close();
+    await new Promise((resolve) => backend.close(resolve));
   }
 });

@@ -44,6 +44,17 @@ function incomingCall(req: IncomingMessage | Http2ServerRequest, secure: boolean
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
 
+/** Flushes an HTTP/1.1 response's headers once this turn of the event loop has passed without body bytes. */
+function flushHeadersUnlessBodyFollows(answer: IncomingMessage, res: ServerResponse): void {
+  let bodyStarted = false;
+  answer.once("data", () => {
+    bodyStarted = true;
+  });
+  setImmediate(() => {
+    if (!bodyStarted && !res.writableEnded && !res.destroyed) res.flushHeaders();
+  });
+}
+
 const send = (upstream: Upstream): typeof httpRequest => (upstream.origin.protocol === "https:" ? httpsRequest : httpRequest);
 const hostOf = (origin: URL): string => origin.hostname.replace(/^\[|\]$/g, "");
 
@@ -85,14 +96,14 @@ export class L7Server {
 
   /**
    * Listens on address:port (a tailnet IP of the device, so the source address is the caller's)
-   * for TLS ("https") or plain HTTP ("http").
+   * for TLS ("https") or plain HTTP ("http"); resolves with the port it got.
    */
-  async listen(address: string, port: number, kind: "https" | "http"): Promise<void> {
+  async listen(address: string, port: number, kind: "https" | "http"): Promise<number> {
     const server = kind === "https" ? this.tls : this.plain;
     const listener = createNetServer({ noDelay: true }, (socket: Socket) => {
       server.emit("connection", socket);
     });
-    await this.open(listener, address, port);
+    return this.open(listener, address, port);
   }
 
   /**
@@ -155,9 +166,12 @@ export class L7Server {
       request.on("response", (answer) => {
         const headers = returnedHeaders(answer.headers);
         res.writeHead(answer.statusCode ?? 502, h2 ? headers : { ...headers });
-        // Streaming responses (server-sent events, long polls, watches) go out as they come;
-        // HTTP/2 sends the headers at writeHead already, HTTP/1.1 only with the first body bytes otherwise.
-        if (!h2) res.flushHeaders();
+        // HTTP/2 sends the headers at writeHead; HTTP/1.1 only with the first body bytes. When
+        // those are already here (most responses: they came in the same read), headers and body
+        // leave together, one TLS record and one packet fewer per small response. A streaming
+        // response (server-sent events, long polls, watches) whose body is not here yet gets its
+        // headers by the next turn of the event loop.
+        if (!h2) flushHeadersUnlessBodyFollows(answer, res);
         answer.pipe(res);
         answer.on("error", () => res.destroy());
       });
