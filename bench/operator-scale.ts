@@ -32,6 +32,7 @@ import { AuditLog, breakdown, requestCountingPolicy } from "../src/sandbox/audit
 import { TailscaleApiAdapter } from "../src/sandbox/tailscale-api-adapter.ts";
 import { goOperatorCrds, startGoOperator, startOurOperator, type BenchOperator } from "../src/sandbox/bench-operators.ts";
 import { systemClock, waitFor } from "../src/shared/clock.ts";
+import { HeadscaleApi } from "../src/control/headscale-api.ts";
 
 const knob = (name: string, fallback: number): number => {
   const value = Number(process.env[name] ?? fallback);
@@ -311,6 +312,27 @@ async function createUnrelated(): Promise<void> {
   log(`created ${String(UNRELATED)} unrelated objects in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+/** Keys minted one after another before the operators start (ms each): both mint one per Service. */
+const KEY_MINT_SAMPLES = 20;
+let keyMintMs: number[] = [];
+
+/**
+ * The control plane's own floor: each operator mints one key per Service through Headscale's API,
+ * so a burst cannot provision faster than Headscale creates keys. The keys are revoked at once.
+ */
+async function timeKeyMints(apiKey: string): Promise<number[]> {
+  const headscale = new HeadscaleApi({ url: sandbox.headscale.url, apiKey });
+  const times: number[] = [];
+  for (let i = 0; i < KEY_MINT_SAMPLES; i++) {
+    const t0 = performance.now();
+    const key = await headscale.createAuthKey({ tags: ["tag:k8s"] });
+    times.push(performance.now() - t0);
+    await headscale.revokeAuthKey(key.id);
+  }
+  log(`Headscale minted ${String(KEY_MINT_SAMPLES)} keys one at a time: median ${median(times).toFixed(0)} ms each`);
+  return times;
+}
+
 const results: Record<BenchOperator["key"], Figures[]> = { ours: [], go: [] };
 try {
   const objects = KubernetesObjectApi.makeApiClient(sandbox.kubeConfig());
@@ -326,6 +348,7 @@ try {
     { timeoutMs: 60_000, intervalMs: 500 },
   );
   await createUnrelated();
+  keyMintMs = await timeKeyMints(await sandbox.headscaleAdmin.createApiKey());
   const [oursKubeconfig, goKubeconfig] = await Promise.all([
     sandbox.userKubeconfig(USERS.ours, ["system:masters"]),
     sandbox.userKubeconfig(USERS.go, ["system:masters"]),
@@ -407,6 +430,9 @@ function report(): void {
     bench(`scale_${n}_api_requests_delete`, "req", (f) => f.deleteRequests),
     bench(`scale_${n}_api_idle_rps`, "req/s", (f) => f.idleRps),
   ];
+  const mint = median(keyMintMs);
+  process.stdout.write(`BENCH ${JSON.stringify({ name: "scale_headscale_key_mint", value: Number(mint.toFixed(1)), unit: "ms" })}\n`);
+  rows.push(`  ${"scale_headscale_key_mint (one at a time)".padEnd(44)} ${mint.toFixed(1).padStart(12)} ${"".padStart(12)} ms    (x ${n} keys = ${((mint * SERVICES) / 1000).toFixed(0)} s if serial)`);
   process.stdout.write(`\n${n} Services of loadBalancerClass tailscale, created at once then deleted, among ${String(UNRELATED)} unrelated Secrets and Services; ${String(ROUNDS)} round(s), order alternating`);
   process.stdout.write(`\n(both operators as processes, same kube-apiserver and Headscale, no proxy pods; values are ranges over rounds, ratio of means)\n`);
   process.stdout.write(`  ${"figure".padEnd(44)} ${"ours".padStart(12)} ${"Go operator".padStart(12)} ${"unit".padEnd(5)} ${"ratio".padStart(6)}\n${rows.join("\n")}\n`);
