@@ -35,7 +35,7 @@ import { nodeToolArgv } from "../src/sandbox/tools.ts";
 import { acmeChartValues, startTailnetAcmeCa } from "../src/sandbox/tailnet-acme-ca.ts";
 import { httpsFromDevice, type DeviceHttpsAnswer } from "../src/sandbox/device-https.ts";
 import { OFFLINE_TAILSCALED_KNOBS } from "../src/sandbox/tailscaled-env.ts";
-import { waitFor } from "../src/shared/clock.ts";
+import { systemClock, waitFor } from "../src/shared/clock.ts";
 import { medianOf, proxyProcesses, sumOf, type ProcessMemory } from "../src/sandbox/proc-memory.ts";
 import { ClusterEnv, ingressCondition, OPERATOR_NAMESPACE } from "../test/helpers/cluster-env.ts";
 
@@ -218,7 +218,7 @@ try {
   const memorySamples: ProcessMemory[][] = [];
   for (let i = 0; i < MEMORY_SAMPLES; i++) {
     memorySamples.push(proxyProcesses(sandbox.run.id, HOST.split(".")[0] ?? ""));
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await systemClock.sleep(1_000);
   }
   const l7Pod = medianOf(memorySamples);
   const supervisor = l7Pod.find((p) => p.name === "tailnet-proxy");

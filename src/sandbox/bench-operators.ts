@@ -100,11 +100,11 @@ export async function startOurOperator(options: StartOptions & { readonly nodeFl
     KUBE_API_BURST: String(chart.burst),
     OPERATOR_LOGGING: "info",
     OPERATOR_HTTP_ADDR: `${options.host.address}:${String(httpPort)}`,
+    // As the image runs it: node's compile cache, filled below the way the image build fills it
+    // (`--help`, images/operator/image.yaml), so that the operator never loads the TypeScript stripper.
+    NODE_COMPILE_CACHE: join(options.dir, "compile-cache"),
   };
   const node = join(REPO, "node_modules", ".bin", "node");
-  // As the image runs it: node's compile cache, filled the way the image build fills it (`--help`,
-  // images/operator/image.yaml), so that the operator never loads the TypeScript stripper.
-  env["NODE_COMPILE_CACHE"] = join(options.dir, "compile-cache");
   await new ProcessRunner().run([node, join(REPO, "bin", "tailnet-operator.js"), "--help"], { env });
   const proc = await startAndAwait(
     {

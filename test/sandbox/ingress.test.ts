@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PatchStrategy, type KubernetesObject, type V1Ingress, type V1Secret } from "@kubernetes/client-node";
 import { attachSandbox } from "../helpers/sandbox.ts";
-import { ClusterEnv, seedManifest } from "../helpers/cluster-env.ts";
+import { ClusterEnv, ingressCondition as condition, seedManifest } from "../helpers/cluster-env.ts";
 import { installOperator } from "../../src/sandbox/operator-install.ts";
 import { readImageIndex, requireImage } from "../../src/sandbox/cluster/image-import.ts";
 import { TAILNET_DOMAIN } from "../../src/sandbox/sandbox.ts";
@@ -26,10 +26,6 @@ const dir = join(sandbox.run.dir, "ingress-test");
 const caCert = join(dir, "ca.crt");
 let laptop: TailnetDevice;
 let bot: TailnetDevice;
-
-interface Condition { type: string; status: string; reason: string; message: string }
-const conditionsOf = (ingress: V1Ingress): Condition[] => JSON.parse(ingress.metadata?.annotations?.["tailscale.com/conditions"] ?? "[]") as Condition[];
-const condition = (ingress: V1Ingress, type = "TailscaleProxyReady"): Condition | undefined => conditionsOf(ingress).find((c) => c.type === type);
 
 async function openssl(args: string[]): Promise<void> {
   await sandbox.runner.run(["openssl", ...args]);
@@ -69,15 +65,8 @@ function ingress(name: string, spec: V1Ingress["spec"], annotations: Record<stri
   return { apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name, namespace: NS, annotations }, spec: { ingressClassName: "tailscale", ...spec } };
 }
 
-async function readIngress(namespace: string, name: string): Promise<V1Ingress | undefined> {
-  return (await env.objects.read<V1Ingress>({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name, namespace } }).catch(() => undefined));
-}
-
-async function waitForIngress(namespace: string, name: string, what: string, check: (i: V1Ingress) => boolean, timeoutMs = 240_000): Promise<V1Ingress> {
-  return waitFor(`${namespace}/${name}: ${what}`, async () => {
-    const found = await readIngress(namespace, name);
-    return found && check(found) ? found : undefined;
-  }, { timeoutMs, intervalMs: 300 });
+function waitForIngress(namespace: string, name: string, what: string, check: (i: V1Ingress) => boolean, timeoutMs = 240_000): Promise<V1Ingress> {
+  return env.waitForIngress(namespace, name, what, check, timeoutMs, 300);
 }
 
 interface Fetched { status: number; body: string; serial?: string; reused?: boolean; alpn?: string }
@@ -233,7 +222,7 @@ describe("Ingress (L7)", () => {
     assert.match(condition(squat)?.message ?? "", new RegExp(`hostname "${name}" is taken by another device of the tailnet.*${name}-\\d+\\.`));
     await env.waitForEvent(NS, "squat", "Warning HostnameTaken", (e) => e.type === "Warning" && e.reason === "HostnameTaken");
     await env.objects.delete({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "squat", namespace: NS } });
-    await waitFor("l7/squat to be deleted", async () => ((await readIngress(NS, "squat")) ? undefined : true), { timeoutMs: 120_000 });
+    await waitFor("l7/squat to be deleted", async () => ((await env.ingress(NS, "squat")) ? undefined : true), { timeoutMs: 120_000 });
     assert.deepEqual(await env.children(NS, "squat"), []);
     assert.equal((await env.devices(name)).length, 1, "the laptop keeps its name and device");
   });
@@ -241,7 +230,7 @@ describe("Ingress (L7)", () => {
   it("removes the proxy and the device when the Ingress is deleted", async () => {
     assert.equal((await env.devices("web")).length, 1);
     await env.objects.delete({ apiVersion: "networking.k8s.io/v1", kind: "Ingress", metadata: { name: "web", namespace: NS } });
-    await waitFor("l7/web to be deleted", async () => ((await readIngress(NS, "web")) ? undefined : true), { timeoutMs: 120_000 });
+    await waitFor("l7/web to be deleted", async () => ((await env.ingress(NS, "web")) ? undefined : true), { timeoutMs: 120_000 });
     assert.deepEqual(await env.devices("web"), []);
     assert.deepEqual(await env.children(NS, "web"), []);
   });
