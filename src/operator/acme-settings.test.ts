@@ -20,7 +20,7 @@ describe("operator ACME settings", () => {
     assert.deepEqual(loaded, { settings: { directoryUrl: "https://ca.example.com/dir", maxOrdersPerHour: 3, maxOrdersPerWeek: 5 }, eabHmacKey: undefined });
   });
 
-  it("reads the CA bundle and the EAB key from files, and passes email, profile and limits", () => {
+  it("reads the CA bundle and the EAB key from files, and passes email, profile, challenge and limits", () => {
     const files: Record<string, string> = { "/ca.pem": `${PEM}\n`, "/hmac": "c2VjcmV0\n" };
     const config = loadOperatorConfig({
       ...acme,
@@ -43,11 +43,11 @@ describe("operator ACME settings", () => {
     delete files["/hmac"];
     files["/ca.pem"] = "";
     assert.throws(() => loadAcme(config, read), /cannot read the ACME CA bundle from \/ca\.pem: file is empty/);
-    const noBundle = loadOperatorConfig({ ...acme, ACME_EAB_KEY_ID: "kid", ACME_EAB_HMAC_KEY_FILE: "/hmac", ACME_EMAIL: "ops@example.com", ACME_PROFILE: "shortlived", ACME_MAX_ORDERS_PER_HOUR: "20", ACME_MAX_ORDERS_PER_WEEK: "100" });
+    const noBundle = loadOperatorConfig({ ...acme, ACME_EAB_KEY_ID: "kid", ACME_EAB_HMAC_KEY_FILE: "/hmac", ACME_EMAIL: "ops@example.com", ACME_PROFILE: "shortlived", ACME_CHALLENGE: "tls-alpn-01", ACME_MAX_ORDERS_PER_HOUR: "20", ACME_MAX_ORDERS_PER_WEEK: "100" });
     assert.throws(() => loadAcme(noBundle, read), (error: Error) => /cannot read the ACME EAB HMAC key from \/hmac/.test(error.message) && !error.message.includes("c2Vj"));
     files["/hmac"] = "c2VjcmV0\n";
     assert.deepEqual(loadAcme(noBundle, read), {
-      settings: { directoryUrl: "https://ca.example.com/dir", maxOrdersPerHour: 20, maxOrdersPerWeek: 100, email: "ops@example.com", eabKeyId: "kid", profile: "shortlived" },
+      settings: { directoryUrl: "https://ca.example.com/dir", maxOrdersPerHour: 20, maxOrdersPerWeek: 100, challenge: "tls-alpn-01", email: "ops@example.com", eabKeyId: "kid", profile: "shortlived" },
       eabHmacKey: "c2VjcmV0",
     });
   });
@@ -59,5 +59,6 @@ describe("operator ACME settings", () => {
     assert.throws(() => loadOperatorConfig({ ...acme, ACME_MAX_ORDERS_PER_HOUR: "10" }), /ACME_MAX_ORDERS_PER_WEEK must be at least ACME_MAX_ORDERS_PER_HOUR/);
     assert.throws(() => loadOperatorConfig({ ...acme, ACME_MAX_ORDERS_PER_HOUR: "0" }), /ACME_MAX_ORDERS_PER_HOUR/);
     assert.throws(() => loadOperatorConfig({ ...acme, ACME_PROFILE: "short lived" }), /ACME_PROFILE: must be a profile name/);
+    assert.throws(() => loadOperatorConfig({ ...acme, ACME_CHALLENGE: "dns-01" }), /ACME_CHALLENGE/);
   });
 });

@@ -10,11 +10,12 @@ import type { AcmeSettings } from "../shared/ingress-config.ts";
 const orders = (fallback: number, what: string) => z.coerce.number().int().min(1).max(1000).default(fallback).describe(what);
 
 export const acmeEnvShape = {
-  ACME_DIRECTORY_URL: z.url({ protocol: /^https$/ }).optional().describe("ACME: directory URL of the CA (https://...); set, Ingresses without a TLS Secret get certificates from it over HTTP-01"),
+  ACME_DIRECTORY_URL: z.url({ protocol: /^https$/ }).optional().describe("ACME: directory URL of the CA (https://...); set, Ingresses without a TLS Secret get certificates from it"),
   ACME_CA_BUNDLE_FILE: z.string().optional().describe("ACME: PEM file of CA certificates trusted for the ACME CA's own HTTPS (a private CA), besides the public roots"),
   ACME_EMAIL: z.email().optional().describe("ACME: contact email of the proxies' accounts"),
   ACME_EAB_KEY_ID: z.string().min(1).optional().describe("ACME: external account binding key ID (CAs that require EAB)"),
   ACME_EAB_HMAC_KEY_FILE: z.string().optional().describe("ACME: file holding the external account binding's HMAC key (base64url)"),
+  ACME_CHALLENGE: z.enum(["http-01", "tls-alpn-01"]).default("http-01").describe("ACME: how proxies prove control of their names: http-01 (port 80) or tls-alpn-01 (port 443, for CAs or networks without port 80)"),
   ACME_PROFILE: z.string().regex(/^[A-Za-z0-9._-]+$/, "must be a profile name like shortlived").optional().describe("ACME: certificate profile to order (the CA must offer it)"),
   ACME_MAX_ORDERS_PER_HOUR: orders(3, "ACME: orders each proxy may place per hour (counted across restarts)"),
   ACME_MAX_ORDERS_PER_WEEK: orders(5, "ACME: orders each proxy may place per week (counted across restarts)"),
@@ -67,6 +68,8 @@ export function loadAcme(env: AcmeEnv, read: (path: string) => string = (path) =
     directoryUrl: env.ACME_DIRECTORY_URL,
     maxOrdersPerHour: env.ACME_MAX_ORDERS_PER_HOUR,
     maxOrdersPerWeek: env.ACME_MAX_ORDERS_PER_WEEK,
+    // Written only when not the default, so proxies' ingress Secrets stay as they were.
+    ...(env.ACME_CHALLENGE === "http-01" ? {} : { challenge: env.ACME_CHALLENGE }),
     ...(caBundlePem ? { caBundlePem } : {}),
     ...(env.ACME_EMAIL ? { email: env.ACME_EMAIL } : {}),
     ...(env.ACME_EAB_KEY_ID ? { eabKeyId: env.ACME_EAB_KEY_ID } : {}),

@@ -30,6 +30,8 @@ export const acmeSettingsSchema = z.object({
   /** External account binding key ID; its HMAC key is INGRESS_SECRET_KEYS.eabHmacKey. */
   eabKeyId: z.string().optional(),
   profile: z.string().optional(),
+  /** The challenge the proxy answers (absent: http-01, as before the setting existed). */
+  challenge: z.enum(["http-01", "tls-alpn-01"]).optional(),
   /** Orders this proxy may place per hour and per week (counted across restarts). */
   maxOrdersPerHour: z.int().min(1),
   maxOrdersPerWeek: z.int().min(1),

@@ -293,12 +293,13 @@ describe("chart", () => {
     const caBundle = "-----BEGIN CERTIFICATE-----\nMIIBexample\n-----END CERTIFICATE-----\n";
     const objects = await renderObjects({
       controlPlane: { type: "headscale", loginServer: "https://headscale.example.com", existingSecret: "headscale-key" },
-      acme: { directoryUrl: "https://ca.example.com/acme/directory", caBundle, email: "ops@example.com", profile: "shortlived", eab: { keyId: "kid-1", hmacKeySecret: { name: "acme-eab", key: "hmac" } }, maxOrdersPerHour: 10, maxOrdersPerWeek: 50 },
+      acme: { directoryUrl: "https://ca.example.com/acme/directory", caBundle, email: "ops@example.com", profile: "shortlived", challenge: "tls-alpn-01", eab: { keyId: "kid-1", hmacKeySecret: { name: "acme-eab", key: "hmac" } }, maxOrdersPerHour: 10, maxOrdersPerWeek: 50 },
     });
     const expected = {
       ACME_DIRECTORY_URL: "https://ca.example.com/acme/directory",
       ACME_EMAIL: "ops@example.com",
       ACME_PROFILE: "shortlived",
+      ACME_CHALLENGE: "tls-alpn-01",
       ACME_EAB_KEY_ID: "kid-1",
       ACME_CA_BUNDLE_FILE: "/etc/tailnet-operator-acme/ca/ca.pem",
       ACME_EAB_HMAC_KEY_FILE: "/etc/tailnet-operator-acme/eab/hmac-key",

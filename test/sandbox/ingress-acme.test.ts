@@ -1,7 +1,7 @@
 // Ingress certificates from an ACME CA, end to end: the operator installed by the chart with
 // acme.* pointing at Pebble (running as a tailnet device), an Ingress without a secretName, its
-// proxy pod ordering a certificate and answering HTTP-01 on its tailnet port 80, and a tailnet
-// laptop verifying the served certificate against Pebble's root. Certificates live 150 s so a
+// proxy pod ordering a certificate and answering HTTP-01 on its tailnet port 80 (or TLS-ALPN-01
+// on 443), and a tailnet laptop verifying the served certificate against Pebble's root. Certificates live 150 s so a
 // renewal happens inside the test.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -31,6 +31,7 @@ const dir = join(sandbox.run.dir, "ingress-acme-test");
 // Names of their own: MagicDNS names stay with the first device that had them in the shared tailnet.
 const WEB = "ing-acme-web";
 const LATE = "ing-acme-late";
+const ALPN = "ing-acme-alpn";
 let laptop: TailnetDevice;
 let pebble: PebbleCa;
 let ca: TailnetDevice;
@@ -58,8 +59,8 @@ async function https(name: string): Promise<DeviceHttpsAnswer> {
   return httpsFromDevice(sandbox.runner, laptop, `https://${name}.${TAILNET_DOMAIN}/`, rootFile);
 }
 
-function acmeValues(directoryUrl: string): Values {
-  return { replicaCount: 1, acme: acmeChartValues(pebble, { directoryUrl, profile: "shortlived", maxOrdersPerHour: 20, maxOrdersPerWeek: 50 }) };
+function acmeValues(directoryUrl: string, challenge: "http-01" | "tls-alpn-01" = "http-01"): Values {
+  return { replicaCount: 1, acme: acmeChartValues(pebble, { directoryUrl, challenge, profile: "shortlived", maxOrdersPerHour: 20, maxOrdersPerWeek: 50 }) };
 }
 
 async function proxyPod(name: string): Promise<{ name: string; uid: string } | undefined> {
@@ -165,6 +166,26 @@ describe("Ingress certificates from an ACME CA (Pebble on the tailnet)", () => {
     assert.ok((await pebble.issuedSerials()).includes(fetched.serial));
     // The first Ingress also went through the bad setting and is serving again.
     await waitForIngress(WEB, "ready again", (i) => condition(i)?.status === "True");
+  });
+
+  it("with acme.challenge tls-alpn-01 the CA validates in a TLS handshake on the proxy's port 443, not on port 80", async () => {
+    await installOperator(sandbox, { values: acmeValues(pebble.directoryUrl, "tls-alpn-01") });
+    try {
+      await applyObject(ingress(ALPN));
+      const ready = await waitForIngress(ALPN, "ready", (i) => condition(i)?.status === "True");
+      assert.match(condition(ready)?.message ?? "", /certificate: acme/);
+      const fetched = await waitFor("HTTPS with the TLS-ALPN-01 certificate", () => https(ALPN).catch(() => undefined), { timeoutMs: 60_000, intervalMs: 500 });
+      assert.equal(fetched.status, 200);
+      assert.ok((await pebble.issuedSerials()).includes(fetched.serial), "Pebble issued the served certificate");
+      // Pebble logs no line for a TLS-ALPN-01 validation; the proxy logs each one it answers.
+      const pod = await proxyPod(ALPN);
+      assert.ok(pod, "the proxy pod runs");
+      const proxyLog = await env.podLogTail(OPERATOR_NAMESPACE, pod.name, 5_000);
+      assert.match(proxyLog, /answering a TLS-ALPN-01 validation/, `the CA validated on port 443:\n${proxyLog}`);
+      assert.doesNotMatch(await pebble.log(), new RegExp(`validate w/ HTTP: http://${ALPN}\\.`), "and never fetched an HTTP-01 token for it");
+    } finally {
+      await installOperator(sandbox, { values: acmeValues(pebble.directoryUrl) });
+    }
   });
 
   it("the API server proxy serves the Kubernetes API with a certificate from the same CA (no Secret, Headscale)", async () => {

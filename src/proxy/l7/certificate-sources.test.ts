@@ -31,14 +31,16 @@ describe("createCertificateSource (acme)", () => {
     store.certificate = { directoryUrl: DIRECTORY, certPem: cert.certPem, keyPem: cert.keyPem };
     const { source, challenges } = createCertificateSource("acme", deps(store, { directoryUrl: DIRECTORY, maxOrdersPerHour: 3, maxOrdersPerWeek: 5 }));
     assert.equal(source.kind, "acme");
-    assert.equal(challenges, source, "the ACME source answers HTTP-01 challenges");
+    assert.equal(challenges, source, "the ACME source answers its challenges (HTTP-01, TLS-ALPN-01)");
     assert.equal(challenges.keyAuthorization("unknown"), undefined, "no challenge before it starts");
+    assert.equal(challenges.alpnPending(), false, "no TLS-ALPN-01 challenge before it starts");
     const abort = new AbortController();
     try {
       const served = await source.start(abort.signal, () => undefined);
       assert.equal(served.certPem, cert.certPem);
       assert.deepEqual(store.orders, [], "nothing ordered");
       assert.equal(challenges.keyAuthorization("unknown"), undefined);
+      assert.equal(challenges.alpnPending(), false, "a stored certificate needs no challenge");
     } finally {
       abort.abort();
     }

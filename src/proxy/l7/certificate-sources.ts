@@ -1,6 +1,6 @@
 // The certificate sources an Ingress proxy can serve from, and the one place that picks one from
 // the proxy's config. "acme" is implemented by AcmeCertificateSource (src/proxy/tls/acme-source.ts).
-import type { CertificateSource, HttpChallengeResponder, RenewalProblem, ServedCertificate } from "../tls/certificate-source.ts";
+import type { AlpnChallengeCertificate, CertificateSource, ChallengeResponder, RenewalProblem, ServedCertificate } from "../tls/certificate-source.ts";
 import type { AcmeSourceOptions } from "../tls/acme-source.ts";
 import type { CertificateStore } from "../tls/certificate-store.ts";
 import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../../shared/ingress-config.ts";
@@ -80,10 +80,10 @@ export class ControlPlaneCertificateSource implements CertificateSource {
  * The ACME source, loaded when it starts: acme-client and @peculiar/x509 add ~60 MiB RSS to a
  * process, which only the proxies of Ingresses that use ACME should pay (docs/adr/0013).
  */
-class LazyAcmeSource implements CertificateSource, HttpChallengeResponder {
+class LazyAcmeSource implements CertificateSource, ChallengeResponder {
   readonly kind = "acme" as const;
   private readonly options: AcmeSourceOptions;
-  private loaded: HttpChallengeResponder | undefined;
+  private loaded: ChallengeResponder | undefined;
 
   constructor(options: AcmeSourceOptions) {
     this.options = options;
@@ -98,6 +98,14 @@ class LazyAcmeSource implements CertificateSource, HttpChallengeResponder {
 
   keyAuthorization(token: string): string | undefined {
     return this.loaded?.keyAuthorization(token);
+  }
+
+  alpnCertificate(serverName: string): AlpnChallengeCertificate | undefined {
+    return this.loaded?.alpnCertificate(serverName);
+  }
+
+  alpnPending(): boolean {
+    return this.loaded?.alpnPending() ?? false;
   }
 }
 
@@ -115,9 +123,10 @@ export interface SourceDeps {
 
 /**
  * The one place the proxy picks its certificate source from its config. The ACME source also
- * answers HTTP-01 challenges on port 80, so it is returned as the challenge responder too.
+ * answers its challenges (HTTP-01 on port 80, TLS-ALPN-01 on 443), so it is returned as the
+ * challenge responder too.
  */
-export function createCertificateSource(kind: IngressProxyConfig["certificateSource"], deps: SourceDeps): { source: CertificateSource; challenges: HttpChallengeResponder | undefined } {
+export function createCertificateSource(kind: IngressProxyConfig["certificateSource"], deps: SourceDeps): { source: CertificateSource; challenges: ChallengeResponder | undefined } {
   switch (kind) {
     case "none":
       throw new Error("plain HTTP (certificate source none) serves no certificate");
@@ -136,6 +145,7 @@ export function createCertificateSource(kind: IngressProxyConfig["certificateSou
         email: settings.email,
         externalAccountBinding: settings.eabKeyId && hmacKey ? { kid: settings.eabKeyId, hmacKey } : undefined,
         profile: settings.profile,
+        challenge: settings.challenge,
         domains: [deps.fqdn],
         store: deps.acmeStore,
         logger: deps.logger,

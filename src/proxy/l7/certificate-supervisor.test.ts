@@ -78,7 +78,7 @@ describe("certificate supervisor", () => {
               return Promise.resolve(cert(url));
             },
           },
-          challenges: { keyAuthorization: (token) => `${url}:${token}` },
+          challenges: { keyAuthorization: (token) => `${url}:${token}`, alpnCertificate: () => undefined, alpnPending: () => false },
         };
       },
       serve: (c) => served.push(c.certPem),

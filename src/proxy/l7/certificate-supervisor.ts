@@ -5,12 +5,12 @@
 import type { Clock } from "../../shared/clock.ts";
 import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../../shared/ingress-config.ts";
 import type { Logger } from "../log.ts";
-import type { CertificateSource, HttpChallengeResponder, RenewalProblem, ServedCertificate } from "../tls/certificate-source.ts";
+import type { CertificateSource, ChallengeResponder, RenewalProblem, ServedCertificate } from "../tls/certificate-source.ts";
 import type { SecretData } from "./ingress-secret.ts";
 
 export interface ChosenSource {
   readonly source: CertificateSource;
-  readonly challenges: HttpChallengeResponder | undefined;
+  readonly challenges: ChallengeResponder | undefined;
 }
 
 export interface SupervisorDeps {
@@ -35,7 +35,7 @@ function sourceKey(config: IngressProxyConfig, data: SecretData): string {
 export class CertificateSupervisor {
   private readonly deps: SupervisorDeps;
   private current: { key: string; stop: AbortController } | undefined;
-  private responder: HttpChallengeResponder | undefined;
+  private responder: ChallengeResponder | undefined;
   private resolveFirst: (() => void) | undefined;
   /** Resolves when the first certificate is in service. */
   readonly firstServed: Promise<void>;
@@ -47,8 +47,8 @@ export class CertificateSupervisor {
     });
   }
 
-  /** The running source's HTTP-01 responder, if it has one. */
-  challenges(): HttpChallengeResponder | undefined {
+  /** The running source's challenge responder (HTTP-01, TLS-ALPN-01), if it has one. */
+  challenges(): ChallengeResponder | undefined {
     return this.responder;
   }
 

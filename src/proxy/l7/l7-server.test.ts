@@ -1,6 +1,6 @@
 // The L7 server: the Funnel path (connections tailscaled's serve forwards to loopback, each led by
-// a PROXY protocol v2 header; the caller is the header's source, not loopback), and when an
-// HTTP/1.1 response's headers leave.
+// a PROXY protocol v2 header; the caller is the header's source, not loopback), when an
+// HTTP/1.1 response's headers leave, and TLS-ALPN-01 answers on the HTTPS port.
 import { it } from "node:test";
 import assert from "node:assert/strict";
 import { Agent as HttpAgent, createServer as createHttpServer } from "node:http";
@@ -10,6 +10,9 @@ import { createProxyLogger } from "../log.ts";
 import { L7Server } from "./l7-server.ts";
 import type { IncomingCall } from "./upstream.ts";
 import { makeCertificate } from "../../../test/fakes/test-certificates.ts";
+import acme from "acme-client";
+import type { ChallengeResponder } from "../tls/certificate-source.ts";
+import { alpnChallengeCertificate } from "../tls/acme-order.ts";
 
 const log = createProxyLogger({ name: "test", write: () => undefined });
 
@@ -128,5 +131,67 @@ it("sends an HTTP/1.1 response's headers with its body when the body is there at
     agent.destroy();
     await server.close();
     await new Promise((resolve) => backend.close(resolve));
+  }
+});
+
+it("answers a TLS-ALPN-01 validation on the HTTPS port with the challenge certificate, while other clients keep getting the served one", async () => {
+  const name = "web.tail1234.ts.net";
+  const keyAuthorization = "token-1.thumbprint-1";
+  // The challenge certificate as the ACME order makes it (RFC 8737's acmeIdentifier).
+  const alpnCertificate = await alpnChallengeCertificate({ identifier: { type: "dns", value: name } } as acme.Authorization, keyAuthorization);
+  let pending = true;
+  const challenges: ChallengeResponder = {
+    keyAuthorization: () => undefined,
+    alpnCertificate: (serverName) => (pending && serverName === name ? alpnCertificate : undefined),
+    alpnPending: () => pending,
+  };
+  const server = new L7Server({
+    log,
+    upstream: { decide: () => Promise.resolve({ refuse: { status: 418, message: "served" } }) },
+    httpRedirect: () => false,
+    challenges: () => challenges,
+  });
+  const now = Date.now();
+  const certificate = await makeCertificate({ dnsNames: [name], notBefore: new Date(now - 60_000), notAfter: new Date(now + 3_600_000), serialHex: "0a0b0c" });
+  server.setCertificate({ ...certificate, notAfter: new Date(now + 3_600_000) });
+  const port = await server.listen("127.0.0.1", 0, "https");
+  /** One handshake: what was negotiated, the certificate presented, and (for HTTP) the answer's status line. */
+  const handshake = (servername: string, protocols: string[], maxVersion: "TLSv1.2" | "TLSv1.3" = "TLSv1.3"): Promise<{ alpn: string | false; certPem: string; serial: string; status: string }> =>
+    new Promise((resolve, reject) => {
+      const socket = connectTls({ port, host: "127.0.0.1", servername, ALPNProtocols: protocols, rejectUnauthorized: false, maxVersion }, () => {
+        const peer = socket.getPeerX509Certificate();
+        const result = { alpn: socket.alpnProtocol ?? false, certPem: peer?.toString() ?? "", serial: peer?.serialNumber ?? "" };
+        if (socket.alpnProtocol !== "http/1.1") {
+          resolve({ ...result, status: "" });
+          socket.destroy();
+          return;
+        }
+        let text = "";
+        socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+        socket.on("end", () => {
+          resolve({ ...result, status: text.split("\r\n")[0] ?? "" });
+        });
+        socket.end(`GET / HTTP/1.1\r\nhost: ${name}\r\nconnection: close\r\n\r\n`);
+      });
+      socket.on("error", reject);
+    });
+  try {
+    // Validators speak TLS 1.3 (Pebble, Boulder, step-ca: Go's defaults) or, older ones, 1.2.
+    for (const version of ["TLSv1.3", "TLSv1.2"] as const) {
+      const validation = await handshake(name, ["acme-tls/1"], version);
+      assert.equal(validation.alpn, "acme-tls/1", `${version}: the validator's protocol was negotiated`);
+      assert.ok(acme.crypto.isAlpnCertificateAuthorizationValid(validation.certPem, keyAuthorization), `${version}: the certificate carries the key authorization's digest`);
+    }
+
+    const client = await handshake(name, ["http/1.1"]);
+    assert.equal(client.serial.toLowerCase(), "0a0b0c", "an ordinary client gets the served certificate meanwhile");
+    assert.match(client.status, /^HTTP\/1\.1 418 /, "and is served");
+
+    // A name without a pending challenge goes to the HTTPS server, which speaks no acme-tls/1.
+    await assert.rejects(handshake("other.tail1234.ts.net", ["acme-tls/1"]), /no application protocol/);
+    pending = false;
+    await assert.rejects(handshake(name, ["acme-tls/1"]), /no application protocol/, "once the order is done, acme-tls/1 is not answered");
+  } finally {
+    await server.close();
   }
 });

@@ -2,14 +2,17 @@
 // ALPN, on Node's own http2/http stack), each request sent where the upstream policy says over
 // pooled keep-alive HTTP/1.1, bodies streamed both ways, upgrades (WebSocket, SPDY) spliced after
 // the upstream's 101. Port 80 answers ACME HTTP-01 challenges and, when asked, redirects to
-// https:// or (plainHttp) serves like 443 without TLS.
+// https:// or (plainHttp) serves like 443 without TLS; port 443 answers TLS-ALPN-01 challenges
+// while one is pending.
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from "node:http2";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
+import { createSecureContext, TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../log.ts";
-import type { HttpChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
+import type { ChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
+import { parseClientHello } from "../tls/client-hello.ts";
 import { returnedHeaders, type IncomingCall, type Upstream, type UpstreamPolicy } from "./upstream.ts";
 import { acceptProxied, type ProxiedSource } from "./proxy-protocol.ts";
 
@@ -20,7 +23,7 @@ export interface L7ServerOptions {
   readonly httpRedirect: () => boolean;
   /** Plain HTTP on the "http" listeners is served like HTTPS (no TLS at all; the user asked for it). */
   readonly plainHttp?: () => boolean;
-  readonly challenges: () => HttpChallengeResponder | undefined;
+  readonly challenges: () => ChallengeResponder | undefined;
 }
 
 const requestHost = (req: IncomingMessage | Http2ServerRequest): string => String(req.headers[":authority"] ?? req.headers.host ?? "");
@@ -43,6 +46,9 @@ function incomingCall(req: IncomingMessage | Http2ServerRequest, secure: boolean
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
+const ACME_TLS_ALPN = "acme-tls/1";
+/** How long a connection may take to send its ClientHello while a TLS-ALPN-01 challenge is pending. */
+const HELLO_TIMEOUT_MS = 10_000;
 
 /** Flushes an HTTP/1.1 response's headers once this turn of the event loop has passed without body bytes. */
 function flushHeadersUnlessBodyFollows(answer: IncomingMessage, res: ServerResponse): void {
@@ -99,9 +105,10 @@ export class L7Server {
    * for TLS ("https") or plain HTTP ("http"); resolves with the port it got.
    */
   async listen(address: string, port: number, kind: "https" | "http"): Promise<number> {
-    const server = kind === "https" ? this.tls : this.plain;
     const listener = createNetServer({ noDelay: true }, (socket: Socket) => {
-      server.emit("connection", socket);
+      if (kind === "http") this.plain.emit("connection", socket);
+      else if (this.options.challenges()?.alpnPending()) this.acceptDuringAlpnChallenge(socket);
+      else this.tls.emit("connection", socket);
     });
     return this.open(listener, address, port);
   }
@@ -124,6 +131,68 @@ export class L7Server {
       });
     });
     return this.open(listener, address, port);
+  }
+
+  /**
+   * While a TLS-ALPN-01 challenge is pending (seconds per order), reads each new connection's
+   * ClientHello: a validator's (ALPN "acme-tls/1" and a name with a pending challenge) gets the
+   * challenge certificate and nothing else (RFC 8737 section 3); every other connection goes to
+   * the HTTPS server with the bytes read put back.
+   */
+  private acceptDuringAlpnChallenge(socket: Socket): void {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let answer: TLSSocket | undefined;
+    // One deadline for the hello and, for a validator, the whole exchange: the name is known to
+    // the tailnet, so nobody may hold sockets open through it.
+    const deadline = setTimeout(() => (answer ?? socket).destroy(), HELLO_TIMEOUT_MS);
+    socket.once("close", () => {
+      clearTimeout(deadline);
+    });
+    socket.on("error", () => undefined); // a reset while reading the hello; "close" follows
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      received += chunk.length;
+      // Joined and parsed once the first record can be whole (its length is in its 5-byte
+      // header), not again for every segment of a hello sent piece by piece.
+      if (received < 5) return;
+      if ((chunks[0]?.length ?? 0) < 5) chunks.splice(0, chunks.length, Buffer.concat(chunks, received));
+      const header = chunks[0] ?? Buffer.alloc(0);
+      if (header.readUInt8(0) === 0x16 && received < 5 + header.readUInt16BE(3)) return;
+      const head = Buffer.concat(chunks, received);
+      const hello = parseClientHello(head);
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(head);
+      const serverName = hello.kind === "hello" ? hello.serverName : undefined;
+      const challenge = hello.kind === "hello" && hello.alpn.includes(ACME_TLS_ALPN) && serverName !== undefined
+        ? this.options.challenges()?.alpnCertificate(serverName)
+        : undefined;
+      if (!challenge) {
+        clearTimeout(deadline);
+        this.tls.emit("connection", socket);
+        return;
+      }
+      this.options.log.info({ serverName, from: socket.remoteAddress }, "answering a TLS-ALPN-01 validation");
+      try {
+        answer = new TLSSocket(socket, {
+          isServer: true,
+          secureContext: createSecureContext({ cert: challenge.certPem, key: challenge.keyPem, minVersion: "TLSv1.2" }),
+          ALPNProtocols: [ACME_TLS_ALPN],
+        });
+      } catch (error) {
+        this.options.log.warn({ err: error }, "cannot answer a TLS-ALPN-01 validation");
+        socket.destroy();
+        return;
+      }
+      // The validator closes once it has checked the certificate; nothing is served over it.
+      answer.on("secure", () => answer?.end());
+      answer.on("error", (error: Error) => {
+        this.options.log.debug({ err: error }, "TLS-ALPN-01 handshake failed");
+        answer?.destroy();
+      });
+    };
+    socket.on("data", onData);
   }
 
   /** Binds a listener and keeps it for close(); resolves with the port it got. */

@@ -165,6 +165,11 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
         log.warn({ err: error }, "cannot configure Funnel; serving on the tailnet as before");
       });
     };
+    let httpsOpening: Promise<void> | undefined;
+    const openHttps = (): Promise<void> =>
+      (httpsOpening ??= (async () => {
+        for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.https, "https", log);
+      })());
     const apply = (data: SecretData): void => {
       try {
         ingress = parseIngressConfig(data[INGRESS_SECRET_KEYS.config] ?? "");
@@ -172,6 +177,14 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
         log.info({ routes: ingress.routes.length, source: ingress.certificateSource, redirect: ingress.httpRedirect, funnel: ingress.funnel }, "routing table loaded");
         // Plain HTTP has no certificate to keep (the pod restarts when that changes: restartKey).
         if (ingress.certificateSource !== "none") supervisor.update(ingress, data);
+        // ACME's TLS-ALPN-01 challenge is answered on 443, so an ACME source gets the port before
+        // its first certificate (whichever challenge it uses now or after a settings change);
+        // other clients then fail the handshake instead of finding the port closed.
+        if (ingress.certificateSource === "acme") {
+          openHttps().catch((error: unknown) => {
+            log.error({ err: error }, "cannot listen on the HTTPS port");
+          });
+        }
         // Funnel hands HTTPS connections over, so it waits until there is HTTPS to hand them to.
         if (httpsServing) followFunnel(ingress.funnel);
       } catch (error) {
@@ -187,10 +200,11 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
     if (ingress.certificateSource === "none") {
       log.info({ ips: device.ips, apiServer: ingress.apiServer?.mode }, "serving plain HTTP (no certificate source: the user asked for http)");
     } else {
-      // Port 80 answers ACME's HTTP-01 meanwhile; HTTPS opens once there is a certificate to serve.
+      // Port 80 answers ACME's HTTP-01 meanwhile; HTTPS opens once there is a certificate to
+      // serve (or earlier for ACME: apply).
       await Promise.race([supervisor.firstServed, new Promise((resolve) => { stopping.signal.addEventListener("abort", resolve, { once: true }); })]);
       if (!isStopping()) {
-        for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.https, "https", log);
+        await openHttps();
         log.info({ source: ingress.certificateSource, ips: device.ips, apiServer: ingress.apiServer?.mode }, "serving HTTPS");
         httpsServing = true;
         followFunnel(ingress.funnel);

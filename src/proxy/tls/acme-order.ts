@@ -1,9 +1,11 @@
 // One ACME order from account to certificate (RFC 8555 through acme-client): register or reuse
-// the account, place the order, answer HTTP-01, finalize with a fresh key, download the chain.
+// the account, place the order, answer HTTP-01 or TLS-ALPN-01 (RFC 8737), finalize with a fresh
+// key, download the chain.
 // Failures come out as AcmeIssueError with the CA's own problem detail and what to check.
 import { generateKeyPairSync } from "node:crypto";
 import acme from "acme-client";
 import type { Logger } from "../log.ts";
+import type { AlpnChallengeCertificate } from "./certificate-source.ts";
 import type { CertificateStore, StoredAccount, StoredCertificate } from "./certificate-store.ts";
 import { describeTransportError } from "./acme-http.ts";
 
@@ -14,7 +16,11 @@ export interface OrderSettings {
   readonly externalAccountBinding?: { readonly kid: string; readonly hmacKey: string } | undefined;
   /** ACME profile (draft-ietf-acme-profiles) to ask for, when the CA offers it. */
   readonly profile?: string | undefined;
+  /** The challenge the proxy answers: on port 80 (http-01) or in the TLS handshake on 443 (tls-alpn-01). */
+  readonly challenge: ChallengeType;
 }
+
+export type ChallengeType = "http-01" | "tls-alpn-01";
 
 export class AcmeIssueError extends Error {
   override readonly name = "AcmeIssueError";
@@ -23,11 +29,27 @@ export class AcmeIssueError extends Error {
 /** newOrder's body with the profiles (draft-ietf-acme-profiles) and ARI (RFC 9773) fields. */
 type OrderRequest = Parameters<acme.Client["createOrder"]>[0] & { profile?: string; replaces?: string };
 
-/** Pending HTTP-01 answers, token -> key authorization, read by the port-80 server. */
-export type ChallengeAnswers = Map<string, string>;
+/** The answers of the order in progress, read by the port-80 (HTTP-01) and port-443 (TLS-ALPN-01) servers. */
+export interface ChallengeAnswers {
+  /** token -> key authorization */
+  readonly http: Map<string, string>;
+  /** domain (lower case) -> the acmeIdentifier certificate */
+  readonly alpn: Map<string, AlpnChallengeCertificate>;
+}
 
 export function newPrivateKeyPem(): string {
   return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+}
+
+/**
+ * The self-signed acmeIdentifier certificate that answers a TLS-ALPN-01 challenge. RSA, not the
+ * P-256 used elsewhere: acme-client gives it the key usages of a CA certificate and no
+ * digitalSignature, with which OpenSSL refuses to sign a TLS 1.2 handshake using an ECDSA key
+ * (RSA key exchange does not need the signature), so a TLS 1.2 validator would fail.
+ */
+export async function alpnChallengeCertificate(authz: acme.Authorization, keyAuthorization: string): Promise<AlpnChallengeCertificate> {
+  const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
+  return { certPem: cert.toString(), keyPem: key.toString() };
 }
 
 /** A client for the stored account (registering one first if there is none for this CA). */
@@ -97,29 +119,30 @@ export async function placeOrder(
   for (const authz of authorizations) {
     if (authz.status === "valid") continue;
     const name = authz.identifier.value;
-    const challenge = authz.challenges.find((candidate) => candidate.type === "http-01");
+    const challenge = authz.challenges.find((candidate) => candidate.type === settings.challenge);
     if (!challenge) {
       throw new AcmeIssueError(
-        `the ACME CA offers no http-01 challenge for ${name} (offered: ${authz.challenges.map((c) => c.type).join(", ")}); ` +
-          "this proxy can only answer http-01",
+        `the ACME CA offers no ${settings.challenge} challenge for ${name} (offered: ${authz.challenges.map((c) => c.type).join(", ")}); ` +
+          "set the operator's ACME challenge (acme.challenge) to one it offers: this proxy answers http-01 and tls-alpn-01",
       );
     }
+    const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
     const token = (challenge as { token?: string }).token ?? "";
-    answers.set(token, await client.getChallengeKeyAuthorization(challenge));
+    const domain = name.toLowerCase();
+    if (settings.challenge === "http-01") {
+      answers.http.set(token, keyAuthorization);
+    } else {
+      answers.alpn.set(domain, await alpnChallengeCertificate(authz, keyAuthorization));
+    }
     try {
-      logger.info({ domain: name }, "answering the ACME http-01 challenge");
+      logger.info({ domain: name, challenge: settings.challenge }, `answering the ACME ${settings.challenge} challenge`);
       await client.completeChallenge(challenge);
       await client.waitForValidStatus(challenge);
     } catch (error) {
-      throw explain(
-        error,
-        settings,
-        `the ACME CA could not validate ${name}`,
-        `the CA must reach http://${name}/.well-known/acme-challenge/ on port 80 of this proxy: ` +
-          `it must resolve ${name} to the proxy's tailnet address and be able to connect to it over the tailnet`,
-      );
+      throw explain(error, settings, `the ACME CA could not validate ${name}`, unreachableHint(settings.challenge, name));
     } finally {
-      answers.delete(token);
+      answers.http.delete(token);
+      answers.alpn.delete(domain);
     }
   }
   const keyPem = newPrivateKeyPem();
@@ -131,6 +154,17 @@ export async function placeOrder(
   } catch (error) {
     throw explain(error, settings, `the ACME CA did not issue the certificate for ${settings.domains.join(", ")}`, "see the CA's reason above");
   }
+}
+
+function unreachableHint(challenge: ChallengeType, name: string): string {
+  const where =
+    challenge === "http-01"
+      ? `http://${name}/.well-known/acme-challenge/ on port 80 of this proxy`
+      : `${name} on port 443 of this proxy (a TLS handshake with ALPN "acme-tls/1")`;
+  return (
+    `the CA must reach ${where}: it must resolve ${name} to the proxy's tailnet address ` +
+    "and be able to connect to it over the tailnet"
+  );
 }
 
 function explain(error: unknown, settings: OrderSettings, what: string, hint: string): AcmeIssueError {

@@ -72,7 +72,10 @@ describe("AcmeCertificateSource without a CA", () => {
 
   it("needs a domain, and answers no challenge it was not given", () => {
     assert.throws(() => source(new MemoryCertificateStore(), []), /no domain/);
-    assert.equal(source(new MemoryCertificateStore()).keyAuthorization("unknown-token"), undefined);
+    const idle = source(new MemoryCertificateStore());
+    assert.equal(idle.keyAuthorization("unknown-token"), undefined);
+    assert.equal(idle.alpnPending(), false, "no handshake is inspected without an order");
+    assert.equal(idle.alpnCertificate(DOMAIN), undefined);
   });
 });
 

@@ -5,10 +5,10 @@
 // capped per window so that no loop can exhaust the CA's rate limits.
 import type { Logger } from "../log.ts";
 import { systemClock, type Clock } from "../../shared/clock.ts";
-import type { CertificateSource, HttpChallengeResponder, RenewalProblem, ServedCertificate } from "./certificate-source.ts";
+import type { AlpnChallengeCertificate, CertificateSource, ChallengeResponder, RenewalProblem, ServedCertificate } from "./certificate-source.ts";
 import type { CertificateStore, StoredCertificate } from "./certificate-store.ts";
 import { getJson, trustCa, describeTransportError } from "./acme-http.ts";
-import { AcmeIssueError, accountClient, placeOrder, type OrderSettings } from "./acme-order.ts";
+import { AcmeIssueError, accountClient, placeOrder, type ChallengeAnswers, type ChallengeType, type OrderSettings } from "./acme-order.ts";
 import { DEFAULT_ORDER_LIMITS, decideOrder, describeLimit, type OrderLimit } from "./order-limit.ts";
 import { coversExactly, readCertificate, renewalTime, type CertificateFacts, type RenewalWindow } from "./renewal.ts";
 
@@ -27,6 +27,8 @@ export interface AcmeSourceOptions {
   readonly domains: readonly string[];
   /** ACME profile to ask for (e.g. Let's Encrypt's "shortlived"), if the CA offers profiles. */
   readonly profile?: string | undefined;
+  /** How the proxy proves control of the names (default http-01). */
+  readonly challenge?: ChallengeType | undefined;
   readonly store: CertificateStore;
   readonly logger: Logger;
   readonly clock?: Clock;
@@ -58,13 +60,13 @@ interface RenewalPlan {
 
 const ARI_RECHECK_MS = { min: 3_600_000, max: 24 * 3_600_000 };
 
-export class AcmeCertificateSource implements CertificateSource, HttpChallengeResponder {
+export class AcmeCertificateSource implements CertificateSource, ChallengeResponder {
   readonly kind = "acme";
   private readonly options: AcmeSourceOptions;
   private readonly settings: OrderSettings;
   private readonly clock: Clock;
   private readonly logger: Logger;
-  private readonly answers = new Map<string, string>();
+  private readonly answers: ChallengeAnswers = { http: new Map(), alpn: new Map() };
 
   constructor(options: AcmeSourceOptions) {
     if (options.domains.length === 0) throw new Error("AcmeCertificateSource: no domain to certify");
@@ -77,12 +79,21 @@ export class AcmeCertificateSource implements CertificateSource, HttpChallengeRe
       email: options.email,
       externalAccountBinding: options.externalAccountBinding,
       profile: options.profile,
+      challenge: options.challenge ?? "http-01",
     };
     trustCa(options.directoryUrl, options.caBundlePem);
   }
 
   keyAuthorization(token: string): string | undefined {
-    return this.answers.get(token);
+    return this.answers.http.get(token);
+  }
+
+  alpnCertificate(serverName: string): AlpnChallengeCertificate | undefined {
+    return this.answers.alpn.get(serverName.toLowerCase());
+  }
+
+  alpnPending(): boolean {
+    return this.answers.alpn.size > 0;
   }
 
   async start(signal: AbortSignal, onChange: (certificate: ServedCertificate) => void, onRenewal: (problem: RenewalProblem | null) => void = () => undefined): Promise<ServedCertificate> {

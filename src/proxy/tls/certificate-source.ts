@@ -27,8 +27,21 @@ export interface RenewalProblem {
   readonly expired: boolean;
 }
 
-/** Answers ACME HTTP-01 challenges on the proxy's port 80 while an order is pending. */
-export interface HttpChallengeResponder {
+/** The self-signed certificate that answers a TLS-ALPN-01 challenge (RFC 8737). */
+export interface AlpnChallengeCertificate {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/**
+ * Answers ACME challenges while an order is pending: HTTP-01 on the proxy's port 80, TLS-ALPN-01
+ * on its port 443 (a TLS handshake offering only the ALPN protocol "acme-tls/1").
+ */
+export interface ChallengeResponder {
   /** The key authorization for /.well-known/acme-challenge/<token>, or undefined if not ours. */
   keyAuthorization(token: string): string | undefined;
+  /** The certificate for a pending TLS-ALPN-01 challenge on serverName, or undefined. */
+  alpnCertificate(serverName: string): AlpnChallengeCertificate | undefined;
+  /** True while a TLS-ALPN-01 challenge is pending: only then are handshakes inspected. */
+  alpnPending(): boolean;
 }

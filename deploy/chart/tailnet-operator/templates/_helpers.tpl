@@ -286,6 +286,10 @@ that a bad combination fails the install instead of the operator's start.
 - name: ACME_EMAIL
   value: {{ . | quote }}
 {{- end }}
+{{- if ne (default "http-01" $acme.challenge) "http-01" }}
+- name: ACME_CHALLENGE
+  value: {{ $acme.challenge | quote }}
+{{- end }}
 {{- with $acme.profile }}
 - name: ACME_PROFILE
   value: {{ . | quote }}
