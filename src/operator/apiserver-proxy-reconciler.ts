@@ -137,9 +137,11 @@ export class ApiServerProxyReconciler {
   /** Removes the proxy and its device (the mode was turned off, or uninstall). */
   readonly release = async (key: string, { log }: ReconcileContext): Promise<ReconcileResult> => {
     if (key !== this.key) return {};
-    // Its Secrets go last, so while any is left there is something to remove and report.
-    const existing = await this.deps.kube.list("v1", "Secret", { namespace: this.parent.namespace, labelSelector: childSelector(this.parent) });
-    if (existing.length === 0) return {};
+    // Its Secrets go last, so while any is left there is something to remove and report; a
+    // StatefulSet without them (made by a writer that raced an earlier cleanup) is one too.
+    const children = { namespace: this.parent.namespace, labelSelector: childSelector(this.parent) };
+    const left = (await this.deps.kube.list("v1", "Secret", children)).length + (await this.deps.kube.list("apps/v1", "StatefulSet", children)).length;
+    if (left === 0) return {};
     if ((await this.deps.provisioner.cleanup(this.parent, log)) === "pending") return { requeueAfterMs: 1_000 };
     await this.report("Normal", API_SERVER_PROXY_REASONS.removed, "API server proxy and its tailnet device removed", log);
     return {};

@@ -142,7 +142,7 @@ describe("chart", () => {
   for (const variant of VARIANTS) {
     describe(`renders: ${variant.name}`, async () => {
       const objects = await renderObjects(variant.values);
-      const values = variant.values as { controlPlane: { type?: string; existingSecret?: string }; replicaCount?: number; proxy?: { forwarding?: string } };
+      const values = variant.values as { controlPlane: { type?: string; existingSecret?: string }; proxy?: { forwarding?: string } };
       const headscale = values.controlPlane.type === "headscale";
 
       it("labels every object, and puts namespaced ones in the release namespace", () => {
@@ -177,7 +177,8 @@ describe("chart", () => {
         const env = envOf(objects);
         assert.equal(env.get("OPERATOR_NAMESPACE")?.valueFrom?.fieldRef?.fieldPath, "metadata.namespace");
         assert.equal(env.get("LEADER_ELECTION_ID")?.valueFrom?.fieldRef?.fieldPath, "metadata.name");
-        assert.equal(envValue(objects, "LEADER_ELECTION"), String((values.replicaCount ?? 2) > 1));
+        // With one replica too: a rollout runs the old pod beside the new one for a while.
+        assert.equal(envValue(objects, "LEADER_ELECTION"), "true");
         assert.equal(envValue(objects, "PROXY_FORWARDING"), values.proxy?.forwarding ?? "init-container");
         assert.match(envValue(objects, "NODE_OPTIONS") ?? "", /^--max-old-space-size=\d+$/);
       });
@@ -266,7 +267,7 @@ describe("chart", () => {
       PROXY_TAGS: "tag:k8s,tag:web",
       PROXY_FIREWALL_MODE: "nftables",
       PROXY_FORWARDING: "pod-sysctls",
-      LEADER_ELECTION: "false",
+      LEADER_ELECTION: "true",
       LEASE_DURATION_SECONDS: "30",
       RENEW_DEADLINE_SECONDS: "20",
       RETRY_PERIOD_SECONDS: "2.5",

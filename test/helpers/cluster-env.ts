@@ -184,6 +184,13 @@ export class ClusterEnv {
     return this.core.readNamespacedPodLog({ namespace, name, container, tailLines: lines }).catch((error: unknown) => `(no log: ${(error as Error).message})`);
   }
 
+  /** The last lines of every operator pod's log (for failure messages). */
+  async operatorLogTails(lines = 40): Promise<string> {
+    const names = (await this.operatorPods()).map((p) => p.metadata?.name ?? "");
+    const tails = await Promise.all(names.map(async (name) => `--- ${name}:\n${await this.podLogTail(OPERATOR_NAMESPACE, name, lines)}`));
+    return tails.join("\n") || "(no operator pod)";
+  }
+
   async operatorPods(): Promise<V1Pod[]> {
     const pods = await this.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: "app.kubernetes.io/name=tailnet-operator" });
     return pods.items.filter((p) => !p.metadata?.deletionTimestamp);

@@ -275,11 +275,14 @@ describe("API server proxy: other modes, and off", () => {
     await waitFor(`${HOSTNAME} deleted from the tailnet`, async () => (await sandbox.headscaleAdmin.listNodes()).every((n) => n.given_name !== HOSTNAME) || undefined, { timeoutMs: 120_000, intervalMs: 500 });
     // The device goes before the Secrets that name it; then everything the proxy had.
     const children = "tailscale.com/parent-resource-type=apiserver";
-    await waitFor("the proxy's objects to be deleted", async () => {
+    const left = async (): Promise<string[]> => {
       const secrets = await env.objects.list("v1", "Secret", OPERATOR_NAMESPACE, undefined, undefined, undefined, undefined, children);
       const sets = await env.objects.list("apps/v1", "StatefulSet", OPERATOR_NAMESPACE, undefined, undefined, undefined, undefined, children);
-      return secrets.items.length + sets.items.length === 0 || undefined;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+      return [...secrets.items.map((o) => `Secret/${o.metadata?.name ?? ""}`), ...sets.items.map((o) => `StatefulSet/${o.metadata?.name ?? ""}`)];
+    };
+    await waitFor("the proxy's objects to be deleted", async () => (await left()).length === 0 || undefined, { timeoutMs: 60_000, intervalMs: 500 }).catch(async (error: unknown) => {
+      throw new Error(`${(error as Error).message}; left: ${(await left()).join(", ")}\n${await env.operatorLogTails(60)}`);
+    });
     // The Removed Event is recorded after the last object goes: wait for it rather than read once.
     const reasonsNow = async (): Promise<Set<string | undefined>> =>
       new Set((await env.core.listNamespacedEvent({ namespace: OPERATOR_NAMESPACE, fieldSelector: "involvedObject.kind=Deployment" })).items.map((e) => e.reason));

@@ -131,8 +131,10 @@ dry runs), so the check runs only when it sees the release namespace.
   valueFrom:
     fieldRef:
       fieldPath: metadata.name
+# Also with one replica: a rollout (helm upgrade) or a deleted pod runs the old pod, draining,
+# beside its successor, and both must not act at once.
 - name: LEADER_ELECTION
-  value: {{ gt (int .Values.replicaCount) 1 | quote }}
+  value: "true"
 {{- $le := .Values.leaderElection }}
 {{- if not (and (lt (float64 $le.retryPeriodSeconds) (float64 $le.renewDeadlineSeconds)) (lt (float64 $le.renewDeadlineSeconds) (float64 $le.leaseDurationSeconds))) }}
 {{- fail (printf "leaderElection: needs retryPeriodSeconds (%v) < renewDeadlineSeconds (%v) < leaseDurationSeconds (%v)" $le.retryPeriodSeconds $le.renewDeadlineSeconds $le.leaseDurationSeconds) }}
