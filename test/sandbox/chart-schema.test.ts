@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import { attachSandbox } from "../helpers/sandbox.ts";
+import { waitFor } from "../../src/shared/clock.ts";
 import { TEST_PRIORITY_CLASS, VARIANTS, parseObjects, renderObjects, type KubeObject } from "../chart/helm.ts";
 import { proxyRole, proxyRoleBinding, proxyServiceAccount } from "../../src/operator/proxy-rbac.ts";
 import type { ProxySettings } from "../../src/operator/proxy-objects.ts";
@@ -184,6 +185,17 @@ describe("the chart's RBAC, created for real, as the operator's ServiceAccount",
       cleanup.push(objectPath(object));
     }
     operator = { "impersonate-user": `system:serviceaccount:${NAMESPACE}:${release}` };
+    // The API server's RBAC authorizer reads the bindings from an informer: new ones take a
+    // moment to count. Wait until it grants one rule of the Role and one of the ClusterRole.
+    const allowed = async (attributes: Record<string, string>): Promise<boolean> => {
+      const review = { apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview", spec: { resourceAttributes: attributes } };
+      const response = await api("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review, operator);
+      return (JSON.parse(response.body) as { status?: { allowed?: boolean } }).status?.allowed === true;
+    };
+    await waitFor("the chart's RBAC to be in force", async () =>
+      ((await allowed({ namespace: NAMESPACE, verb: "create", group: "rbac.authorization.k8s.io", resource: "rolebindings" })) &&
+        (await allowed({ verb: "list", group: "", resource: "services" }))) || undefined,
+    { timeoutMs: 30_000, intervalMs: 100 });
   });
 
   it("can give a proxy its own ServiceAccount, Role (one Secret by name) and RoleBinding (RBAC escalation check)", async () => {
