@@ -43,8 +43,7 @@ async function proxyPod(parent: ProxyParent) {
   } catch (error) {
     // What the pod and the operators were doing, for whoever reads the failure.
     const pod = await env.pod(OPERATOR_NAMESPACE, name);
-    const operators = await Promise.all((await env.operatorPods()).map(async (p) => `--- ${p.metadata?.name ?? ""}\n${await env.podLogTail(OPERATOR_NAMESPACE, p.metadata?.name ?? "", 15)}`));
-    const detail = [`pod: ${JSON.stringify({ uid: pod?.metadata?.uid, deleting: pod?.metadata?.deletionTimestamp, status: pod?.status?.containerStatuses })}`, `proxy log:\n${await env.podLogTail(OPERATOR_NAMESPACE, name, 15)}`, ...operators];
+    const detail = [`pod: ${JSON.stringify({ uid: pod?.metadata?.uid, deleting: pod?.metadata?.deletionTimestamp, status: pod?.status?.containerStatuses })}`, `proxy log:\n${await env.podLogTail(OPERATOR_NAMESPACE, name, 15)}`, await env.operatorLogTails(15)];
     throw new Error(`${(error as Error).message}\n${detail.join("\n")}`, { cause: error });
   }
 }

@@ -142,6 +142,8 @@ export class L7Server {
   private acceptDuringAlpnChallenge(socket: Socket): void {
     const chunks: Buffer[] = [];
     let received = 0;
+    /** Bytes to wait for: the first record whole (its length is in its 5-byte header). */
+    let needed: number | undefined;
     let answer: TLSSocket | undefined;
     // One deadline for the hello and, for a validator, the whole exchange: the name is known to
     // the tailnet, so nobody may hold sockets open through it.
@@ -153,12 +155,14 @@ export class L7Server {
     const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       received += chunk.length;
-      // Joined and parsed once the first record can be whole (its length is in its 5-byte
-      // header), not again for every segment of a hello sent piece by piece.
-      if (received < 5) return;
-      if ((chunks[0]?.length ?? 0) < 5) chunks.splice(0, chunks.length, Buffer.concat(chunks, received));
-      const header = chunks[0] ?? Buffer.alloc(0);
-      if (header.readUInt8(0) === 0x16 && received < 5 + header.readUInt16BE(3)) return;
+      // Joined and parsed once, when the first record is whole, not for every segment of a
+      // hello sent piece by piece.
+      if (needed === undefined) {
+        if (received < 5) return;
+        const header = Buffer.concat(chunks, received);
+        needed = header.readUInt8(0) === 0x16 ? 5 + header.readUInt16BE(3) : 0;
+      }
+      if (received < needed) return;
       const head = Buffer.concat(chunks, received);
       const hello = parseClientHello(head);
       socket.off("data", onData);
