@@ -172,7 +172,20 @@ let lastFaultAt = 0;
 
 const started = Date.now();
 log(`seed ${SEED} (CHAOS_SEED=${SEED} replays this plan), ${FAULTS} faults, ${SERVICES} Services, at most ${MAX_ALIVE} alive`);
-const sandbox = await Sandbox.start();
+// The audit log (kept with CHAOS_KEEP_LOGS) says who deleted a pod or changed a node (taints):
+// pods that go without a fault of ours, and nodes marked unreachable, are the sandbox's doing.
+const sandbox = await Sandbox.start({
+  auditPolicy: {
+    apiVersion: "audit.k8s.io/v1",
+    kind: "Policy",
+    omitStages: ["RequestReceived"],
+    rules: [
+      { level: "Metadata", verbs: ["create", "delete", "deletecollection"], resources: [{ group: "", resources: ["pods", "pods/eviction"] }] },
+      { level: "Request", verbs: ["update", "patch"], resources: [{ group: "", resources: ["nodes"] }] },
+      { level: "None" },
+    ],
+  },
+});
 let verdict: Verdict | undefined;
 let convergedMs: number | undefined;
 try {

@@ -4,9 +4,9 @@
 // Impersonate-User/-Group for the caller's tailnet identity; in noauth mode the caller's own
 // credentials pass and the proxy adds nothing.
 import { readFileSync } from "node:fs";
-import { Agent as HttpsAgent } from "node:https";
 import { forwardedHeaders, type Decision, type IncomingCall, type UpstreamPolicy } from "../l7/upstream.ts";
 import type { WhoIs } from "../l7/local-api.ts";
+import { upstreamPool, type UpstreamPool } from "../l7/upstream-pool.ts";
 import { impersonationFor, isCallerCredential } from "./impersonation.ts";
 
 export type ApiServerProxyMode = "auth" | "noauth";
@@ -42,17 +42,17 @@ export class ApiServerUpstream implements UpstreamPolicy {
   private readonly mode: ApiServerProxyMode;
   private readonly apiServer: InClusterApiServer;
   private readonly whois: (address: string, port: number) => Promise<WhoIs | undefined>;
-  private readonly agent: HttpsAgent;
+  private readonly pool: UpstreamPool;
 
   constructor(mode: ApiServerProxyMode, apiServer: InClusterApiServer, whois: (address: string, port: number) => Promise<WhoIs | undefined>) {
     this.mode = mode;
     this.apiServer = apiServer;
     this.whois = whois;
-    this.agent = new HttpsAgent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32, ca: apiServer.ca });
+    this.pool = upstreamPool({ ca: apiServer.ca, rejectUnauthorized: true });
   }
 
   async decide(call: IncomingCall): Promise<Decision> {
-    const base = { origin: this.apiServer.origin, path: call.path, agent: this.agent, tls: { ca: this.apiServer.ca, rejectUnauthorized: true } };
+    const base = { origin: this.apiServer.origin, path: call.path, pool: this.pool, tls: { ca: this.apiServer.ca, rejectUnauthorized: true } };
     if (this.mode === "noauth") return { upstream: { ...base, headers: forwardedHeaders(call, () => false, {}) } };
     const identity = impersonationFor(await this.whois(call.remoteAddress, call.remotePort));
     if ("refused" in identity) return { refuse: { status: 401, message: `tailnet identity required: ${identity.refused}` } };

@@ -3,12 +3,13 @@
 // HTTP/1.1 response's headers leave, and TLS-ALPN-01 answers on the HTTPS port.
 import { it } from "node:test";
 import assert from "node:assert/strict";
-import { Agent as HttpAgent, createServer as createHttpServer } from "node:http";
+import { createServer as createHttpServer } from "node:http";
 import { connect as connectTcp, type AddressInfo } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { createProxyLogger } from "../log.ts";
 import { L7Server } from "./l7-server.ts";
 import type { IncomingCall } from "./upstream.ts";
+import { upstreamPool } from "./upstream-pool.ts";
 import { makeCertificate } from "../../../test/fakes/test-certificates.ts";
 import acme from "acme-client";
 import type { ChallengeResponder } from "../tls/certificate-source.ts";
@@ -84,10 +85,10 @@ it("sends an HTTP/1.1 response's headers with its body when the body is there at
   });
   await new Promise<void>((resolve) => backend.listen(0, "127.0.0.1", resolve));
   const origin = new URL(`http://127.0.0.1:${String((backend.address() as AddressInfo).port)}`);
-  const agent = new HttpAgent({ keepAlive: true });
+  const pool = upstreamPool({ rejectUnauthorized: false });
   const server = new L7Server({
     log,
-    upstream: { decide: (call) => Promise.resolve({ upstream: { origin, path: call.path, headers: { host: call.host }, agent, tls: { rejectUnauthorized: false } } }) },
+    upstream: { decide: (call) => Promise.resolve({ upstream: { origin, path: call.path, headers: { host: call.host }, pool, tls: { rejectUnauthorized: false } } }) },
     httpRedirect: () => false,
     challenges: () => undefined,
   });
@@ -128,7 +129,7 @@ it("sends an HTTP/1.1 response's headers with its body when the body is there at
     await stream.done;
     assert.match(stream.chunks.join(""), /data: late/);
   } finally {
-    agent.destroy();
+    await pool.destroy();
     await server.close();
     await new Promise((resolve) => backend.close(resolve));
   }

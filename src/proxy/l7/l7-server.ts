@@ -13,7 +13,8 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "../log.ts";
 import type { ChallengeResponder, ServedCertificate } from "../tls/certificate-source.ts";
 import { parseClientHello } from "../tls/client-hello.ts";
-import { returnedHeaders, type IncomingCall, type Upstream, type UpstreamPolicy } from "./upstream.ts";
+import { type IncomingCall, type Upstream, type UpstreamPolicy } from "./upstream.ts";
+import { forward } from "./forward.ts";
 import { acceptProxied, type ProxiedSource } from "./proxy-protocol.ts";
 
 export interface L7ServerOptions {
@@ -49,17 +50,6 @@ const LOOPBACK = new Set(["127.0.0.1", "::1", "::ffff:127.0.0.1"]);
 const ACME_TLS_ALPN = "acme-tls/1";
 /** How long a connection may take to send its ClientHello while a TLS-ALPN-01 challenge is pending. */
 const HELLO_TIMEOUT_MS = 10_000;
-
-/** Flushes an HTTP/1.1 response's headers once this turn of the event loop has passed without body bytes. */
-function flushHeadersUnlessBodyFollows(answer: IncomingMessage, res: ServerResponse): void {
-  let bodyStarted = false;
-  answer.once("data", () => {
-    bodyStarted = true;
-  });
-  setImmediate(() => {
-    if (!bodyStarted && !res.writableEnded && !res.destroyed) res.flushHeaders();
-  });
-}
 
 const send = (upstream: Upstream): typeof httpRequest => (upstream.origin.protocol === "https:" ? httpsRequest : httpRequest);
 const hostOf = (origin: URL): string => origin.hostname.replace(/^\[|\]$/g, "");
@@ -219,7 +209,6 @@ export class L7Server {
   }
 
   private proxy(req: Http2ServerRequest | IncomingMessage, response: Http2ServerResponse | ServerResponse, secure: boolean): void {
-    const h2 = req.httpVersionMajor === 2;
     // Node's HTTP/2 compatibility API has the same members used here; one type keeps it readable.
     const res = response as ServerResponse;
     void this.options.upstream.decide(incomingCall(req, secure, this.proxied)).then((decision) => {
@@ -227,37 +216,7 @@ export class L7Server {
         res.writeHead(decision.refuse.status, { "content-type": "text/plain" }).end(`${decision.refuse.message}\n`);
         return;
       }
-      const { upstream } = decision;
-      const request = send(upstream)({
-        host: hostOf(upstream.origin),
-        port: upstream.origin.port,
-        method: req.method,
-        path: upstream.path,
-        headers: upstream.headers,
-        agent: upstream.agent,
-      });
-      request.on("response", (answer) => {
-        const headers = returnedHeaders(answer.headers);
-        res.writeHead(answer.statusCode ?? 502, h2 ? headers : { ...headers });
-        // HTTP/2 sends the headers at writeHead; HTTP/1.1 only with the first body bytes. When
-        // those are already here (most responses: they came in the same read), headers and body
-        // leave together, one TLS record and one packet fewer per small response. A streaming
-        // response (server-sent events, long polls, watches) whose body is not here yet gets its
-        // headers by the next turn of the event loop.
-        if (!h2) flushHeadersUnlessBodyFollows(answer, res);
-        answer.pipe(res);
-        answer.on("error", () => res.destroy());
-      });
-      request.on("error", (error) => {
-        this.options.log.warn({ err: error, upstream: upstream.origin.origin }, "upstream request failed");
-        if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" }).end(`backend unavailable: ${error.message}\n`);
-        else res.destroy();
-      });
-      req.on("error", () => request.destroy());
-      res.on("close", () => {
-        if (!res.writableFinished) request.destroy();
-      });
-      req.pipe(request);
+      forward(decision.upstream, req, res, this.options.log);
     }, (error: unknown) => {
       this.options.log.error({ err: error }, "cannot decide where a request goes");
       if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" }).end("internal error\n");

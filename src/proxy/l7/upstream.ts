@@ -1,8 +1,8 @@
 // Where an L7 proxy sends a request, and with which headers: the one decision that differs
 // between an Ingress proxy (routes by path, adds the caller's identity) and the API server proxy
 // (one upstream, the caller's identity as impersonation). L7Server does the rest the same way.
-import type { Agent as HttpAgent, IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
-import type { Agent as HttpsAgent } from "node:https";
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import type { UpstreamPool } from "./upstream-pool.ts";
 
 export interface IncomingCall {
   readonly method: string;
@@ -24,8 +24,8 @@ export interface Upstream {
   /** Path and query of the upstream request, kept apart from origin so that no path can change the host. */
   readonly path: string;
   readonly headers: OutgoingHttpHeaders;
-  /** Keep-alive pool for ordinary requests. */
-  readonly agent: HttpAgent | HttpsAgent;
+  /** Keep-alive connections for ordinary requests. */
+  readonly pool: UpstreamPool;
   /** TLS settings for an upgraded connection, which gets a connection of its own. */
   readonly tls: { readonly ca?: string; readonly rejectUnauthorized: boolean };
 }
