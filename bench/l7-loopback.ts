@@ -5,7 +5,7 @@
 // disturbs least, read from /proc: the proxy's CPU (utime+stime) per MiB carried (--mib MiB
 // bodies on one connection) and per request (13-byte bodies on --connections keep-alive
 // connections), its read/write system calls (exact) and minor page faults, and its RSS after the
-// load. Round 0 warms up and is not counted; medians of the rest. docs/adr/0030-l7-data-path.md.
+// load (and before it, idle). Round 0 warms up and is not counted; medians of the rest. docs/adr/0030-l7-data-path.md.
 //
 //   node bench/l7-loopback.ts [--rounds 3] [--seconds 5] [--mib 8] [--connections 8]
 //        [--only throughput|requests] [--hwm BYTES] ["--proxy-args=--cpu-prof --cpu-prof-dir=DIR"]
@@ -159,6 +159,9 @@ async function measure(dir: string): Promise<void> {
   const pid = proxied.child.pid ?? 0;
   const url = `https://127.0.0.1:${proxied.port}/`;
   process.stderr.write(`proxy pid ${String(pid)}, ${url}\n`);
+  const rssMiB = (): number => Number((Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${String(pid)}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024).toFixed(1));
+  // Started and listening, nothing served yet.
+  const idleRssMiB = rssMiB();
   const ca = join(dir, "tls.crt");
   const seconds = Number(values.seconds);
   const bytes = Number(values.mib) * 1024 * 1024;
@@ -200,7 +203,7 @@ async function measure(dir: string): Promise<void> {
     // The proxy's memory right after the load, and its peak.
     const status = readFileSync(`/proc/${String(pid)}/status`, "utf8");
     const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? Number.NaN);
-    const memory = { rssMiB: Number((kib("VmRSS") / 1024).toFixed(1)), peakRssMiB: Number((kib("VmHWM") / 1024).toFixed(1)) };
+    const memory = { idleRssMiB, rssMiB: Number((kib("VmRSS") / 1024).toFixed(1)), peakRssMiB: Number((kib("VmHWM") / 1024).toFixed(1)) };
     process.stdout.write(`${JSON.stringify({ ...line, ...memory, rounds: Number(values.rounds), load: loadavg()[0]?.toFixed(2) })}\n`);
   } finally {
     await Promise.all([back.child.stop(), proxied.child.stop()]);
