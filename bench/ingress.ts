@@ -24,7 +24,9 @@
 //
 //   node bench/ingress.ts [--rounds 3] [--seconds 5] [--mib 8] [--connections 8] [--proxy-cpu 10m]
 // --proxy-cpu gives every proxy (L7, L3, serve) that CPU request instead of the default 10m: on a
-// contended machine a pod's CPU weight decides how much of it the pod gets (ADR 0030).
+// contended machine a pod's CPU weight decides how much of it the pod gets (ADR 0030). Four
+// proxies run at once, with the operator and CoreDNS, on a node of 2 CPUs: above 250m the
+// timing part's Ingress cannot be scheduled and times out.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import { join } from "node:path";
