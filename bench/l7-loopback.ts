@@ -5,7 +5,7 @@
 // disturbs least, read from /proc: the proxy's CPU (utime+stime) per MiB carried (--mib MiB
 // bodies on one connection) and per request (13-byte bodies on --connections keep-alive
 // connections), its read/write system calls (exact) and minor page faults, and its RSS after the
-// load (and before it, idle). Round 0 warms up and is not counted; medians of the rest. docs/adr/0030-l7-data-path.md.
+// load (and before it, idle, and 15 s after it). Round 0 warms up and is not counted; medians of the rest. docs/adr/0030-l7-data-path.md.
 //
 //   node bench/l7-loopback.ts [--rounds 3] [--seconds 5] [--mib 8] [--connections 8]
 //        [--only throughput|requests] [--hwm BYTES] ["--proxy-args=--cpu-prof --cpu-prof-dir=DIR"]
@@ -38,6 +38,7 @@ const { values } = parseArgs({
   },
 });
 const self = fileURLToPath(import.meta.url);
+const SETTLE_MS = 15_000;
 
 /** Prints the port it listens on: the same backend as bench/ingress.ts (256 KiB writes). */
 function backend(): void {
@@ -203,7 +204,10 @@ async function measure(dir: string): Promise<void> {
     // The proxy's memory right after the load, and its peak.
     const status = readFileSync(`/proc/${String(pid)}/status`, "utf8");
     const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? Number.NaN);
-    const memory = { idleRssMiB, rssMiB: Number((kib("VmRSS") / 1024).toFixed(1)), peakRssMiB: Number((kib("VmHWM") / 1024).toFixed(1)) };
+    const afterLoad = Number((kib("VmRSS") / 1024).toFixed(1));
+    // What the collector gives back once the load is over (the figure right after it is GC timing).
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+    const memory = { idleRssMiB, rssMiB: afterLoad, settledRssMiB: rssMiB(), peakRssMiB: Number((kib("VmHWM") / 1024).toFixed(1)) };
     process.stdout.write(`${JSON.stringify({ ...line, ...memory, rounds: Number(values.rounds), load: loadavg()[0]?.toFixed(2) })}\n`);
   } finally {
     await Promise.all([back.child.stop(), proxied.child.stop()]);
