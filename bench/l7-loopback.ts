@@ -160,9 +160,10 @@ async function measure(dir: string): Promise<void> {
   const pid = proxied.child.pid ?? 0;
   const url = `https://127.0.0.1:${proxied.port}/`;
   process.stderr.write(`proxy pid ${String(pid)}, ${url}\n`);
-  const rssMiB = (): number => Number((Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${String(pid)}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024).toFixed(1));
+  /** A memory figure of the proxy from /proc/<pid>/status (VmRSS, VmHWM), in MiB. */
+  const statusMiB = (key: string): number => Number((Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(readFileSync(`/proc/${String(pid)}/status`, "utf8"))?.[1] ?? Number.NaN) / 1024).toFixed(1));
   // Started and listening, nothing served yet.
-  const idleRssMiB = rssMiB();
+  const idleRssMiB = statusMiB("VmRSS");
   const ca = join(dir, "tls.crt");
   const seconds = Number(values.seconds);
   const bytes = Number(values.mib) * 1024 * 1024;
@@ -201,13 +202,12 @@ async function measure(dir: string): Promise<void> {
       if (round > 0) process.stderr.write(`round ${String(round)} (load ${loadavg()[0]?.toFixed(2) ?? ""}): ${Object.entries(results).map(([k, v]) => `${k} ${v.at(-1)?.toFixed(2) ?? "-"}`).join(", ")}\n`);
     }
     const line = Object.fromEntries(Object.entries(results).filter(([, v]) => v.length > 0).map(([k, v]) => [k, Number(median(v).toFixed(2))]));
-    // The proxy's memory right after the load, and its peak.
-    const status = readFileSync(`/proc/${String(pid)}/status`, "utf8");
-    const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? Number.NaN);
-    const afterLoad = Number((kib("VmRSS") / 1024).toFixed(1));
-    // What the collector gives back once the load is over (the figure right after it is GC timing).
+    // The proxy's memory right after the load, its peak, and what the collector gives back once
+    // the load is over (the figure right after it is GC timing).
+    const rssMiB = statusMiB("VmRSS");
+    const peakRssMiB = statusMiB("VmHWM");
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    const memory = { idleRssMiB, rssMiB: afterLoad, settledRssMiB: rssMiB(), peakRssMiB: Number((kib("VmHWM") / 1024).toFixed(1)) };
+    const memory = { idleRssMiB, rssMiB, settledRssMiB: statusMiB("VmRSS"), peakRssMiB };
     process.stdout.write(`${JSON.stringify({ ...line, ...memory, rounds: Number(values.rounds), load: loadavg()[0]?.toFixed(2) })}\n`);
   } finally {
     await Promise.all([back.child.stop(), proxied.child.stop()]);

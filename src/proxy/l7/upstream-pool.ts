@@ -1,6 +1,6 @@
 // Keep-alive connections from an L7 proxy to its upstreams, by origin: undici's Agent. Its HTTP/1.1
 // parser hands body chunks on as views of the bytes read, where node's http client copies every
-// chunk into a new Buffer; on loopback that is a quarter of the proxy's CPU per MiB (ADR 0030).
+// chunk into a new Buffer; on loopback that is a fifth of the proxy's CPU per MiB (ADR 0030).
 // Only the dispatcher is loaded, not undici's index (fetch, WebSocket, caches: 13 MiB more RSS).
 import type { Dispatcher } from "undici";
 import UndiciAgent from "undici/lib/dispatcher/agent.js";
