@@ -181,6 +181,8 @@ interface Figures {
   cpuIdle: number;
   idleRps: number;
   idleTop: [string, number][];
+  provisionTop: [string, number][];
+  deleteTop: [string, number][];
   provisionRequests: number;
   deleteRequests: number;
   childrenPerService: string;
@@ -284,6 +286,8 @@ async function measure(op: BenchOperator, adapter?: TailscaleApiAdapter): Promis
       idleTop: breakdown(idle).slice(0, 4),
       provisionRequests: audit.between(op.user, t0, t1).length,
       deleteRequests: audit.between(op.user, t2, t3).length,
+      provisionTop: breakdown(audit.between(op.user, t0, t1)),
+      deleteTop: breakdown(audit.between(op.user, t2, t3)),
       childrenPerService,
       load,
       ...(adapter ? { controlCalls: `${String(keys)} keys via the v2 adapter; ${[...adapter.calls.entries()].map(([k, v]) => `${k} ${String(v)}`).join(", ")}` } : {}),
@@ -379,6 +383,7 @@ try {
               dir: join(sandbox.run.dir, "bench-ours"),
               kubeconfig: oursKubeconfig,
               namespace: "tailscale",
+              env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("SCALE_OURS_")).map(([k, v]) => [k.slice("SCALE_OURS_".length), v])),
               ...(PROFILE_DIR ? { nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`, "--heap-prof", `--heap-prof-dir=${PROFILE_DIR}`] } : {}),
             })
           : await startGoOperator({
@@ -439,6 +444,8 @@ function report(): void {
   for (const key of ["ours", "go"] as const) {
     for (const [i, f] of results[key].entries()) {
       process.stdout.write(`\n  ${key} round ${String(i + 1)}: ${String(f.provisioned)}/${n} provisioned; children per Service: ${f.childrenPerService}; load average at provision/idle/delete end ${f.load.provision.toFixed(1)}/${f.load.idle.toFixed(1)}/${f.load.delete.toFixed(1)}\n`);
+      process.stdout.write(`    requests while provisioning: ${f.provisionTop.map(([what, count]) => `${what} x${String(count)}`).join(", ")}\n`);
+      process.stdout.write(`    requests while deleting: ${f.deleteTop.map(([what, count]) => `${what} x${String(count)}`).join(", ")}\n`);
       process.stdout.write(`    idle requests: ${f.idleTop.map(([what, count]) => `${what} x${String(count)}`).join(", ") || "none"}\n`);
       if (f.controlCalls) process.stdout.write(`    control plane: ${f.controlCalls}\n`);
     }

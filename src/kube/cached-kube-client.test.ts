@@ -37,7 +37,32 @@ describe("CachedKubeClient", () => {
     assert.equal(miss?.data.k, "from-api", "outside the watch's selector: read live");
     const otherNamespace = await kube.get({ apiVersion: "v1", kind: "Secret", namespace: "default", name: "cached" });
     assert.equal(otherNamespace, undefined);
-    assert.deepEqual(kube.stats, { hits: 1, misses: 2, appliesSkipped: 0 });
+    assert.deepEqual(kube.stats, { hits: 1, misses: 2, absent: 0, appliesSkipped: 0 });
+  });
+
+  it("takes a miss as the answer for an object named with the labels its watch selects by, unless it created the object itself", async () => {
+    const objects: KubernetesObject[] = [];
+    kube.register({ apiVersion: "v1", kind: "Secret", namespace: "tailscale", labelSelector: "managed=true" }, store(objects));
+    // In the API server but not (yet) in the watch: what a lagging watch looks like.
+    live.seed(secret("lagging", { managed: "true" }, { k: "from-api" }));
+    const ref = (name: string, labels?: Record<string, string>): { apiVersion: string; kind: string; namespace: string; name: string; labels?: Record<string, string> } => ({
+      apiVersion: "v1", kind: "Secret", namespace: "tailscale", name, ...(labels ? { labels } : {}),
+    });
+    assert.equal(await kube.get(ref("lagging", { managed: "true", parent: "x" })), undefined, "labelled as the watch selects: the cache answers");
+    assert.equal((await kube.get<ReturnType<typeof secret>>(ref("lagging")))?.data.k, "from-api", "no labels named: live");
+    assert.equal((await kube.get<ReturnType<typeof secret>>(ref("lagging", { other: "x" })))?.data.k, "from-api", "labels the watch does not select by: live");
+    assert.deepEqual(kube.stats, { hits: 0, misses: 2, absent: 1, appliesSkipped: 0 });
+
+    // Read your own writes: created here, not in the watch yet, so asked live.
+    await kube.create(secret("mine", { managed: "true" }, { k: "created" }));
+    assert.equal((await kube.get<ReturnType<typeof secret>>(ref("mine", { managed: "true" })))?.data.k, "created");
+    assert.equal(kube.stats.misses, 3);
+    // Once the watch has shown it, a later miss (it was deleted) is the cache's answer again.
+    objects.push(secret("mine", { managed: "true" }, { k: "watched" }));
+    assert.equal((await kube.get<ReturnType<typeof secret>>(ref("mine", { managed: "true" })))?.data.k, "watched");
+    objects.pop();
+    assert.equal(await kube.get(ref("mine", { managed: "true" })), undefined);
+    assert.deepEqual(kube.stats, { hits: 1, misses: 3, absent: 2, appliesSkipped: 0 });
   });
 
   it("serves from the newest store registered for a scope (a new term as leader watches afresh)", async () => {

@@ -1,9 +1,12 @@
 // Reads from the operator's watch caches, writes through the API. Every kind the operator
 // watches is registered here with the scope of its watch (namespace, label selector), so a read
 // inside that scope costs no request. A get that misses the cache asks the API server (the
-// object may be newer than the watch, or outside its label selector), a list marked
-// `consistent` always does (cleanup must see what was just created), and an apply whose every
-// field already holds in the cached object is not sent: a steady reconcile makes no requests.
+// object may be newer than the watch, or outside its label selector) unless the caller names
+// the labels the object would carry and the watch selects by them: then the miss is an answer,
+// except for an object this client created that its watch has not shown yet (read your own
+// writes; ADR 0032). A list marked `consistent` always asks (cleanup must see what was just
+// created), and an apply whose every field already holds in the cached object is not sent: a
+// steady reconcile makes no requests.
 import type { KubernetesObject, V1ServiceStatus } from "@kubernetes/client-node";
 import type { CollectionOptions, DeleteOptions, KubeClient, ListOptions, ObjectRef } from "./kube-client.ts";
 
@@ -31,13 +34,17 @@ interface Registered {
 export interface CacheStats {
   hits: number;
   misses: number;
+  /** Misses answered by the cache: the object does not exist (as far as the watch has seen). */
+  absent: number;
   appliesSkipped: number;
 }
 
 export class CachedKubeClient implements KubeClient {
   private readonly live: KubeClient;
   private readonly caches: Registered[] = [];
-  readonly stats: CacheStats = { hits: 0, misses: 0, appliesSkipped: 0 };
+  readonly stats: CacheStats = { hits: 0, misses: 0, absent: 0, appliesSkipped: 0 };
+  /** Objects created through this client that their cache has not shown yet ("kind ns/name"). */
+  private readonly unseenCreates = new Set<string>();
 
   constructor(live: KubeClient) {
     this.live = live;
@@ -55,10 +62,17 @@ export class CachedKubeClient implements KubeClient {
   }
 
   async get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
-    const cached = this.cacheFor(ref.apiVersion, ref.kind, ref.namespace)?.store.get(ref.name, ref.namespace) as T | undefined;
+    const key = createdKey(ref.apiVersion, ref.kind, ref.namespace, ref.name);
+    const cache = this.cacheFor(ref.apiVersion, ref.kind, ref.namespace);
+    const cached = cache?.store.get(ref.name, ref.namespace) as T | undefined;
     if (cached) {
       this.stats.hits++;
+      this.unseenCreates.delete(key);
       return cached;
+    }
+    if (cache && ref.labels && !this.unseenCreates.has(key) && [...cache.labels].every(([name, value]) => ref.labels?.[name] === value)) {
+      this.stats.absent++;
+      return undefined;
     }
     this.stats.misses++;
     return this.live.get<T>(ref);
@@ -84,7 +98,9 @@ export class CachedKubeClient implements KubeClient {
     return this.live.apply(object);
   }
 
-  create<T extends KubernetesObject>(object: T): Promise<T | "exists"> {
+  async create<T extends KubernetesObject>(object: T): Promise<T | "exists"> {
+    // Before the request: once it is sent, the object may exist whatever the answer.
+    this.unseenCreates.add(createdKey(object.apiVersion ?? "", object.kind ?? "", object.metadata?.namespace, object.metadata?.name ?? ""));
     return this.live.create(object);
   }
 
@@ -116,6 +132,10 @@ export class CachedKubeClient implements KubeClient {
       return [...labels].every(([key, value]) => wanted.get(key) === value);
     });
   }
+}
+
+function createdKey(apiVersion: string, kind: string, namespace: string | undefined, name: string): string {
+  return `${apiVersion} ${kind} ${namespace ?? ""}/${name}`;
 }
 
 /** "a=b,c==d" as a map; undefined for anything but equality terms (set-based, !=, existence). */

@@ -20,7 +20,7 @@ interface Seen {
 type Answer = { status: number; body: object };
 
 /** Loopback API server: discovery for v1 and apps/v1; everything else answered by `answer`. */
-async function fakeApiServer(answer: (seen: Seen) => Answer | undefined): Promise<{ rest: RestClient; seen: Seen[]; waits: () => number; close: () => void }> {
+async function fakeApiServer(answer: (seen: Seen) => Answer | undefined): Promise<{ rest: RestClient; seen: Seen[]; waits: () => string[]; close: () => void }> {
   const seen: Seen[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -40,10 +40,10 @@ async function fakeApiServer(answer: (seen: Seen) => Answer | undefined): Promis
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  let waits = 0;
+  const waits: string[] = [];
   const rest = new RestClient(
     { server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, authorization: () => "Bearer t0ken" },
-    { wait: () => { waits++; return Promise.resolve(); } },
+    (resource) => ({ wait: () => { waits.push(resource); return Promise.resolve(); } }),
   );
   const close = (): void => {
     rest.close();
@@ -80,7 +80,8 @@ describe("HttpKubeClient", () => {
     assert.equal(patches[0].authorization, "Bearer t0ken");
     assert.deepEqual(patches[0].body, svc("a"));
     assert.equal(api.seen.filter((s) => s.path === "/api/v1").length, 1, "discovery is asked once per apiVersion");
-    assert.equal(api.waits(), api.seen.length, "every request passed the rate limiter");
+    assert.equal(api.waits().length, api.seen.length, "every request passed the rate limiter");
+    assert.deepEqual(new Set(api.waits()), new Set(["", "services"]), "discovery, then the Services' own bucket");
   });
 
   it("gets an object, and undefined for a 404", async () => {

@@ -7,6 +7,11 @@ export interface ObjectRef {
   readonly kind: string;
   readonly namespace?: string;
   readonly name: string;
+  /**
+   * Labels the object carries if it exists (one the operator makes and labels itself): a watch
+   * selecting by them sees it, so its cache may answer that it does not exist.
+   */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export interface ListOptions {

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { FakeClock } from "../../test/fakes/fake-clock.ts";
-import { TokenBucket, rateLimiter, unlimited } from "./rate-limiter.ts";
+import { TokenBucket, perResource, unlimited } from "./rate-limiter.ts";
 
 /** Starts n waits and records, for each, the fake time at which it was let through. */
 function start(limiter: TokenBucket, clock: FakeClock, n: number, signal?: AbortSignal): { passed: (number | undefined)[]; all: Promise<unknown> } {
@@ -75,8 +75,26 @@ describe("TokenBucket", () => {
   });
 
   it("qps 0 means no limit", async () => {
-    const limiter = rateLimiter({ qps: 0, burst: 1 }, new FakeClock());
+    const limiter = perResource({ qps: 0, burst: 1 }, new FakeClock())("secrets");
     assert.equal(limiter, unlimited);
     for (let i = 0; i < 1_000; i++) await limiter.wait();
+  });
+
+  it("gives each resource a bucket of its own, the same one each time", async () => {
+    const clock = new FakeClock();
+    const limiters = perResource({ qps: 1, burst: 1 }, clock);
+    assert.equal(limiters("secrets"), limiters("secrets"));
+    await limiters("secrets").wait();
+    // The Secrets' bucket is empty; a Lease write does not wait behind it.
+    let leaseDone = false;
+    await limiters("leases.coordination.k8s.io").wait().then(() => (leaseDone = true));
+    assert.equal(leaseDone, true);
+    let secretDone = false;
+    const secret = limiters("secrets").wait().then(() => (secretDone = true));
+    await clock.advance(999);
+    assert.equal(secretDone, false);
+    await clock.advance(1);
+    await secret;
+    assert.equal(secretDone, true);
   });
 });

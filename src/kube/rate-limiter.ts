@@ -2,7 +2,8 @@
 // requests go at once, then `qps` per second. The API server has its own protection (API
 // Priority and Fairness) but an operator that wakes up to 1,000 Services should not make every
 // other controller of the cluster queue behind it; a client limit also makes the operator's
-// load predictable and comparable with client-go operators (ADR 0016).
+// load predictable and comparable with client-go operators (ADR 0016). One bucket per API
+// resource, as controller-runtime's clients have one per kind (ADR 0032).
 //
 // Each caller reserves a token up front (the bucket may go negative) and sleeps until its token
 // is due, as golang.org/x/time/rate's Wait does: callers are served in arrival order and a
@@ -60,6 +61,25 @@ export class TokenBucket implements RateLimiter {
   }
 }
 
-export function rateLimiter(limit: RateLimit, clock: Clock): RateLimiter {
-  return limit.qps === 0 ? unlimited : new TokenBucket(limit, clock);
+/** The limiter a request to an API resource ("secrets", "statefulsets.apps") waits on. */
+export type RateLimiters = (resource: string) => RateLimiter;
+
+export const noLimits: RateLimiters = () => unlimited;
+
+/**
+ * A bucket of its own for each resource, made on first use: what a controller-runtime operator
+ * gets (its client, cache and status writer build one REST client, and so one bucket, per kind),
+ * so a burst of Secret writes does not hold back the Lease or a status write.
+ */
+export function perResource(limit: RateLimit, clock: Clock): RateLimiters {
+  if (limit.qps === 0) return noLimits;
+  const buckets = new Map<string, TokenBucket>();
+  return (resource) => {
+    let bucket = buckets.get(resource);
+    if (!bucket) {
+      bucket = new TokenBucket(limit, clock);
+      buckets.set(resource, bucket);
+    }
+    return bucket;
+  };
 }

@@ -2,7 +2,23 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { ClosedError, RestClient } from "./rest-client.ts";
+import { ClosedError, RestClient, apiResourceOf } from "./rest-client.ts";
+
+describe("apiResourceOf", () => {
+  it("names the resource (and its group) a path addresses, which picks the rate limit's bucket", () => {
+    assert.equal(apiResourceOf("/api/v1/namespaces/ns/secrets/a"), "secrets");
+    assert.equal(apiResourceOf("/api/v1/namespaces/ns/services/a/status"), "services");
+    assert.equal(apiResourceOf("/api/v1/services"), "services");
+    assert.equal(apiResourceOf("/api/v1/namespaces/ns"), "namespaces");
+    assert.equal(apiResourceOf("/api/v1/namespaces"), "namespaces");
+    assert.equal(apiResourceOf("/apis/apps/v1/namespaces/ns/statefulsets?fieldManager=x"), "statefulsets.apps");
+    assert.equal(apiResourceOf("/apis/coordination.k8s.io/v1/namespaces/ns/leases/l"), "leases.coordination.k8s.io");
+    assert.equal(apiResourceOf("/apis/rbac.authorization.k8s.io/v1/clusterroles"), "clusterroles.rbac.authorization.k8s.io");
+    assert.equal(apiResourceOf("/api/v1"), "");
+    assert.equal(apiResourceOf("/apis/apps/v1"), "");
+    assert.equal(apiResourceOf("/version"), "");
+  });
+});
 
 describe("RestClient.close", () => {
   it("fails a request hung on its connection at once, and every later request without sending it", async () => {

@@ -7,7 +7,7 @@ import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from "node
 import { KubeApiError } from "./kube-client.ts";
 import { readBody, readJsonLines } from "../shared/http-body.ts";
 import type { KubeAccess } from "./kube-access.ts";
-import { unlimited, type RateLimiter } from "./rate-limiter.ts";
+import { noLimits, type RateLimiters } from "./rate-limiter.ts";
 
 /** No answer (headers or body bytes) for this long fails a request. */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -46,24 +46,41 @@ export class ClosedError extends Error {
   }
 }
 
+/**
+ * The API resource a request path addresses, as "resource.group" ("secrets",
+ * "statefulsets.apps"); subresources count as their resource (a status write is a Service
+ * write). Discovery paths, which name no resource, are "".
+ */
+export function apiResourceOf(path: string): string {
+  const parts = path.split("?", 1)[0]?.split("/").filter(Boolean) ?? [];
+  const [root, ...rest] = parts;
+  const group = root === "apis" ? (rest.shift() ?? "") : "";
+  if (root !== "api" && root !== "apis") return "";
+  rest.shift(); // the version
+  // namespaces/<ns>/<resource>/... names a namespaced resource; namespaces[/<ns>] the namespaces.
+  const resource = rest[0] === "namespaces" && rest.length >= 3 ? rest[2] : rest[0];
+  if (!resource) return "";
+  return group ? `${resource}.${group}` : resource;
+}
+
 export class RestClient {
   private readonly access: KubeAccess;
-  private readonly limiter: RateLimiter;
+  private readonly limiters: RateLimiters;
   private readonly base: URL;
   private agent: Agent | undefined;
   private readonly inFlight = new Set<ClientRequest>();
   private closed = false;
   private readonly discovery = new Map<string, Promise<ReadonlyMap<string, ResourceInfo>>>();
 
-  constructor(access: KubeAccess, limiter: RateLimiter = unlimited) {
+  constructor(access: KubeAccess, limiters: RateLimiters = noLimits) {
     this.access = access;
-    this.limiter = limiter;
+    this.limiters = limiters;
     this.base = new URL(access.server);
   }
 
   /** Sends one request; the decoded JSON answer, or KubeApiError for any non-2xx status. */
   async request<T = unknown>(spec: RequestSpec): Promise<T> {
-    await this.limiter.wait();
+    await this.limiters(apiResourceOf(spec.path)).wait();
     const res = await this.send(spec, REQUEST_TIMEOUT_MS);
     const text = await readBody(res);
     const status = res.statusCode ?? 0;
@@ -77,7 +94,7 @@ export class RestClient {
    * dead connection (the server's own timeoutSeconds ends a healthy watch before that).
    */
   async watch(path: string, query: Query, onEvent: (event: WatchEvent) => void, options: { signal: AbortSignal; idleMs: number }): Promise<void> {
-    await this.limiter.wait(options.signal);
+    await this.limiters(apiResourceOf(path)).wait(options.signal);
     const res = await this.send({ method: "GET", path, query }, options.idleMs, options.signal);
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) throw apiError(`watch ${path}`, status, await readBody(res));

@@ -82,8 +82,8 @@ export const operatorEnvSchema = z.object({
     .optional()
     .describe("the cluster's DNS domain, for egress Services' ExternalName; read from /etc/resolv.conf when unset, else cluster.local"),
   OPERATOR_HTTP_ADDR: z.string().default("[::]:8081").describe("address:port for /healthz, /readyz and /metrics"),
-  KUBE_API_QPS: z.coerce.number().min(0).max(10_000).default(20).describe("client-side limit of requests per second to the Kubernetes API (token bucket as client-go's; 0 turns it off)"),
-  KUBE_API_BURST: z.coerce.number().int().min(1).max(10_000).default(30).describe("requests to the Kubernetes API allowed at once before KUBE_API_QPS applies"),
+  KUBE_API_QPS: z.coerce.number().min(0).max(10_000).default(20).describe("client-side limit of requests per second to each Kubernetes API resource (token bucket as client-go's, one per resource as controller-runtime's clients; 0 turns it off)"),
+  KUBE_API_BURST: z.coerce.number().int().min(1).max(10_000).default(30).describe("requests to one Kubernetes API resource allowed at once before KUBE_API_QPS applies"),
   OPERATOR_WORKERS: z.coerce.number().int().min(1).max(64).default(4).describe("reconciles run in parallel"),
   LEADER_ELECTION: bool.default(true).describe("use a Lease so that only one replica acts"),
   ORPHAN_KEY_SWEEP: bool.default(false).describe("revoke unused single-use auth keys with the proxy tags (PROXY_TAGS, APISERVER_PROXY_TAGS) that no proxy's Secret holds, left by an operator stopped between minting and storing a key; only where no other tool mints keys with those tags (ADR 0022)"),

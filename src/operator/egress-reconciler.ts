@@ -13,7 +13,7 @@ import { FINALIZER, REASONS, STATE_SECRET_KEYS } from "./names.ts";
 import type { IntentOptions } from "./service-intent.ts";
 import { egressIntent, isEgressManaged, restorePatch, rewritePatch, type EgressIntent } from "./egress-intent.ts";
 import type { DeviceStatus, ProxyProvisioner } from "./proxy-provisioner.ts";
-import { proxyName, stateSecretName, type ProxyParent, type ProxyTarget } from "./proxy-objects.ts";
+import { proxyName, proxySecretRef, type ProxyParent, type ProxyTarget } from "./proxy-objects.ts";
 import { conditionChanged, controlPlaneProblem, proxyReadyCondition, type ConditionState } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
 
@@ -144,7 +144,7 @@ export class EgressReconciler {
   }
 
   private async report(parent: ProxyParent): Promise<EgressTargetReport | undefined> {
-    const secret = await this.deps.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.deps.operatorNamespace, name: stateSecretName(parent) });
+    const secret = await this.deps.kube.get<V1Secret>(proxySecretRef(parent, this.deps.operatorNamespace, "state"));
     const raw = secret?.data?.[STATE_SECRET_KEYS.egressTarget];
     return parseEgressTargetReport(raw === undefined ? undefined : Buffer.from(raw, "base64").toString("utf8"));
   }

@@ -10,7 +10,7 @@ import { HttpKubeClient } from "../kube/http-kube-client.ts";
 import { CachedKubeClient, type CacheScope } from "../kube/cached-kube-client.ts";
 import { loadKubeAccess } from "../kube/kube-access.ts";
 import { RestClient } from "../kube/rest-client.ts";
-import { rateLimiter } from "../kube/rate-limiter.ts";
+import { perResource } from "../kube/rate-limiter.ts";
 import { startWatch, type Watch } from "../kube/watch.ts";
 import { Controller } from "../runtime/controller.ts";
 import { RuntimeMetrics } from "../runtime/metrics.ts";
@@ -69,11 +69,11 @@ function acmeOptions(acme: OperatorAcme | undefined): { acmeConfigured: boolean;
   return acme ? { acmeConfigured: true, acme } : { acmeConfigured: false };
 }
 
-/** Makes API clients that share one access and one QPS budget (the process's, as client-go's). */
+/** Makes API clients that share one access and the process's QPS budgets (one per resource, ADR 0032). */
 function restClients(config: OperatorConfig): () => RestClient {
   const access = loadKubeAccess({ env: process.env });
-  const limiter = rateLimiter({ qps: config.KUBE_API_QPS, burst: config.KUBE_API_BURST }, systemClock);
-  return () => new RestClient(access, limiter);
+  const limiters = perResource({ qps: config.KUBE_API_QPS, burst: config.KUBE_API_BURST }, systemClock);
+  return () => new RestClient(access, limiters);
 }
 
 /**

@@ -3,6 +3,7 @@
 // updates the same objects instead of creating duplicates.
 import { createHash } from "node:crypto";
 import type { V1Container, V1EnvVar, V1PodSecurityContext, V1ResourceRequirements, V1Secret, V1Service, V1StatefulSet } from "@kubernetes/client-node";
+import type { ObjectRef } from "../kube/kube-client.ts";
 import { ANNOTATIONS, LABELS } from "./names.ts";
 import { EGRESS_ENV, type EgressPort } from "../shared/egress.ts";
 import { INGRESS_SECRET_KEYS, type IngressProxyConfig } from "../shared/ingress-config.ts";
@@ -124,7 +125,19 @@ export function deviceIdentity(target: ProxyTarget): string {
   return `${target.hostname} ${target.tags.join(",")}`;
 }
 
-/** Made without a key: the key is minted once the Secret that will hold it exists (no leak on a failed create). */
+/**
+ * One of the proxy's two Secrets by name, with the labels it is made with: the operator's
+ * Secret watch selects by them, so its cache can say that the Secret does not exist.
+ */
+export function proxySecretRef(parent: ProxyParent, namespace: string, type: "config" | "state"): ObjectRef {
+  const name = type === "config" ? configSecretName(parent) : stateSecretName(parent);
+  return { apiVersion: "v1", kind: "Secret", namespace, name, labels: proxySecretLabels(parent, type) };
+}
+
+function proxySecretLabels(parent: ProxyParent, type: "config" | "state"): Record<string, string> {
+  return { ...childLabels(parent), [LABELS.secretType]: type };
+}
+
 /** key: the proxy's first auth key and its id, written with the Secret in one create. */
 export function configSecret(parent: ProxyParent, settings: ProxySettings, target: ProxyTarget, key?: { id: string; key: string }): V1Secret {
   return {
@@ -133,7 +146,7 @@ export function configSecret(parent: ProxyParent, settings: ProxySettings, targe
     metadata: {
       name: configSecretName(parent),
       namespace: settings.operatorNamespace,
-      labels: { ...childLabels(parent), [LABELS.secretType]: "config" },
+      labels: proxySecretLabels(parent, "config"),
       annotations: { [ANNOTATIONS.proxyIdentity]: deviceIdentity(target), ...(key ? { [ANNOTATIONS.authKeyId]: key.id } : {}) },
     },
     ...(key ? { data: { [AUTH_KEY_FIELD]: Buffer.from(key.key).toString("base64") } } : {}),
@@ -151,7 +164,7 @@ export function stateSecret(parent: ProxyParent, settings: ProxySettings, lostDe
     metadata: {
       name: stateSecretName(parent),
       namespace: settings.operatorNamespace,
-      labels: { ...childLabels(parent), [LABELS.secretType]: "state" },
+      labels: proxySecretLabels(parent, "state"),
       ...(lostDevice ? { annotations: { [ANNOTATIONS.replacesDevice]: lostDevice } } : {}),
     },
   };

@@ -14,6 +14,7 @@ import {
   deviceIdentity,
   headlessService,
   proxyName,
+  proxySecretRef,
   stateSecret,
   stateSecretName,
   statefulSet,
@@ -100,7 +101,7 @@ export class ProxyProvisioner {
   /** Brings the proxy to the target; returns the device once the proxy has reported it. */
   async ensure(parent: ProxyParent, target: ProxyTarget, log: Logger): Promise<DeviceStatus | undefined> {
     const ns = this.settings.operatorNamespace;
-    let config = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: configSecretName(parent) });
+    let config = await this.kube.get<V1Secret>(proxySecretRef(parent, ns, "config"));
     const identity = deviceIdentity(target);
     const existingIdentity = config?.metadata?.annotations?.[ANNOTATIONS.proxyIdentity];
     if (config && existingIdentity !== identity) {
@@ -115,12 +116,12 @@ export class ProxyProvisioner {
     if (!config) {
       // Read once for this pass: a new proxy's state Secret is not in the watch cache yet, so
       // each read of it is a request (a 404), and nothing here writes it before the check below.
-      state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
+      state = await this.kube.get<V1Secret>(proxySecretRef(parent, ns, "state"));
       stateRead = true;
       config = await this.createConfig(parent, target, state, log);
     }
     const recorded = config?.metadata?.annotations?.[ANNOTATIONS.deviceId];
-    if (!stateRead) state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) });
+    if (!stateRead) state = await this.kube.get<V1Secret>(proxySecretRef(parent, ns, "state"));
     if (!state) {
       // Gone while a device existed (deleted by hand, a restore): the proxy's tailscaled state
       // went with it, so the proxy must log in again as a new device and the old one must go.
@@ -170,7 +171,7 @@ export class ProxyProvisioner {
   }
 
   private async readConfig(parent: ProxyParent): Promise<V1Secret | undefined> {
-    return this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: configSecretName(parent) });
+    return this.kube.get<V1Secret>(proxySecretRef(parent, this.settings.operatorNamespace, "config"));
   }
 
   /**
@@ -276,7 +277,7 @@ export class ProxyProvisioner {
 
   /** One value the proxy reported in its state Secret (STATE_SECRET_KEYS), if present. */
   async stateValue(parent: ProxyParent, key: string): Promise<string | undefined> {
-    const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
+    const state = await this.kube.get<V1Secret>(proxySecretRef(parent, this.settings.operatorNamespace, "state"));
     return decode(state?.data?.[key]) || undefined;
   }
 
@@ -293,7 +294,7 @@ export class ProxyProvisioner {
       return handled;
     }
     // What the proxy itself reported is more precise than what Kubernetes sees (a crash loop).
-    const reported = reportedProblem(await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: ns, name: stateSecretName(parent) }));
+    const reported = reportedProblem(await this.kube.get<V1Secret>(proxySecretRef(parent, ns, "state")));
     if (reported) return reported;
     const pods = await this.kube.list<V1Pod>("v1", "Pod", { namespace: ns, labelSelector: childSelector(parent) });
     for (const pod of pods) {
@@ -323,7 +324,7 @@ export class ProxyProvisioner {
 
   /** What holds up the proxy's login while it tries (tailscaled's health warnings), if it said. */
   async loginProgress(parent: ProxyParent): Promise<string | undefined> {
-    const state = await this.kube.get<V1Secret>({ apiVersion: "v1", kind: "Secret", namespace: this.settings.operatorNamespace, name: stateSecretName(parent) });
+    const state = await this.kube.get<V1Secret>(proxySecretRef(parent, this.settings.operatorNamespace, "state"));
     const data = state?.data ?? {};
     return decode(data[STATE_SECRET_KEYS.loginState]) === LOGIN_STATES.loggingIn ? decode(data[STATE_SECRET_KEYS.loginError]) : undefined;
   }

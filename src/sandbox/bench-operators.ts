@@ -47,14 +47,15 @@ export function goOperatorCrds(): string[] {
   return readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort().map((f) => join(dir, f));
 }
 
-/** The chart's defaults for what shapes the operator's load: workers, client limits, heap cap. */
-function chartDefaults(): { workers: number; qps: number; burst: number; maxOldSpaceSizeMiB: number } {
+/** The chart's defaults for what shapes the operator's load: workers, client limits, heap limits. */
+function chartDefaults(): { workers: number; qps: number; burst: number; maxOldSpaceSizeMiB: number; maxSemiSpaceSizeMiB: number } {
   const values = parse(readFileSync(join(CHART_DIR, "values.yaml"), "utf8")) as {
     workers: number;
     kubeApi: { qps: number; burst: number };
     maxOldSpaceSizeMiB: number;
+    maxSemiSpaceSizeMiB: number;
   };
-  return { workers: values.workers, qps: values.kubeApi.qps, burst: values.kubeApi.burst, maxOldSpaceSizeMiB: values.maxOldSpaceSizeMiB };
+  return { workers: values.workers, qps: values.kubeApi.qps, burst: values.kubeApi.burst, maxOldSpaceSizeMiB: values.maxOldSpaceSizeMiB, maxSemiSpaceSizeMiB: values.maxSemiSpaceSizeMiB };
 }
 
 interface StartOptions {
@@ -76,7 +77,7 @@ function benchOperator(key: BenchOperator["key"], label: string, options: StartO
  * Ours, as its Deployment runs it with one replica (no leader election), against Headscale's API.
  * nodeFlags go to node itself (e.g. --cpu-prof --cpu-prof-dir=...).
  */
-export async function startOurOperator(options: StartOptions & { readonly nodeFlags?: readonly string[] }): Promise<BenchOperator> {
+export async function startOurOperator(options: StartOptions & { readonly nodeFlags?: readonly string[]; readonly env?: NodeJS.ProcessEnv }): Promise<BenchOperator> {
   await mkdir(options.dir, { recursive: true });
   const apiKeyFile = join(options.dir, "api-key");
   await writeFile(apiKeyFile, await options.sandbox.headscaleAdmin.createApiKey(), { mode: 0o600 });
@@ -86,7 +87,7 @@ export async function startOurOperator(options: StartOptions & { readonly nodeFl
     PATH: process.env["PATH"] ?? "/usr/bin:/bin",
     HOME: options.dir,
     NODE_ENV: "production",
-    NODE_OPTIONS: `--max-old-space-size=${String(chart.maxOldSpaceSizeMiB)}`,
+    NODE_OPTIONS: `--max-old-space-size=${String(chart.maxOldSpaceSizeMiB)} --max-semi-space-size=${String(chart.maxSemiSpaceSizeMiB)}`,
     KUBECONFIG: options.kubeconfig,
     OPERATOR_NAMESPACE: options.namespace,
     LEADER_ELECTION: "false",
@@ -103,6 +104,7 @@ export async function startOurOperator(options: StartOptions & { readonly nodeFl
     // As the image runs it: node's compile cache, filled below the way the image build fills it
     // (`--help`, images/operator/image.yaml), so that the operator never loads the TypeScript stripper.
     NODE_COMPILE_CACHE: join(options.dir, "compile-cache"),
+    ...options.env,
   };
   const node = join(REPO, "node_modules", ".bin", "node");
   await new ProcessRunner().run([node, join(REPO, "bin", "tailnet-operator.js"), "--help"], { env });

@@ -180,7 +180,7 @@ describe("chart", () => {
         // With one replica too: a rollout runs the old pod beside the new one for a while.
         assert.equal(envValue(objects, "LEADER_ELECTION"), "true");
         assert.equal(envValue(objects, "PROXY_FORWARDING"), values.proxy?.forwarding ?? "init-container");
-        assert.match(envValue(objects, "NODE_OPTIONS") ?? "", /^--max-old-space-size=\d+$/);
+        assert.match(envValue(objects, "NODE_OPTIONS") ?? "", /^--max-old-space-size=\d+ --max-semi-space-size=\d+$/);
       });
 
       it("sets only settings the operator knows, with values its own configuration accepts", () => {
@@ -237,7 +237,7 @@ describe("chart", () => {
     assert.equal(envOf(objects).has("PROXY_ENV"), false);
     assert.equal(envOf(objects).has("OPERATOR_LOGIN_SERVER"), false);
     assert.equal(envValue(objects, "TAILSCALE_API_URL"), "https://api.tailscale.com");
-    assert.equal(envValue(objects, "NODE_OPTIONS"), "--max-old-space-size=384");
+    assert.equal(envValue(objects, "NODE_OPTIONS"), "--max-old-space-size=384 --max-semi-space-size=2");
     assert.equal(deployment(objects).spec.replicas, 2);
     assert.deepEqual(operatorContainer(objects).resources, { requests: { cpu: "50m", memory: "192Mi" }, limits: { memory: "512Mi" } });
     const ingressClass = byKind(objects, "IngressClass")[0];
@@ -278,7 +278,7 @@ describe("chart", () => {
       ORPHAN_KEY_SWEEP_TAGS: "tag:web,tag:test",
       OPERATOR_LOGGING: "debug",
       OPERATOR_DEFAULT_LOAD_BALANCER: "true",
-      NODE_OPTIONS: "--max-old-space-size=300",
+      NODE_OPTIONS: "--max-old-space-size=300 --max-semi-space-size=4",
       OPERATOR_HTTP_ADDR: "0.0.0.0:8081",
     };
     for (const [name, value] of Object.entries(expected)) assert.equal(envValue(objects, name), value, name);

@@ -111,6 +111,7 @@ export const VARIANTS: readonly Variant[] = [
       logLevel: "debug",
       defaultLoadBalancer: true,
       maxOldSpaceSizeMiB: 300,
+      maxSemiSpaceSizeMiB: 4,
       resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "512Mi" } },
       ingressClass: { enabled: false },
       nodeSelector: { "kubernetes.io/os": "linux" },

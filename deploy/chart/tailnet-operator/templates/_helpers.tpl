@@ -191,7 +191,7 @@ dry runs), so the check runs only when it sees the release namespace.
 - name: OPERATOR_LOGGING
   value: {{ .Values.logLevel | quote }}
 - name: NODE_OPTIONS
-  value: {{ printf "--max-old-space-size=%d" (int .Values.maxOldSpaceSizeMiB) | quote }}
+  value: {{ printf "--max-old-space-size=%d --max-semi-space-size=%d" (int .Values.maxOldSpaceSizeMiB) (int .Values.maxSemiSpaceSizeMiB) | quote }}
 - name: OPERATOR_DEPLOYMENT
   value: {{ include "tailnet-operator.fullname" . | quote }}
 {{- $api := .Values.apiServerProxy }}
