@@ -8,7 +8,8 @@
 // load (and before it, idle, and 15 s after it). Round 0 warms up and is not counted; medians of the rest. docs/adr/0030-l7-data-path.md.
 //
 //   node bench/l7-loopback.ts [--rounds 3] [--seconds 5] [--mib 8] [--connections 8]
-//        [--only throughput|requests] [--hwm BYTES] ["--proxy-args=--cpu-prof --cpu-prof-dir=DIR"]
+//        [--only throughput|requests] [--hwm BYTES] ["--proxy-args=--max-semi-space-size=2 --cpu-prof --cpu-prof-dir=DIR"]
+// --proxy-args are the proxy process's node flags, by default the image's (a 2 MiB semi-space).
 // The proxy process runs this file with --role proxy; the backend with --role backend.
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
@@ -30,7 +31,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "5" },
     mib: { type: "string", default: "8" },
     connections: { type: "string", default: "8" },
-    "proxy-args": { type: "string", default: "" },
+    // The proxy image's NODE_OPTIONS (images/proxy/image.yaml); "--proxy-args=" for V8's defaults.
+    "proxy-args": { type: "string", default: "--max-semi-space-size=2" },
     /** Overrides the proxy's stream high-water mark (bytes), to compare against the product's. */
     hwm: { type: "string" },
     /** Measure only one of the two loads (for a profile of one). */
