@@ -136,14 +136,16 @@ export class ProxyProvisioner {
       const problem = reportedProblem(state);
       if (problem) this.handledRefusals.set(proxyName(parent), problem);
     } else if (config && !config.data?.[AUTH_KEY_FIELD] && !isLoggedIn(state)) await this.mintKey(parent, target, config, log);
-    // Independent of each other, so in one round trip; the StatefulSet last, so that its first pod
-    // finds its ServiceAccount (the StatefulSet controller backs off after a refused pod).
+    // Independent of each other, so in one round trip. The RoleBinding after its Role: the API
+    // server refuses a binding to a Role it cannot see yet (its escalation check reads the Role's
+    // rules; the operator has no `bind` verb). The StatefulSet last, so that its first pod finds
+    // its ServiceAccount and permissions (the StatefulSet controller backs off after a refused pod).
     await Promise.all([
       ...(target.serviceAccount ? [] : [proxyServiceAccount(parent, this.settings)]),
       proxyRole(parent, this.settings),
-      proxyRoleBinding(parent, this.settings, target),
       headlessService(parent, this.settings),
     ].map((object) => this.kube.apply(object)));
+    await this.kube.apply(proxyRoleBinding(parent, this.settings, target));
     await this.kube.apply(statefulSet(parent, this.settings, target));
     if (lost) return undefined;
     const device = deviceFromState(state);

@@ -64,12 +64,19 @@ export class FakeKubeClient implements KubeClient {
   }
 
   apply<T extends KubernetesObject>(object: T): Promise<T> {
+    // As the API server's RBAC escalation check for a writer without `bind` (the operator): a
+    // binding to a Role it cannot read the rules of is refused.
+    const roleRef = (object as { roleRef?: { kind?: string; name?: string } }).roleRef;
+    if (object.kind === "RoleBinding" && roleRef?.kind === "Role" && !this.find("Role", object.metadata?.namespace ?? "", roleRef.name ?? "")) {
+      return Promise.reject(new KubeApiError(`rolebindings "${object.metadata?.name ?? ""}" is forbidden: role "${roleRef.name ?? ""}" not found`, 403));
+    }
     const existing = this.find<Stored>(object.kind ?? "", object.metadata?.namespace ?? "", object.metadata?.name ?? "");
     const next = as<Stored>({ ...(existing ?? {}), ...clone(object), metadata: { ...existing?.metadata, ...clone(object.metadata) } });
     if (existing && JSON.stringify({ ...existing, metadata: { ...existing.metadata, resourceVersion: "" } }) === JSON.stringify({ ...next, metadata: { ...next.metadata, resourceVersion: "" } })) {
       return Promise.resolve(as<T>(clone(existing))); // SSA that changes nothing writes nothing
     }
-    return Promise.resolve(as<T>(this.store(next, "apply")));
+    // Checked when sent, stored a tick later: writes sent together are concurrent, as on the wire.
+    return Promise.resolve().then(() => as<T>(this.store(next, "apply")));
   }
 
   create<T extends KubernetesObject>(object: T): Promise<T | "exists"> {
