@@ -43,7 +43,7 @@ export class CachedKubeClient implements KubeClient {
   private readonly live: KubeClient;
   private readonly caches: Registered[] = [];
   readonly stats: CacheStats = { hits: 0, misses: 0, absent: 0, appliesSkipped: 0 };
-  /** Objects created through this client that their cache has not shown yet ("kind ns/name"). */
+  /** Objects created through this client that their cache has not shown yet ("apiVersion kind ns/name"). */
   private readonly unseenCreates = new Set<string>();
 
   constructor(live: KubeClient) {

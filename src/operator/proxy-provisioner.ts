@@ -114,8 +114,7 @@ export class ProxyProvisioner {
     let state: V1Secret | undefined;
     let stateRead = false;
     if (!config) {
-      // Read once for this pass: a new proxy's state Secret is not in the watch cache yet, so
-      // each read of it is a request (a 404), and nothing here writes it before the check below.
+      // Read once for this pass: nothing here writes the state Secret before the check below.
       state = await this.kube.get<V1Secret>(proxySecretRef(parent, ns, "state"));
       stateRead = true;
       config = await this.createConfig(parent, target, state, log);
