@@ -272,6 +272,8 @@ async function measure(op: BenchOperator, adapter?: TailscaleApiAdapter): Promis
     await systemClock.sleep(2_000);
     const peakRss = Math.max(rssMiB(op.pid).hwm, ...sampler.samples.map((s) => s.rss));
     const keys = (adapter?.calls.get("POST keys") ?? 0) - keysBefore;
+    const provisioning = audit.between(op.user, t0, t1);
+    const deleting = audit.between(op.user, t2, t3);
     return {
       provisionS,
       provisioned,
@@ -284,10 +286,10 @@ async function measure(op: BenchOperator, adapter?: TailscaleApiAdapter): Promis
       cpuIdle,
       idleRps: idle.length / (IDLE_WINDOW_MS / 1000),
       idleTop: breakdown(idle).slice(0, 4),
-      provisionRequests: audit.between(op.user, t0, t1).length,
-      deleteRequests: audit.between(op.user, t2, t3).length,
-      provisionTop: breakdown(audit.between(op.user, t0, t1)),
-      deleteTop: breakdown(audit.between(op.user, t2, t3)),
+      provisionRequests: provisioning.length,
+      deleteRequests: deleting.length,
+      provisionTop: breakdown(provisioning),
+      deleteTop: breakdown(deleting),
       childrenPerService,
       load,
       ...(adapter ? { controlCalls: `${String(keys)} keys via the v2 adapter; ${[...adapter.calls.entries()].map(([k, v]) => `${k} ${String(v)}`).join(", ")}` } : {}),
@@ -441,12 +443,13 @@ function report(): void {
   process.stdout.write(`\n${n} Services of loadBalancerClass tailscale, created at once then deleted, among ${String(UNRELATED)} unrelated Secrets and Services; ${String(ROUNDS)} round(s), order alternating`);
   process.stdout.write(`\n(both operators as processes, same kube-apiserver and Headscale, no proxy pods; values are ranges over rounds, ratio of means)\n`);
   process.stdout.write(`  ${"figure".padEnd(44)} ${"ours".padStart(12)} ${"Go operator".padStart(12)} ${"unit".padEnd(5)} ${"ratio".padStart(6)}\n${rows.join("\n")}\n`);
+  const counted = (top: [string, number][]): string => top.map(([what, count]) => `${what} x${String(count)}`).join(", ") || "none";
   for (const key of ["ours", "go"] as const) {
     for (const [i, f] of results[key].entries()) {
       process.stdout.write(`\n  ${key} round ${String(i + 1)}: ${String(f.provisioned)}/${n} provisioned; children per Service: ${f.childrenPerService}; load average at provision/idle/delete end ${f.load.provision.toFixed(1)}/${f.load.idle.toFixed(1)}/${f.load.delete.toFixed(1)}\n`);
-      process.stdout.write(`    requests while provisioning: ${f.provisionTop.map(([what, count]) => `${what} x${String(count)}`).join(", ")}\n`);
-      process.stdout.write(`    requests while deleting: ${f.deleteTop.map(([what, count]) => `${what} x${String(count)}`).join(", ")}\n`);
-      process.stdout.write(`    idle requests: ${f.idleTop.map(([what, count]) => `${what} x${String(count)}`).join(", ") || "none"}\n`);
+      process.stdout.write(`    requests while provisioning: ${counted(f.provisionTop)}\n`);
+      process.stdout.write(`    requests while deleting: ${counted(f.deleteTop)}\n`);
+      process.stdout.write(`    idle requests: ${counted(f.idleTop)}\n`);
       if (f.controlCalls) process.stdout.write(`    control plane: ${f.controlCalls}\n`);
     }
   }

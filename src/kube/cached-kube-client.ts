@@ -63,14 +63,16 @@ export class CachedKubeClient implements KubeClient {
 
   async get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined> {
     const key = createdKey(ref.apiVersion, ref.kind, ref.namespace, ref.name);
-    const cache = this.cacheFor(ref.apiVersion, ref.kind, ref.namespace);
+    // Labels named: the cache whose watch would see such an object, as for a list.
+    const labels = ref.labels ? new Map(Object.entries(ref.labels)) : undefined;
+    const cache = this.cacheFor(ref.apiVersion, ref.kind, ref.namespace, labels);
     const cached = cache?.store.get(ref.name, ref.namespace) as T | undefined;
     if (cached) {
       this.stats.hits++;
       this.unseenCreates.delete(key);
       return cached;
     }
-    if (cache && ref.labels && !this.unseenCreates.has(key) && [...cache.labels].every(([name, value]) => ref.labels?.[name] === value)) {
+    if (cache && labels && !this.unseenCreates.has(key)) {
       this.stats.absent++;
       return undefined;
     }

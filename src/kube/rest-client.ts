@@ -54,8 +54,8 @@ export class ClosedError extends Error {
 export function apiResourceOf(path: string): string {
   const parts = path.split("?", 1)[0]?.split("/").filter(Boolean) ?? [];
   const [root, ...rest] = parts;
-  const group = root === "apis" ? (rest.shift() ?? "") : "";
   if (root !== "api" && root !== "apis") return "";
+  const group = root === "apis" ? (rest.shift() ?? "") : "";
   rest.shift(); // the version
   // namespaces/<ns>/<resource>/... names a namespaced resource; namespaces[/<ns>] the namespaces.
   const resource = rest[0] === "namespaces" && rest.length >= 3 ? rest[2] : rest[0];
