@@ -26,6 +26,8 @@ export default tseslint.config(
       "@typescript-eslint/no-unsafe-class-instance-assignment": "off",
       "@typescript-eslint/no-misused-spread": "off",
       "@typescript-eslint/restrict-template-expressions": ["error", { allowNumber: true }],
+      // `const { dropped, ...rest } = object` is how a field is left out of a copy.
+      "@typescript-eslint/no-unused-vars": ["error", { ignoreRestSiblings: true }],
       "max-lines": ["error", { max: 400, skipBlankLines: true, skipComments: true }],
       "max-depth": ["error", 4],
       "no-restricted-imports": [

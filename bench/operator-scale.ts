@@ -174,6 +174,8 @@ interface Figures {
   provisioned: number;
   deleteS: number;
   peakRss: number;
+  /** The highest RSS sampled in each phase: where the peak comes from. */
+  phasePeaks: { provision: number; idle: number; delete: number };
   idleRssBefore: number;
   steadyRss: number;
   cpuProvision: number;
@@ -271,6 +273,8 @@ async function measure(op: BenchOperator, adapter?: TailscaleApiAdapter): Promis
     log(`${op.label}: ${gone === undefined ? "NOT all gone" : "all gone"} after ${((t3 - t2) / 1000).toFixed(1)} s, ${cpuDelete.toFixed(1)} CPU s`);
     await systemClock.sleep(2_000);
     const peakRss = Math.max(rssMiB(op.pid).hwm, ...sampler.samples.map((s) => s.rss));
+    const phasePeak = (from: number, to: number): number => Math.max(...sampler.between(from, to));
+    const phasePeaks = { provision: phasePeak(t0, t1), idle: phasePeak(t1, t2), delete: phasePeak(t2, t3 + 2_000) };
     const keys = (adapter?.calls.get("POST keys") ?? 0) - keysBefore;
     const provisioning = audit.between(op.user, t0, t1);
     const deleting = audit.between(op.user, t2, t3);
@@ -279,6 +283,7 @@ async function measure(op: BenchOperator, adapter?: TailscaleApiAdapter): Promis
       provisioned,
       deleteS: gone === undefined ? Number.NaN : (t3 - t2) / 1000,
       peakRss,
+      phasePeaks,
       idleRssBefore,
       steadyRss,
       cpuProvision,
@@ -447,6 +452,7 @@ function report(): void {
   for (const key of ["ours", "go"] as const) {
     for (const [i, f] of results[key].entries()) {
       process.stdout.write(`\n  ${key} round ${String(i + 1)}: ${String(f.provisioned)}/${n} provisioned; children per Service: ${f.childrenPerService}; load average at provision/idle/delete end ${f.load.provision.toFixed(1)}/${f.load.idle.toFixed(1)}/${f.load.delete.toFixed(1)}\n`);
+      process.stdout.write(`    highest RSS sampled while provisioning/idle/deleting: ${[f.phasePeaks.provision, f.phasePeaks.idle, f.phasePeaks.delete].map((v) => v.toFixed(1)).join("/")} MiB\n`);
       process.stdout.write(`    requests while provisioning: ${counted(f.provisionTop)}\n`);
       process.stdout.write(`    requests while deleting: ${counted(f.deleteTop)}\n`);
       process.stdout.write(`    idle requests: ${counted(f.idleTop)}\n`);

@@ -13,6 +13,7 @@ interface Seen {
   path: string;
   query: URLSearchParams;
   contentType: string | undefined;
+  accept: string | undefined;
   authorization: string | undefined;
   body: unknown;
 }
@@ -28,7 +29,7 @@ async function fakeApiServer(answer: (seen: Seen) => Answer | undefined): Promis
     req.on("end", () => {
       const url = new URL(req.url ?? "/", "http://x");
       const text = Buffer.concat(chunks).toString("utf8");
-      const request: Seen = { method: req.method ?? "", path: url.pathname, query: url.searchParams, contentType: req.headers["content-type"], authorization: req.headers.authorization, body: text ? JSON.parse(text) : undefined };
+      const request: Seen = { method: req.method ?? "", path: url.pathname, query: url.searchParams, contentType: req.headers["content-type"], accept: req.headers.accept, authorization: req.headers.authorization, body: text ? JSON.parse(text) : undefined };
       seen.push(request);
       const discovery: Record<string, object> = {
         "/api/v1": { resources: [{ name: "services", kind: "Service", namespaced: true }, { name: "services/status", kind: "Service", namespaced: true }, { name: "namespaces", kind: "Namespace", namespaced: false }] },
@@ -145,6 +146,7 @@ describe("HttpKubeClient", () => {
     const del = api.seen.find((s) => s.method === "DELETE" && s.path === "/apis/apps/v1/namespaces/ns/statefulsets");
     assert.equal(del?.query.get("labelSelector"), "parent=x");
     assert.deepEqual(del.body, { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" });
+    assert.match(del.accept ?? "", /^application\/json;as=PartialObjectMetadataList;g=meta\.k8s\.io;v=v1, application\/json$/, "only the deleted objects' metadata");
     const before = api.seen.length;
     await assert.rejects(kube.deleteCollection("apps/v1", "StatefulSet", { namespace: "ns", labelSelector: "" }), /no label selector/);
     assert.equal(api.seen.length, before, "nothing sent");

@@ -2,7 +2,7 @@
 // (two the first time a kind's URL is discovered; list is one per page).
 import type { KubernetesObject, V1ServiceStatus } from "@kubernetes/client-node";
 import { KubeApiError, describeRef, refOf, type CollectionOptions, type DeleteOptions, type KubeClient, type ListOptions, type ObjectRef } from "./kube-client.ts";
-import type { RestClient } from "./rest-client.ts";
+import { METADATA_LIST, type RestClient } from "./rest-client.ts";
 
 export const FIELD_MANAGER = "tailnet-operator";
 export const APPLY_PATCH = "application/apply-patch+yaml";
@@ -104,6 +104,8 @@ export class HttpKubeClient implements KubeClient {
       path: await this.rest.objectPath({ apiVersion, kind, namespace: options.namespace }),
       query: { labelSelector: options.labelSelector },
       body: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" },
+      // The answer lists what was deleted; only its length is used.
+      accept: METADATA_LIST,
       what: `delete ${kind} in ${options.namespace} matching ${options.labelSelector}`,
     });
     return deleted.items?.length ?? 0;

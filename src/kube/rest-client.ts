@@ -25,7 +25,15 @@ export interface RequestSpec {
   readonly contentType?: string;
   /** What the error message names ("get Service a/b"); the method and path otherwise. */
   readonly what?: string;
+  /** The Accept header; JSON by default. */
+  readonly accept?: string;
 }
+
+/**
+ * A list as metadata only (what client-go's metadata client asks for), plain JSON from a server
+ * that cannot: for an answer only counted, most of whose bytes would be the objects' specs.
+ */
+export const METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json";
 
 export interface ResourceInfo {
   /** The URL segment: "services", "ingresses". */
@@ -188,7 +196,7 @@ export class RestClient {
       timeout: timeoutMs,
       ...(signal ? { signal } : {}),
       headers: {
-        accept: "application/json",
+        accept: spec.accept ?? "application/json",
         "user-agent": "tailnet-operator",
         ...(this.access.authorization ? { authorization: this.access.authorization() } : {}),
         ...(body === undefined ? {} : { "content-type": spec.contentType ?? "application/json", "content-length": Buffer.byteLength(body) }),

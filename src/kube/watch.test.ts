@@ -1,3 +1,4 @@
+import { setFlagsFromString } from "node:v8";
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -116,6 +117,22 @@ describe("startWatch", () => {
     assert.ok(handed.every((o) => o.metadata?.managedFields === undefined), "handlers never see managedFields");
   });
 
+  it("caches metadata without managedFields as an ordinary object, not the hash table a delete leaves", async () => {
+    const managedFields = [{ manager: "kubectl", operation: "Apply", fieldsType: "FieldsV1", fieldsV1: {} }];
+    const rest = await fakeApiServer((_req, res, url) => {
+      res.writeHead(200, json);
+      if (url.searchParams.get("watch") === "true") {
+        res.write(event("ADDED", { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "watched", namespace: "ns", resourceVersion: "6", managedFields, labels: { a: "b" } } }));
+        return;
+      }
+      res.end(listOf("5", [{ metadata: { name: "listed", namespace: "ns", resourceVersion: "5", managedFields, labels: { a: "b" } } }]));
+    });
+    const watch = startWatch<V1ConfigMap>(options(rest, () => undefined));
+    await until("the watched object", () => watch.store.get("watched", "ns") !== undefined);
+    await watch.stop();
+    for (const name of ["listed", "watched"]) assert.ok(hasFastProperties(watch.store.get(name, "ns")?.metadata), `${name}: metadata in V8's fast mode`);
+  });
+
   it("resumes a watch the server ended from the last resourceVersion (bookmarks too), without listing again", async () => {
     let lists = 0;
     const watches: URLSearchParams[] = [];
@@ -191,3 +208,13 @@ describe("startWatch", () => {
     assert.deepEqual(watches, ["5", "5"]);
   });
 });
+
+/**
+ * Whether V8 keeps the object's properties in its fast (shape-described) layout. A deleted
+ * property turns the object into a dictionary, several times larger.
+ */
+function hasFastProperties(object: unknown): boolean {
+  setFlagsFromString("--allow-natives-syntax");
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- natives syntax parses only in code compiled after the flag
+  return (new Function("o", "return %HasFastProperties(o)") as (o: unknown) => boolean)(object);
+}

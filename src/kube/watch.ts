@@ -22,8 +22,11 @@ export interface WatchOptions<T extends KubernetesObject> {
   readonly fieldSelector?: string;
   readonly onObject: (object: T) => void;
   readonly log: Logger;
-  /** Drops more of each object before it is cached (for a watch whose store nobody reads). */
-  readonly slim?: (object: T) => void;
+  /**
+   * Drops more of each object before it is cached (for a watch whose store nobody reads). Returns
+   * a copy without those fields rather than deleting them: see withoutManagedFields.
+   */
+  readonly slim?: (object: T) => T;
   /** Backoff after a failure (tests shorten it). */
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** How long the server keeps one watch open (default: 5 to 10 minutes, spread as client-go does). */
@@ -86,9 +89,8 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
   const store = new ObjectStore<T>();
   const backoff = options.backoff ?? { initialMs: 1_000, maxMs: 30_000 };
   const slim = (object: T): T => {
-    dropManagedFields(object);
-    options.slim?.(object);
-    return object;
+    const lean = withoutManagedFields(object);
+    return options.slim ? options.slim(lean) : lean;
   };
   let markSynced: () => void = () => undefined;
   const synced = new Promise<void>((resolve) => (markSynced = resolve));
@@ -121,10 +123,12 @@ export function startWatch<T extends KubernetesObject>(options: WatchOptions<T>)
     const object = event.object as T & { code?: number; message?: string };
     switch (event.type) {
       case "ADDED":
-      case "MODIFIED":
-        store.set(slim(object));
-        options.onObject(object);
+      case "MODIFIED": {
+        const lean = slim(object);
+        store.set(lean);
+        options.onObject(lean);
         break;
+      }
       case "DELETED":
         store.delete(object);
         options.onObject(slim(object));
@@ -203,7 +207,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 /**
  * managedFields (server-side apply's field ownership) is often the larger part of an object and is
  * never read by the operator: caches drop it, as controller-runtime users do with a cache transform.
+ * The metadata is copied without it, not `delete`d from: V8 turns an object that loses a property
+ * into a hash table, which for 12,000 cached objects was 5 MiB of the operator's heap.
  */
-export function dropManagedFields(object: KubernetesObject): void {
-  if (object.metadata?.managedFields) delete object.metadata.managedFields;
+export function withoutManagedFields<T extends KubernetesObject>(object: T): T {
+  if (!object.metadata?.managedFields) return object;
+  const { managedFields, ...metadata } = object.metadata;
+  return { ...object, metadata };
 }

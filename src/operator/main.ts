@@ -270,10 +270,7 @@ async function run(config: OperatorConfig): Promise<void> {
         fieldSelector: TLS_SECRETS,
         // Only their names are used here (the reconciler reads a certificate live): every TLS
         // Secret of the cluster need not sit in memory.
-        slim: (secret) => {
-          delete secret.data;
-          delete secret.stringData;
-        },
+        slim: ({ data, stringData, ...secret }) => secret,
         onObject: (secret) => {
           for (const key of ingressIndex.usingSecret(secret.metadata?.namespace ?? "", secret.metadata?.name ?? "")) ingressController.enqueue(key);
           if (apiServerProxy.usesSecret(secret.metadata?.namespace ?? "", secret.metadata?.name ?? "")) apiServerController.enqueue(apiServerProxy.key);

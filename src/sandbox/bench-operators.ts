@@ -48,14 +48,16 @@ export function goOperatorCrds(): string[] {
 }
 
 /** The chart's defaults for what shapes the operator's load: workers, client limits, heap limits. */
-function chartDefaults(): { workers: number; qps: number; burst: number; maxOldSpaceSizeMiB: number; maxSemiSpaceSizeMiB: number } {
+function chartDefaults(): { workers: number; qps: number; burst: number; maxOldSpaceSizeMiB: number; maxSemiSpaceSizeMiB: number; mallocArenaMax: number } {
   const values = parse(readFileSync(join(CHART_DIR, "values.yaml"), "utf8")) as {
     workers: number;
     kubeApi: { qps: number; burst: number };
     maxOldSpaceSizeMiB: number;
     maxSemiSpaceSizeMiB: number;
+    mallocArenaMax: number;
   };
-  return { workers: values.workers, qps: values.kubeApi.qps, burst: values.kubeApi.burst, maxOldSpaceSizeMiB: values.maxOldSpaceSizeMiB, maxSemiSpaceSizeMiB: values.maxSemiSpaceSizeMiB };
+  const { workers, kubeApi, maxOldSpaceSizeMiB, maxSemiSpaceSizeMiB, mallocArenaMax } = values;
+  return { workers, qps: kubeApi.qps, burst: kubeApi.burst, maxOldSpaceSizeMiB, maxSemiSpaceSizeMiB, mallocArenaMax };
 }
 
 interface StartOptions {
@@ -88,6 +90,7 @@ export async function startOurOperator(options: StartOptions & { readonly nodeFl
     HOME: options.dir,
     NODE_ENV: "production",
     NODE_OPTIONS: `--max-old-space-size=${String(chart.maxOldSpaceSizeMiB)} --max-semi-space-size=${String(chart.maxSemiSpaceSizeMiB)}`,
+    MALLOC_ARENA_MAX: String(chart.mallocArenaMax),
     KUBECONFIG: options.kubeconfig,
     OPERATOR_NAMESPACE: options.namespace,
     LEADER_ELECTION: "false",

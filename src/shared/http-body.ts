@@ -2,14 +2,29 @@
 // operator's API client and the proxy's own API access both stream watches this way.
 import type { IncomingMessage } from "node:http";
 
+/**
+ * The whole body as text. Its listeners come off once it settles: their closures hold the promise,
+ * and with it the text, for as long as the agent keeps the response's socket (a 450 KiB page of a
+ * list was still held this way after the operator's start).
+ */
 export function readBody(res: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    res.on("data", (chunk: Buffer) => chunks.push(chunk));
-    res.on("end", () => {
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+    };
+    const settle = (): void => {
+      res.off("data", onData).off("end", onEnd).off("error", onError);
+    };
+    const onEnd = (): void => {
+      settle();
       resolve(Buffer.concat(chunks).toString("utf8"));
-    });
-    res.on("error", reject);
+    };
+    const onError = (error: Error): void => {
+      settle();
+      reject(error);
+    };
+    res.on("data", onData).on("end", onEnd).on("error", onError);
   });
 }
 

@@ -181,12 +181,13 @@ describe("chart", () => {
         assert.equal(envValue(objects, "LEADER_ELECTION"), "true");
         assert.equal(envValue(objects, "PROXY_FORWARDING"), values.proxy?.forwarding ?? "init-container");
         assert.match(envValue(objects, "NODE_OPTIONS") ?? "", /^--max-old-space-size=\d+ --max-semi-space-size=\d+$/);
+        assert.match(envValue(objects, "MALLOC_ARENA_MAX") ?? "", /^[1-9]\d*$/);
       });
 
       it("sets only settings the operator knows, with values its own configuration accepts", () => {
         const env = Object.fromEntries([...envOf(objects)].map(([name, e]) => [name, e.value ?? `downward-api:${e.valueFrom?.fieldRef?.fieldPath ?? ""}`]));
-        // NODE_OPTIONS is Node's, not the operator's.
-        assert.deepEqual(Object.keys(env).filter((name) => !(name in operatorEnvSchema.shape) && name !== "NODE_OPTIONS"), []);
+        // NODE_OPTIONS is Node's and MALLOC_ARENA_MAX glibc's, not the operator's.
+        assert.deepEqual(Object.keys(env).filter((name) => !(name in operatorEnvSchema.shape) && name !== "NODE_OPTIONS" && name !== "MALLOC_ARENA_MAX"), []);
         assert.doesNotThrow(() => loadOperatorConfig(env));
       });
 
@@ -238,6 +239,7 @@ describe("chart", () => {
     assert.equal(envOf(objects).has("OPERATOR_LOGIN_SERVER"), false);
     assert.equal(envValue(objects, "TAILSCALE_API_URL"), "https://api.tailscale.com");
     assert.equal(envValue(objects, "NODE_OPTIONS"), "--max-old-space-size=384 --max-semi-space-size=2");
+    assert.equal(envValue(objects, "MALLOC_ARENA_MAX"), "2");
     assert.equal(deployment(objects).spec.replicas, 2);
     assert.deepEqual(operatorContainer(objects).resources, { requests: { cpu: "50m", memory: "192Mi" }, limits: { memory: "512Mi" } });
     const ingressClass = byKind(objects, "IngressClass")[0];
@@ -279,6 +281,7 @@ describe("chart", () => {
       OPERATOR_LOGGING: "debug",
       OPERATOR_DEFAULT_LOAD_BALANCER: "true",
       NODE_OPTIONS: "--max-old-space-size=300 --max-semi-space-size=4",
+      MALLOC_ARENA_MAX: "1",
       OPERATOR_HTTP_ADDR: "0.0.0.0:8081",
     };
     for (const [name, value] of Object.entries(expected)) assert.equal(envValue(objects, name), value, name);

@@ -112,6 +112,7 @@ export const VARIANTS: readonly Variant[] = [
       defaultLoadBalancer: true,
       maxOldSpaceSizeMiB: 300,
       maxSemiSpaceSizeMiB: 4,
+      mallocArenaMax: 1,
       resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "512Mi" } },
       ingressClass: { enabled: false },
       nodeSelector: { "kubernetes.io/os": "linux" },

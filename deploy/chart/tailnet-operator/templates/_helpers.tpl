@@ -192,6 +192,8 @@ dry runs), so the check runs only when it sees the release namespace.
   value: {{ .Values.logLevel | quote }}
 - name: NODE_OPTIONS
   value: {{ printf "--max-old-space-size=%d --max-semi-space-size=%d" (int .Values.maxOldSpaceSizeMiB) (int .Values.maxSemiSpaceSizeMiB) | quote }}
+- name: MALLOC_ARENA_MAX
+  value: {{ int .Values.mallocArenaMax | quote }}
 - name: OPERATOR_DEPLOYMENT
   value: {{ include "tailnet-operator.fullname" . | quote }}
 {{- $api := .Values.apiServerProxy }}
