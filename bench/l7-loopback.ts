@@ -9,7 +9,9 @@
 //
 //   node bench/l7-loopback.ts [--rounds 3] [--seconds 5] [--mib 8] [--connections 8]
 //        [--only throughput|requests] [--hwm BYTES] ["--proxy-args=--max-semi-space-size=2 --cpu-prof --cpu-prof-dir=DIR"]
-// --proxy-args are the proxy process's node flags, by default the image's (a 2 MiB semi-space).
+//        [--proxy-env=MALLOC_ARENA_MAX=2]
+// --proxy-args are the proxy process's node flags, by default the image's (a 2 MiB semi-space);
+// --proxy-env its extra environment, by default the image's (two malloc arenas).
 // The proxy process runs this file with --role proxy; the backend with --role backend.
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
@@ -33,6 +35,8 @@ const { values } = parseArgs({
     connections: { type: "string", default: "8" },
     // The proxy image's NODE_OPTIONS (images/proxy/image.yaml); "--proxy-args=" for V8's defaults.
     "proxy-args": { type: "string", default: "--max-semi-space-size=2" },
+    // The proxy image's other memory setting, as NAME=value[,...]; "--proxy-env=" for glibc's defaults.
+    "proxy-env": { type: "string", default: "MALLOC_ARENA_MAX=2" },
     /** Overrides the proxy's stream high-water mark (bytes), to compare against the product's. */
     hwm: { type: "string" },
     /** Measure only one of the two loads (for a profile of one). */
@@ -111,9 +115,9 @@ async function proxy(): Promise<void> {
 }
 
 /** Starts a role of this file; resolves with the port it printed first in its log. */
-async function started(name: string, dir: string, argv: readonly string[]): Promise<{ child: ManagedProcess; port: string }> {
+async function started(name: string, dir: string, argv: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ManagedProcess; port: string }> {
   const logFile = join(dir, `${name}.log`);
-  const child = ManagedProcess.start({ name, argv: [process.execPath, "--no-deprecation", ...argv], logFile });
+  const child = ManagedProcess.start({ name, argv: [process.execPath, "--no-deprecation", ...argv], logFile, env: { ...process.env, ...env } });
   const port = await waitFor(`${name} listening`, () => {
     if (!child.running) throw new Error(`${name} exited: ${child.logTail()}`);
     const first = /^(\d+)\n/.exec(readFileSync(logFile, "utf8"))?.[1];
@@ -158,7 +162,8 @@ async function measure(dir: string): Promise<void> {
   writeFileSync(join(dir, "tls.crt"), certificate.certPem);
   writeFileSync(join(dir, "tls.key"), certificate.keyPem);
   const back = await started("backend", dir, [self, "--role", "backend"]);
-  const proxied = await started("proxy", dir, [...values["proxy-args"].split(" ").filter(Boolean), self, "--role", "proxy", ...(values.hwm === undefined ? [] : ["--hwm", values.hwm]), "--backend", `http://127.0.0.1:${back.port}`, "--cert", join(dir, "tls.crt"), "--key", join(dir, "tls.key")]);
+  const proxyEnv = Object.fromEntries(values["proxy-env"].split(",").filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]));
+  const proxied = await started("proxy", dir, [...values["proxy-args"].split(" ").filter(Boolean), self, "--role", "proxy", ...(values.hwm === undefined ? [] : ["--hwm", values.hwm]), "--backend", `http://127.0.0.1:${back.port}`, "--cert", join(dir, "tls.crt"), "--key", join(dir, "tls.key")], proxyEnv);
   const pid = proxied.child.pid ?? 0;
   const url = `https://127.0.0.1:${proxied.port}/`;
   process.stderr.write(`proxy pid ${String(pid)}, ${url}\n`);
