@@ -1,5 +1,5 @@
-// Creates, updates and removes one proxy (config and state Secrets, headless Service,
-// StatefulSet) and its device on the tailnet. Every step is idempotent; cleanup can span
+// Creates, updates and removes one proxy (config and state Secrets, StatefulSet, for egress a
+// headless Service) and its device on the tailnet. Every step is idempotent; cleanup can span
 // several passes and reports "pending" until the proxy's pods are gone.
 import type { V1Pod, V1Secret, V1StatefulSet } from "@kubernetes/client-node";
 import type { KubeClient } from "../kube/kube-client.ts";
@@ -139,10 +139,16 @@ export class ProxyProvisioner {
     // server refuses a binding to a Role it cannot see yet (its escalation check reads the Role's
     // rules; the operator has no `bind` verb). The StatefulSet last, so that its first pod finds
     // its ServiceAccount and permissions (the StatefulSet controller backs off after a refused pod).
+    //
+    // Only an egress proxy gets a headless Service: cluster pods reach it by that name (the user's
+    // Service becomes an ExternalName to it). Every other proxy is reached over the tailnet, and a
+    // Service per proxy would cost a write to the busiest bucket (Services: the finalizer and the
+    // status already go there) and an EndpointSlice, for a DNS name nobody asks for. The
+    // StatefulSet still names it (serviceName cannot change on an existing StatefulSet).
     await Promise.all([
       ...(target.serviceAccount ? [] : [proxyServiceAccount(parent, this.settings)]),
       proxyRole(parent, this.settings),
-      headlessService(parent, this.settings),
+      ...(target.egress ? [headlessService(parent, this.settings)] : []),
     ].map((object) => this.kube.apply(object)));
     await this.kube.apply(proxyRoleBinding(parent, this.settings, target));
     await this.kube.apply(statefulSet(parent, this.settings, target));

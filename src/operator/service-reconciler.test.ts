@@ -24,6 +24,7 @@ let kube: FakeKubeClient;
 let control: FakeControlPlane;
 let events: { type: string; reason: string; message: string }[];
 let reconciler: ServiceReconciler;
+let provisioner: ProxyProvisioner;
 
 beforeEach(() => {
   kube = new FakeKubeClient();
@@ -35,7 +36,7 @@ beforeEach(() => {
       return Promise.resolve();
     },
   };
-  const provisioner = new ProxyProvisioner(kube, control, {
+  provisioner = new ProxyProvisioner(kube, control, {
     operatorNamespace: "tailscale",
     image: "tailnet-operator/proxy:test",
     loginServer: control.loginServer,
@@ -93,7 +94,8 @@ describe("ServiceReconciler", () => {
     const config = kube.find<V1Secret>("Secret", "tailscale", `${name}-config`);
     assert.equal(Buffer.from(config?.data?.["authkey"] ?? "", "base64").toString(), "key-1");
     assert.ok(kube.find<V1Secret>("Secret", "tailscale", `${name}-0`), "the state Secret");
-    assert.equal(kube.find<V1Service>("Service", "tailscale", name)?.spec?.clusterIP, "None");
+    // Reached over the tailnet only: no Service of its own (egress proxies have one).
+    assert.equal(kube.find<V1Service>("Service", "tailscale", name), undefined);
     const sts = kube.find<V1StatefulSet>("StatefulSet", "tailscale", name);
     const env = Object.fromEntries((sts?.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
     assert.equal(env["TS_DEST_IP"], "10.96.0.10");
@@ -156,12 +158,25 @@ describe("ServiceReconciler", () => {
 
   it("5: cleans up on deletion: StatefulSet, device, Secrets and Service, then the finalizer", async () => {
     await provisionToReady();
+    // The headless Service versions before 0.1.0 made for every proxy goes too.
+    kube.seed<V1Service>({ apiVersion: "v1", kind: "Service", metadata: { name: proxyName(parent), namespace: "tailscale", labels: childLabels(parent) }, spec: { clusterIP: "None" } });
     await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { deletionTimestamp: new Date() } });
     assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});
     assert.deepEqual(control.deleted, ["7"]);
     for (const kind of ["StatefulSet", "Secret", "ServiceAccount", "Role", "RoleBinding"]) assert.equal(kube.ofKind(kind).length, 0, kind);
     assert.equal(kube.ofKind("Service").filter((s) => s.metadata?.namespace === "tailscale").length, 0);
     assert.deepEqual(service().metadata?.finalizers, []);
+  });
+
+  it("5a: an egress proxy, reached by cluster pods, gets a headless Service for its name", async () => {
+    const egressParent = { namespace: "apps", name: "db", type: "svc" as const };
+    const target = { hostname: "apps-db-egress", tags: ["tag:k8s"], destinations: [], egress: { ip: "100.64.0.9", ports: [], families: [4 as const] } };
+    await provisioner.ensure(egressParent, target, log);
+    const name = proxyName(egressParent);
+    const headless = kube.find<V1Service>("Service", "tailscale", name);
+    assert.equal(headless?.spec?.clusterIP, "None");
+    assert.deepEqual(headless.spec.selector, { app: name });
+    assert.equal(kube.find<V1StatefulSet>("StatefulSet", "tailscale", name)?.spec?.serviceName, name);
   });
 
   it("6: surfaces a control plane that refuses the operator's credentials on the Service", async () => {

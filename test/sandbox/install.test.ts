@@ -147,7 +147,6 @@ describe("install on a real node", () => {
       `RoleBinding/${name}`,
       `Secret/${name}-0`,
       `Secret/${name}-config`,
-      `Service/${name}`,
       `ServiceAccount/${name}`,
       `StatefulSet/${name}`,
     ]);
