@@ -112,7 +112,10 @@ export class ApiServerProxyReconciler {
         destinations: [],
         ingressSecret: ingressSecretName(this.parent),
         ...(settings.serviceAccount ? { serviceAccount: settings.serviceAccount } : {}),
-        restartKey: `${source}/${mode}`,
+        // The certificate source is picked once, at start. The mode is not: the proxy follows its
+        // config Secret and switches auth/noauth live, so a mode change costs no restart (the
+        // pod's restart would take the API away for as long as it takes to come back).
+        restartKey: source,
       },
       log,
     );

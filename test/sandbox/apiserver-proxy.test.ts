@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { PatchStrategy, type KubernetesObject } from "@kubernetes/client-node";
+import { PatchStrategy, type KubernetesObject, type V1Pod } from "@kubernetes/client-node";
 import { attachSandbox } from "../helpers/sandbox.ts";
 import { ClusterEnv, NGINX_IMAGE, OPERATOR_NAMESPACE } from "../helpers/cluster-env.ts";
 import { installOperator } from "../../src/sandbox/operator-install.ts";
@@ -82,9 +82,12 @@ async function run(device: TailnetDevice, config: string, args: string[]): Promi
 }
 
 /** The proxy pod's last log lines, for a failure message. */
+async function proxyPods(): Promise<V1Pod[]> {
+  return (await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: "tailscale.com/parent-resource-type=apiserver" })).items;
+}
+
 async function proxyLogs(): Promise<string> {
-  const pods = await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: "tailscale.com/parent-resource-type=apiserver" });
-  const name = pods.items[0]?.metadata?.name;
+  const name = (await proxyPods())[0]?.metadata?.name;
   return name ? `${name}:\n${await env.podLogTail(OPERATOR_NAMESPACE, name, 30)}` : "no proxy pod";
 }
 
@@ -247,6 +250,8 @@ describe("API server proxy (auth): tailnet identities against the real API serve
 describe("API server proxy: other modes, and off", () => {
   it("noauth passes the caller's own bearer token and adds no identity; a token the API server does not know is refused by it", async () => {
     const address = await proxyAddress();
+    const before = (await proxyPods()).map((p) => p.metadata?.uid);
+    assert.equal(before.length, 1, "the auth mode's proxy pod");
     await installOperator(sandbox, { values: { ...AUTH_VALUES, apiServerProxy: { ...AUTH_VALUES.apiServerProxy, mode: "noauth" } } });
     await applyObject({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "tester", namespace: NS } });
     const token = (await env.core.createNamespacedServiceAccountToken({ name: "tester", namespace: NS, body: { spec: { audiences: [], expirationSeconds: 600 } } })).status?.token ?? "";
@@ -255,6 +260,8 @@ describe("API server proxy: other modes, and off", () => {
     const answer = await untilOk(alice, await kubeconfig("noauth-token", server, token), ["auth", "whoami", "-o", "json"], "the proxy passing the caller's token", 180_000);
     const me = (JSON.parse(answer) as { status: { userInfo: { username: string } } }).status.userInfo;
     assert.equal(me.username, `system:serviceaccount:${NS}:tester`);
+    // Switched live: the pod that served auth mode serves noauth, no restart and no outage.
+    assert.deepEqual((await proxyPods()).map((p) => p.metadata?.uid), before);
     const unknown = await run(alice, await kubeconfig("noauth-unknown", server, "not-a-token-of-this-cluster"), ["get", "pods", "-n", NS]);
     assert.equal(unknown.ok, false);
     assert.match(unknown.stderr, /Unauthorized/, "noauth passed the caller's token instead of acting for them");
