@@ -8,7 +8,6 @@ export interface KeyMintTimes {
   readonly serialMs: readonly number[];
   /** Wall-clock ms per key with `concurrency` requests in flight, as an operator's workers send them. */
   readonly concurrentMsPerKey: number;
-  readonly concurrency: number;
 }
 
 /** Mints `samples` keys one at a time, then as many `concurrency` at a time; revokes them all. */
@@ -29,5 +28,5 @@ export async function timeKeyMints(headscale: HeadscaleApi, samples: number, con
   }));
   const concurrentMsPerKey = (performance.now() - t0) / samples;
   for (const id of minted) await headscale.revokeAuthKey(id);
-  return { serialMs, concurrentMsPerKey, concurrency };
+  return { serialMs, concurrentMsPerKey };
 }

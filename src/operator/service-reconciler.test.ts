@@ -158,7 +158,7 @@ describe("ServiceReconciler", () => {
 
   it("5: cleans up on deletion: StatefulSet, device, Secrets and Service, then the finalizer", async () => {
     await provisionToReady();
-    // The headless Service versions before 0.1.0 made for every proxy goes too.
+    // The headless Service earlier versions made for every proxy goes too.
     kube.seed<V1Service>({ apiVersion: "v1", kind: "Service", metadata: { name: proxyName(parent), namespace: "tailscale", labels: childLabels(parent) }, spec: { clusterIP: "None" } });
     await kube.mergePatch({ apiVersion: "v1", kind: "Service", namespace: parent.namespace, name: parent.name }, { metadata: { deletionTimestamp: new Date() } });
     assert.deepEqual(await reconciler.reconcile(KEY, ctx), {});

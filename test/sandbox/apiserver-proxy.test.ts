@@ -81,11 +81,11 @@ async function run(device: TailnetDevice, config: string, args: string[]): Promi
   }
 }
 
-/** The proxy pod's last log lines, for a failure message. */
 async function proxyPods(): Promise<V1Pod[]> {
   return (await env.core.listNamespacedPod({ namespace: OPERATOR_NAMESPACE, labelSelector: "tailscale.com/parent-resource-type=apiserver" })).items;
 }
 
+/** The proxy pod's last log lines, for a failure message. */
 async function proxyLogs(): Promise<string> {
   const name = (await proxyPods())[0]?.metadata?.name;
   return name ? `${name}:\n${await env.podLogTail(OPERATOR_NAMESPACE, name, 30)}` : "no proxy pod";
