@@ -24,6 +24,13 @@ export function softirqSeconds(): number {
   return Number(cpu?.split(/\s+/)[7] ?? 0) / TICKS_PER_SECOND;
 }
 
+/** Seconds all CPUs were busy (everything but idle and iowait): what a path cost the whole machine. */
+export function machineBusySeconds(): number {
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n").find((line) => line.startsWith("cpu "));
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
+}
+
 /** The tailscaled processes running in the named network namespace (`ip netns` name). */
 export function tailscaledIn(netnsName: string): number[] {
   const inode = statSync(`/run/netns/${netnsName}`).ino;
@@ -36,12 +43,14 @@ export function tailscaledIn(netnsName: string): number[] {
   });
 }
 
-/** CPU seconds each named process (and softirq) used while work ran. */
+/** CPU seconds each named process, softirq and the whole machine ("machine") used while work ran. */
 export async function cpuDuring<T>(pids: Readonly<Record<string, number>>, work: () => Promise<T>): Promise<{ result: T; cpu: Record<string, number> }> {
   const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuSeconds(pid)]));
   const softirqBefore = softirqSeconds();
+  const machineBefore = machineBusySeconds();
   const result = await work();
   const cpu = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, processCpuSeconds(pid) - (before[name] ?? 0)]));
   cpu["softirq"] = softirqSeconds() - softirqBefore;
+  cpu["machine"] = machineBusySeconds() - machineBefore;
   return { result, cpu };
 }
