@@ -10,7 +10,7 @@
 //          spared the TLS work our proxy does.
 //   nginx: a reference for the L7 engine (ADR 0035): Debian's nginx in the Ingress proxy pod's
 //          network namespace and cpu cgroup, same certificate, same backend, port 8443, through the
-//          same tailscaled; no identity headers (bench/ingress/nginx-reference.ts).
+//          same tailscaled; identity headers from a stub (bench/ingress/nginx-reference.ts).
 // Each round measures, per path: throughput (one connection, --mib MiB bodies back to back, for
 // --seconds), with the CPU each process on the path and the whole machine spent per MiB in the
 // middle of that run (bench/ingress/cpu-per-mib.ts), and requests/s (--connections keep-alive

@@ -1,9 +1,10 @@
-// A reference for the Ingress proxy's engine (ADR 0030): Debian's nginx (the package the sandbox's
-// nginx image is built from, out of the image cache) terminating the same TLS certificate and
-// proxying to the same backend Service, inside the Ingress proxy pod's network namespace and cpu
-// cgroup, so it is reached through the same tailscaled and competes for CPU with the pod's weight.
-// Not a product path: no identity headers (nginx cannot ask tailscaled's LocalAPI), HTTP/1.1 only.
-// It tells what a well-kept native proxy would make of the L7 figures on this machine.
+// A reference for the Ingress proxy's engine (ADR 0035): Debian's nginx (the package the sandbox's
+// nginx image is built from, out of the image cache) configured as ADR 0035 proposes, terminating
+// the same TLS certificate and proxying to the same backend Service, inside the Ingress proxy pod's
+// network namespace and cpu cgroup, so it is reached through the same tailscaled and competes for
+// CPU with the pod's weight. Not a product path: its identity comes from a stub that names every
+// caller alike, where the product would ask tailscaled's LocalAPI. It tells what the proposed data
+// plane would make of the L7 figures on this machine.
 import { readdirSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import { cpuCgroupOf, cpuHierarchy } from "../../src/sandbox/cpu-cgroup.ts";
 import { childrenOf } from "../../src/sandbox/proc-memory.ts";
 import { startAndAwait } from "../../src/sandbox/started-process.ts";
 import type { ProcessRunner } from "../../src/shared/exec.ts";
+import { ManagedProcess } from "../../src/shared/process.ts";
 
 /** The nginx .deb the image builder downloaded for the sandbox's nginx image (make sandbox-images). */
 function nginxDeb(): string {
@@ -30,6 +32,57 @@ export interface NginxReference {
   stop(): Promise<unknown>;
 }
 
+const STUB_IDENTITY = { "tailscale-user-login": "alice@example.com", "tailscale-user-name": "Alice", "tailscale-node-name": "laptop.tailnet.test" };
+const IDENTITY = ["login", "name", "profile-pic"].map((h) => `tailscale-user-${h}`).concat(["tailscale-node-name", "tailscale-node-tags"]);
+
+/**
+ * The configuration ADR 0035 proposes for the product, as far as a bench can have it: the
+ * certificate loaded per handshake (a variable path: rotation without a reload), identity headers
+ * from an auth_request cached per caller address (each replaces the client's copy), streaming
+ * without buffering (server-sent events, watches), WebSocket upgrades, HTTP/2 by ALPN.
+ */
+export function nginxConf(o: { dir: string; port: number; certFile: string; keyFile: string; upstream: string; whoisSocket: string; cacheDir: string }): string {
+  const variable = (header: string): string => `$ts_${header.replaceAll("-", "_")}`;
+  return [
+    // Its worker as root: the run directory (temp files, certificate) is the launcher's alone.
+    "user root root;",
+    "worker_processes 1;",
+    `pid ${join(o.dir, "nginx.pid")};`,
+    "events { worker_connections 1024; }",
+    "http {",
+    "  access_log off;",
+    // Bodies stream through a 64 KiB buffer (Node's read size), never through a temp file.
+    "  proxy_buffering off; proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_busy_buffers_size 128k; proxy_max_temp_file_size 0;",
+    ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((kind) => `  ${kind}_temp_path ${join(o.dir, "tmp", kind)};`),
+    `  proxy_cache_path ${o.cacheDir} levels=1 keys_zone=whois:1m inactive=60s;`,
+    `  map $ssl_server_name $tls_cert { default ${o.certFile}; }`,
+    `  map $ssl_server_name $tls_key { default ${o.keyFile}; }`,
+    "  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }",
+    `  upstream backend { server ${o.upstream}; keepalive 16; }`,
+    "  server {",
+    `    listen ${String(o.port)} ssl http2;`,
+    "    ssl_certificate $tls_cert;",
+    "    ssl_certificate_key $tls_key;",
+    "    location = /_whois {",
+    "      internal;",
+    `      proxy_pass http://unix:${o.whoisSocket}:/whois;`,
+    "      proxy_pass_request_body off; proxy_set_header Content-Length \"\"; proxy_set_header X-Caller $remote_addr;",
+    "      proxy_buffering on; proxy_cache whois; proxy_cache_key $remote_addr; proxy_cache_valid 200 10s;",
+    "    }",
+    "    location / {",
+    "      auth_request /_whois;",
+    ...IDENTITY.map((h) => `      auth_request_set ${variable(h)} $upstream_http_${h.replaceAll("-", "_")};`),
+    ...IDENTITY.map((h) => `      proxy_set_header ${h} ${variable(h)};`),
+    "      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Host $host;",
+    "      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;",
+    "      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto https; proxy_set_header X-Forwarded-Host $host;",
+    "    }",
+    "  }",
+    "}",
+    "",
+  ].join("\n");
+}
+
 export async function startNginxInPod(runner: ProcessRunner, options: {
   readonly dir: string;
   /** A process of the pod (its supervisor): its network namespace and cpu cgroup are nginx's. */
@@ -45,29 +98,15 @@ export async function startNginxInPod(runner: ProcessRunner, options: {
   await mkdir(join(dir, "tmp"), { recursive: true });
   await runner.run(["dpkg-deb", "-x", nginxDeb(), root]);
   const conf = join(dir, "nginx.conf");
-  await writeFile(conf, [
-    // Its worker as root: the run directory (temp files, certificate) is the launcher's alone.
-    "user root root;",
-    "worker_processes 1;",
-    `pid ${join(dir, "nginx.pid")};`,
-    "events { worker_connections 1024; }",
-    "http {",
-    "  access_log off;",
-    // Bodies stream through memory in 64 KiB buffers (Node's read size), never through a temp file.
-    "  proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k; proxy_max_temp_file_size 0;",
-    ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((kind) => `  ${kind}_temp_path ${join(dir, "tmp", kind)};`),
-    `  upstream backend { server ${options.upstream}; keepalive 16; }`,
-    "  server {",
-    `    listen ${String(options.port)} ssl;`,
-    `    ssl_certificate ${options.certFile};`,
-    `    ssl_certificate_key ${options.keyFile};`,
-    // What our proxy does to each request, but for the identity headers.
-    "    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host $host;",
-    "      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto https; proxy_set_header X-Forwarded-Host $host; }",
-    "  }",
-    "}",
-    "",
-  ].join("\n"));
+  // The identity stub: what the supervisor's whois endpoint would answer (a user-owned caller), from
+  // a unix socket; nginx asks it once per caller address per 10 s (the cache below).
+  const whoisSocket = join(dir, "whois.sock");
+  const whois = ManagedProcess.start({
+    name: "whois stub (nginx reference)",
+    logFile: join(dir, "whois.log"),
+    argv: [process.execPath, "-e", `require("node:http").createServer((req, res) => res.writeHead(200, ${JSON.stringify(STUB_IDENTITY)}).end()).listen(${JSON.stringify(whoisSocket)})`],
+  });
+  await writeFile(conf, nginxConf({ ...options, whoisSocket, cacheDir: join(dir, "whois-cache") }));
   const inPod = (argv: readonly string[]): string[] => ["nsenter", "-n", "-t", String(options.podPid), ...argv];
   const master = await startAndAwait(
     { name: "nginx (reference, in the Ingress pod)", logFile: join(dir, "nginx.log"), argv: inPod([join(root, "usr/sbin/nginx"), "-p", dir, "-c", conf, "-e", "stderr", "-g", "daemon off;"]) },
@@ -80,9 +119,9 @@ export async function startNginxInPod(runner: ProcessRunner, options: {
     // Master first: in cgroup v1 writing a PID moves its whole thread group, not its children.
     const group = join(cpuHierarchy(), cpuCgroupOf(options.podPid), "cgroup.procs");
     for (const pid of [master.pid ?? 0, worker]) await writeFile(group, String(pid));
-    return { worker, stop: () => master.stop() };
+    return { worker, stop: () => Promise.all([master.stop(), whois.stop()]) };
   } catch (error) {
-    await master.stop();
+    await Promise.all([master.stop(), whois.stop()]);
     throw error;
   }
 }
