@@ -14,6 +14,7 @@ import { childrenOf } from "../../src/sandbox/proc-memory.ts";
 import { startAndAwait } from "../../src/sandbox/started-process.ts";
 import type { ProcessRunner } from "../../src/shared/exec.ts";
 import { ManagedProcess } from "../../src/shared/process.ts";
+import { nginxConfig } from "../../src/proxy/l7/nginx-config.ts";
 
 /** The nginx .deb the image builder downloaded for the sandbox's nginx image (make sandbox-images). */
 function nginxDeb(): string {
@@ -33,55 +34,6 @@ export interface NginxReference {
 }
 
 const STUB_IDENTITY = { "tailscale-user-login": "alice@example.com", "tailscale-user-name": "Alice", "tailscale-node-name": "laptop.tailnet.test" };
-const IDENTITY = ["login", "name", "profile-pic"].map((h) => `tailscale-user-${h}`).concat(["tailscale-node-name", "tailscale-node-tags"]);
-
-/**
- * The configuration ADR 0035 proposes for the product, as far as a bench can have it: the
- * certificate loaded per handshake (a variable path: rotation without a reload), identity headers
- * from an auth_request cached per caller address (each replaces the client's copy), streaming
- * without buffering (server-sent events, watches), WebSocket upgrades, HTTP/2 by ALPN.
- */
-export function nginxConf(o: { dir: string; port: number; certFile: string; keyFile: string; upstream: string; whoisSocket: string; cacheDir: string }): string {
-  const variable = (header: string): string => `$ts_${header.replaceAll("-", "_")}`;
-  return [
-    // Its worker as root: the run directory (temp files, certificate) is the launcher's alone.
-    "user root root;",
-    "worker_processes 1;",
-    `pid ${join(o.dir, "nginx.pid")};`,
-    "events { worker_connections 1024; }",
-    "http {",
-    "  access_log off;",
-    // Bodies stream through a 64 KiB buffer (Node's read size), never through a temp file.
-    "  proxy_buffering off; proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_busy_buffers_size 128k; proxy_max_temp_file_size 0;",
-    ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((kind) => `  ${kind}_temp_path ${join(o.dir, "tmp", kind)};`),
-    `  proxy_cache_path ${o.cacheDir} levels=1 keys_zone=whois:1m inactive=60s;`,
-    `  map $ssl_server_name $tls_cert { default ${o.certFile}; }`,
-    `  map $ssl_server_name $tls_key { default ${o.keyFile}; }`,
-    "  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }",
-    `  upstream backend { server ${o.upstream}; keepalive 16; }`,
-    "  server {",
-    `    listen ${String(o.port)} ssl http2;`,
-    "    ssl_certificate $tls_cert;",
-    "    ssl_certificate_key $tls_key;",
-    "    location = /_whois {",
-    "      internal;",
-    `      proxy_pass http://unix:${o.whoisSocket}:/whois;`,
-    "      proxy_pass_request_body off; proxy_set_header Content-Length \"\"; proxy_set_header X-Caller $remote_addr;",
-    "      proxy_buffering on; proxy_cache whois; proxy_cache_key $remote_addr; proxy_cache_valid 200 10s;",
-    "    }",
-    "    location / {",
-    "      auth_request /_whois;",
-    ...IDENTITY.map((h) => `      auth_request_set ${variable(h)} $upstream_http_${h.replaceAll("-", "_")};`),
-    ...IDENTITY.map((h) => `      proxy_set_header ${h} ${variable(h)};`),
-    "      proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Host $host;",
-    "      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;",
-    "      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto https; proxy_set_header X-Forwarded-Host $host;",
-    "    }",
-    "  }",
-    "}",
-    "",
-  ].join("\n");
-}
 
 export async function startNginxInPod(runner: ProcessRunner, options: {
   readonly dir: string;
@@ -106,7 +58,10 @@ export async function startNginxInPod(runner: ProcessRunner, options: {
     logFile: join(dir, "whois.log"),
     argv: [process.execPath, "-e", `require("node:http").createServer((req, res) => res.writeHead(200, ${JSON.stringify(STUB_IDENTITY)}).end()).listen(${JSON.stringify(whoisSocket)})`],
   });
-  await writeFile(conf, nginxConf({ ...options, whoisSocket, cacheDir: join(dir, "whois-cache") }));
+  // The product's configuration (src/proxy/l7/nginx-config.ts) for one route, the worker as root:
+  // the run directory (temp files, certificate) is the launcher's alone.
+  const routes = [{ pathType: "Prefix" as const, path: "/", backend: `http://${options.upstream}` }];
+  await writeFile(conf, nginxConfig(routes, { runDir: dir, httpsPort: options.port, certFile: options.certFile, keyFile: options.keyFile, whoisSocket, user: "root root" }));
   const inPod = (argv: readonly string[]): string[] => ["nsenter", "-n", "-t", String(options.podPid), ...argv];
   const master = await startAndAwait(
     { name: "nginx (reference, in the Ingress pod)", logFile: join(dir, "nginx.log"), argv: inPod([join(root, "usr/sbin/nginx"), "-p", dir, "-c", conf, "-e", "stderr", "-g", "daemon off;"]) },
