@@ -37,7 +37,8 @@ export function runProcesses(cgroupMarker: string, match: (argv: readonly string
 
 /**
  * CPU per MiB over the middle of a throughput run already started: from settleMs after its start
- * (connection set up, first body under way) for windowMs. The client is looked up by its URL then,
+ * (connection set up, first body under way) for windowMs (bench/ingress.ts: 1.5 s to 0.5 s before
+ * the end). The client is looked up by its URL then,
  * while it runs. mbps is the run's own figure, taken over its whole window.
  */
 export async function measureCpuPerMib(
@@ -52,6 +53,7 @@ export async function measureCpuPerMib(
   finished.catch(() => undefined);
   await clock.sleep(settleMs);
   const [client] = findProcesses((argv) => argv.some((arg) => arg.endsWith("http-load.ts")) && argv.includes(clientUrl));
+  if (client === undefined) throw new Error(`the load client for ${clientUrl} was not found ${String(settleMs)} ms after its start`);
   const known = Object.fromEntries(Object.entries({ ...pids, client }).filter((entry): entry is [string, number] => entry[1] !== undefined));
   const { cpu } = await cpuDuring(known, () => clock.sleep(windowMs));
   const { mbps } = await finished;

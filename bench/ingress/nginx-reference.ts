@@ -6,11 +6,12 @@
 // caller alike, where the product would ask tailscaled's LocalAPI. It tells what the proposed data
 // plane would make of the L7 figures on this machine.
 import { readdirSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultPaths } from "../../scripts/images/cache.ts";
 import { cpuCgroupOf, cpuHierarchy } from "../../src/sandbox/cpu-cgroup.ts";
-import { childrenOf } from "../../src/sandbox/proc-memory.ts";
+import { childrenOf, cmdline } from "../../src/sandbox/proc-memory.ts";
+import { waitFor } from "../../src/shared/clock.ts";
 import { startAndAwait } from "../../src/sandbox/started-process.ts";
 import type { ProcessRunner } from "../../src/shared/exec.ts";
 import { ManagedProcess } from "../../src/shared/process.ts";
@@ -50,33 +51,46 @@ export async function startNginxInPod(runner: ProcessRunner, options: {
   await mkdir(join(dir, "tmp"), { recursive: true });
   await runner.run(["dpkg-deb", "-x", nginxDeb(), root]);
   const conf = join(dir, "nginx.conf");
+  const pemFile = join(dir, "tls.pem");
+  await writeFile(pemFile, Buffer.concat([await readFile(options.certFile), await readFile(options.keyFile)]));
   // The identity stub: what the supervisor's whois endpoint would answer (a user-owned caller), from
-  // a unix socket; nginx asks it once per caller address per 10 s (the cache below).
+  // a unix socket; nginx asks it once per caller address per 10 s (the configuration's cache).
   const whoisSocket = join(dir, "whois.sock");
-  const whois = ManagedProcess.start({
-    name: "whois stub (nginx reference)",
-    logFile: join(dir, "whois.log"),
-    argv: [process.execPath, "-e", `require("node:http").createServer((req, res) => res.writeHead(200, ${JSON.stringify(STUB_IDENTITY)}).end()).listen(${JSON.stringify(whoisSocket)})`],
-  });
-  // The product's configuration (src/proxy/l7/nginx-config.ts) for one route, the worker as root:
-  // the run directory (temp files, certificate) is the launcher's alone.
-  const routes = [{ pathType: "Prefix" as const, path: "/", backend: `http://${options.upstream}` }];
-  await writeFile(conf, nginxConfig(routes, { runDir: dir, httpsPort: options.port, certFile: options.certFile, keyFile: options.keyFile, whoisSocket, user: "root root" }));
-  const inPod = (argv: readonly string[]): string[] => ["nsenter", "-n", "-t", String(options.podPid), ...argv];
-  const master = await startAndAwait(
-    { name: "nginx (reference, in the Ingress pod)", logFile: join(dir, "nginx.log"), argv: inPod([join(root, "usr/sbin/nginx"), "-p", dir, "-c", conf, "-e", "stderr", "-g", "daemon off;"]) },
-    async () => (await runner.run(inPod(["ss", "-Hltn", `sport = :${String(options.port)}`]))).stdout.includes(String(options.port)),
-    15_000,
-  );
+  const started: ManagedProcess[] = [];
+  const stop = (): Promise<unknown> => Promise.all(started.map((proc) => proc.stop()));
   try {
-    const worker = childrenOf(master.pid ?? 0)[0];
-    if (worker === undefined) throw new Error("nginx started no worker");
-    // Master first: in cgroup v1 writing a PID moves its whole thread group, not its children.
+    started.push(ManagedProcess.start({
+      name: "whois stub (nginx reference)",
+      logFile: join(dir, "whois.log"),
+      argv: [process.execPath, "-e", `require("node:http").createServer((req, res) => res.writeHead(200, ${JSON.stringify(STUB_IDENTITY)}).end()).listen(${JSON.stringify(whoisSocket)})`],
+    }));
+    // The product's configuration (src/proxy/l7/nginx-config.ts) for one route, the worker as
+    // root: the run directory (temp files, certificate) is the launcher's alone.
+    const routes = [{ pathType: "Prefix" as const, path: "/", backend: `http://${options.upstream}` }];
+    await writeFile(conf, nginxConfig(routes, { runDir: dir, httpsPort: options.port, pemFile, whoisSocket, user: "root root" }));
+    const inPod = (argv: readonly string[]): string[] => ["nsenter", "-n", "-t", String(options.podPid), ...argv];
+    const master = await startAndAwait(
+      { name: "nginx (reference, in the Ingress pod)", logFile: join(dir, "nginx.log"), argv: inPod([join(root, "usr/sbin/nginx"), "-p", dir, "-c", conf, "-e", "stderr", "-g", "daemon off;"]) },
+      async () => (await runner.run(inPod(["ss", "-Hltn", `sport = :${String(options.port)}`]))).stdout.includes(String(options.port)),
+      15_000,
+    );
+    started.push(master);
+    // Besides its worker, nginx forks a cache manager and loader (the identity cache), maybe after
+    // it listens: the worker is found by its title.
+    const masterPid = master.pid ?? 0;
+    const worker = await waitFor("nginx's worker process", () => Promise.resolve(childrenOf(masterPid).find((pid) => cmdline(pid)[0]?.startsWith("nginx: worker process"))), { timeoutMs: 10_000, intervalMs: 50 });
+    // Every nginx process into the pod's cpu cgroup: in v1 a PID written moves its thread group,
+    // not its children, so each is written.
     const group = join(cpuHierarchy(), cpuCgroupOf(options.podPid), "cgroup.procs");
-    for (const pid of [master.pid ?? 0, worker]) await writeFile(group, String(pid));
-    return { worker, stop: () => Promise.all([master.stop(), whois.stop()]) };
+    for (const pid of [masterPid, ...childrenOf(masterPid)]) {
+      await writeFile(group, String(pid)).catch((error: unknown) => {
+        // The cache loader exits by itself a minute after the start.
+        if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+      });
+    }
+    return { worker, stop };
   } catch (error) {
-    await Promise.all([master.stop(), whois.stop()]);
+    await stop();
     throw error;
   }
 }

@@ -24,11 +24,14 @@ export function softirqSeconds(): number {
   return Number(cpu?.split(/\s+/)[7] ?? 0) / TICKS_PER_SECOND;
 }
 
-/** Seconds all CPUs were busy (everything but idle and iowait): what a path cost the whole machine. */
+/**
+ * Seconds all CPUs were busy here: user, system, irq and softirq. Not idle or iowait, and not steal
+ * (time the hypervisor gave to other guests).
+ */
 export function machineBusySeconds(): number {
   const cpu = readFileSync("/proc/stat", "utf8").split("\n").find((line) => line.startsWith("cpu "));
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = cpu?.trim().split(/\s+/).slice(1).map(Number) ?? [];
-  return (user + nice + system + irq + softirq + steal) / TICKS_PER_SECOND;
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = cpu?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  return (user + nice + system + irq + softirq) / TICKS_PER_SECOND;
 }
 
 /** The tailscaled processes running in the named network namespace (`ip netns` name). */

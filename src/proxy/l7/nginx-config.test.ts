@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { IngressRoute } from "../../shared/ingress-config.ts";
 import { RoutingTable } from "./routing-table.ts";
-import { locationsFor, nginxConfig, quoted } from "./nginx-config.ts";
+import { locationsFor, nginxConfig, quoted, WHOIS_LOCATION } from "./nginx-config.ts";
 
 const routes: IngressRoute[] = [
   { pathType: "Prefix", path: "/", backend: "http://10.96.0.1:80" },
@@ -11,7 +11,7 @@ const routes: IngressRoute[] = [
   { pathType: "Exact", path: "/api/health", backend: "http://10.96.0.4:80" },
   { pathType: "Prefix", path: "/api/health", backend: "https://10.96.0.5:443" },
 ];
-const options = { runDir: "/run/l7", httpsPort: 443, certFile: "/run/l7/tls.crt", keyFile: "/run/l7/tls.key", whoisSocket: "/run/l7/whois.sock" };
+const options = { runDir: "/run/l7", httpsPort: 443, pemFile: "/run/l7/tls.pem", whoisSocket: "/run/l7/whois.sock" };
 
 /** nginx's choice among `=` and plain prefix locations: an exact match, else the longest prefix. */
 function nginxPick(locations: ReturnType<typeof locationsFor>, path: string): string | undefined {
@@ -22,7 +22,19 @@ function nginxPick(locations: ReturnType<typeof locationsFor>, path: string): st
 
 describe("nginxConfig", () => {
   it("routes every path to the backend the Ingress API's matching picks", () => {
-    for (const table of [routes, routes.slice(1), [...routes].reverse(), [{ pathType: "Exact" as const, path: "/only", backend: "http://10.96.0.9:80" }]]) {
+    const route = (pathType: "Exact" | "Prefix", path: string, host: string): IngressRoute => ({ pathType, path, backend: `http://${host}:80` });
+    const tables: IngressRoute[][] = [
+      routes,
+      routes.slice(1),
+      [...routes].reverse(),
+      [route("Exact", "/only", "10.96.0.9")],
+      // A Prefix rule with a trailing slash is the longer path: RoutingTable tries it before an
+      // Exact or a Prefix rule without one.
+      [route("Exact", "/api", "10.96.0.1"), route("Prefix", "/api/", "10.96.0.2")],
+      [route("Prefix", "/api", "10.96.0.1"), route("Prefix", "/api/", "10.96.0.2")],
+      [route("Prefix", "/api/", "10.96.0.2"), route("Prefix", "/api", "10.96.0.1"), route("Exact", "/api", "10.96.0.3")],
+    ];
+    for (const table of tables) {
       const upstreams = new Map(table.map((r, i) => [new URL(r.backend).origin, `u${String(i)}`]));
       const locations = locationsFor(table, upstreams);
       const byUpstream = new Map([...upstreams].map(([origin, name]) => [name, origin]));
@@ -62,15 +74,31 @@ describe("nginxConfig", () => {
     assert.match(conf, /proxy_cache_key \$remote_addr; proxy_cache_valid 200 10s;/);
   });
 
-  it("loads the certificate at each handshake, so a rotation needs no reload", () => {
+  it("loads the certificate and its key from one file at each handshake, so a rotation needs no reload", () => {
     const conf = nginxConfig(routes, options);
-    assert.match(conf, /map \$ssl_server_name \$tls_cert \{ default "\/run\/l7\/tls.crt"; \}/);
-    assert.match(conf, /ssl_certificate \$tls_cert;/);
+    assert.match(conf, /map \$ssl_server_name \$tls_pem \{ default "\/run\/l7\/tls.pem"; \}/);
+    assert.match(conf, /ssl_certificate \$tls_pem;\n {4}ssl_certificate_key \$tls_pem;/);
+  });
+
+  it("gives proxied locations no headers of their own, so they inherit the identity and X-Forwarded-* ones", () => {
+    const conf = nginxConfig(routes, options);
+    const proxied = [...conf.matchAll(/ {4}location (?!= \/_tailnet_whois)[^{]*\{\n((?: {6}.*\n)*) {4}\}/g)].map((m) => m[1] ?? "");
+    assert.equal(proxied.length, locationsFor(routes, new Map(routes.map((r, i) => [new URL(r.backend).origin, String(i)]))).length);
+    for (const body of proxied) assert.doesNotMatch(body, /proxy_set_header|auth_request/);
+  });
+
+  it("does not route the identity subrequest's path, which stays internal", () => {
+    const conf = nginxConfig([...routes, { pathType: "Exact", path: WHOIS_LOCATION, backend: "http://10.96.0.7:80" }, { pathType: "Prefix", path: WHOIS_LOCATION, backend: "http://10.96.0.8:80" }], options);
+    assert.equal(conf.match(/location = "?\/_tailnet_whois"? \{/g)?.length, 1, "one location = /_tailnet_whois: nginx refuses a duplicate");
+    assert.match(conf, /location "\/_tailnet_whois\/" \{/, "the Prefix rule keeps the paths below it");
+    // Only the caller's address reaches the identity endpoint.
+    assert.match(conf, /proxy_pass_request_headers off; proxy_set_header X-Caller \$remote_addr;/);
   });
 
   it("quotes what it is given", () => {
     assert.equal(quoted('/a "b"\\c$d'), '"/a \\"b\\"\\\\c$d"');
     assert.throws(() => quoted("/a\nb"), /control character/);
     assert.throws(() => nginxConfig([{ pathType: "Prefix", path: "/x;\n}", backend: "http://10.0.0.1:80" }], options), /control character/);
+    assert.throws(() => nginxConfig([{ pathType: "Prefix", path: "/", backend: "http://a;b:80" }], options), /not an address/);
   });
 });

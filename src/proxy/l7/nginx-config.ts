@@ -11,14 +11,18 @@
 // Exact rule keeps `location = /p`. A request no rule matches gets a 404.
 import type { IngressRoute } from "../../shared/ingress-config.ts";
 import { IDENTITY_HEADERS } from "./identity.ts";
+import { byPrecedence } from "./routing-table.ts";
 
 export interface NginxOptions {
   /** Directory for nginx's pid file, temp files and the identity cache. */
   readonly runDir: string;
   readonly httpsPort: number;
-  /** Certificate and key files, read at each handshake, so that replacing them needs no reload. */
-  readonly certFile: string;
-  readonly keyFile: string;
+  /**
+   * The certificate chain and its key in one PEM file, read at each handshake, so that replacing
+   * it (by a rename) needs no reload. One file: with two, a handshake between the two renames
+   * would pair a new certificate with the old key.
+   */
+  readonly pemFile: string;
   /** The supervisor's identity endpoint (unix socket): answers the caller's identity as headers. */
   readonly whoisSocket: string;
   /** nginx's worker user; the pod's own user where unset. */
@@ -50,31 +54,37 @@ function upstreamNames(routes: readonly IngressRoute[]): Map<string, string> {
   return names;
 }
 
+/** The identity subrequest's location: an Ingress path that is exactly this is not routed. */
+export const WHOIS_LOCATION = "/_tailnet_whois";
+
+/**
+ * nginx locations for the routes. Each route claims its locations in RoutingTable's order, and a
+ * location already claimed stays with the route before it: the route RoutingTable tries first.
+ */
 export function locationsFor(routes: readonly IngressRoute[], upstreams: ReadonlyMap<string, string>): Location[] {
-  const exact = new Map<string, Location>();
-  const prefix = new Map<string, Location>();
-  const upstreamOf = (route: IngressRoute): string => upstreams.get(new URL(route.backend).origin) ?? "";
-  // Exact rules first, so that they keep `location = /p` against a Prefix rule of the same path.
-  for (const route of [...routes].sort((a, b) => (a.pathType === "Exact" ? 0 : 1) - (b.pathType === "Exact" ? 0 : 1))) {
-    const upstream = upstreamOf(route);
+  const claimed = new Map<string, Location>();
+  const claim = (location: Location): void => {
+    const key = `${location.match} ${location.path}`;
+    if (!claimed.has(key) && !(location.match === "=" && location.path === WHOIS_LOCATION)) claimed.set(key, location);
+  };
+  for (const route of [...routes].sort(byPrecedence)) {
+    const upstream = upstreams.get(new URL(route.backend).origin) ?? "";
     if (route.pathType === "Exact") {
-      if (!exact.has(route.path)) exact.set(route.path, { match: "=", path: route.path, upstream });
+      claim({ match: "=", path: route.path, upstream });
       continue;
     }
     const trimmed = route.path.replace(/\/+$/, "");
-    if (trimmed === "") {
-      if (!prefix.has("/")) prefix.set("/", { match: "prefix", path: "/", upstream });
-      continue;
-    }
-    if (!exact.has(trimmed)) exact.set(trimmed, { match: "=", path: trimmed, upstream });
-    if (!prefix.has(`${trimmed}/`)) prefix.set(`${trimmed}/`, { match: "prefix", path: `${trimmed}/`, upstream });
+    if (trimmed !== "") claim({ match: "=", path: trimmed, upstream });
+    claim({ match: "prefix", path: `${trimmed}/`, upstream });
   }
-  return [...exact.values(), ...prefix.values()];
+  return [...claimed.values()];
 }
 
 /** host:port with the port always written: URL drops a scheme's default, nginx would assume 80. */
 function hostPort(origin: string): string {
   const url = new URL(origin);
+  // The operator writes a ClusterIP; anything else would be written unquoted into the config.
+  if (!/^[A-Za-z0-9.\-:[\]]+$/.test(url.hostname)) throw new Error(`backend host ${JSON.stringify(url.hostname)} is not an address`);
   return `${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`;
 }
 
@@ -115,26 +125,28 @@ export function nginxConfig(routes: readonly IngressRoute[], options: NginxOptio
     `  proxy_cache_path ${quoted(`${dir}/whois-cache`)} levels=1 keys_zone=whois:1m inactive=60s;`,
     // A variable path is read at each handshake: a rotated certificate without a reload, which
     // would close the idle keep-alive connections of the old worker.
-    `  map $ssl_server_name $tls_cert { default ${quoted(options.certFile)}; }`,
-    `  map $ssl_server_name $tls_key { default ${quoted(options.keyFile)}; }`,
+    `  map $ssl_server_name $tls_pem { default ${quoted(options.pemFile)}; }`,
     "  map $http_upgrade $connection_upgrade { default upgrade; \"\" \"\"; }",
     ...[...upstreams].map(([origin, name]) => `  upstream ${name} { server ${hostPort(origin)}; keepalive 16; }`),
     "  server {",
     `    listen ${String(options.httpsPort)} ssl http2;`,
-    "    ssl_certificate $tls_cert;",
-    "    ssl_certificate_key $tls_key;",
+    "    ssl_certificate $tls_pem;",
+    "    ssl_certificate_key $tls_pem;",
     // The caller's identity, asked once per caller address per 10 s (WhoisCache's lifetime).
     // Caching needs buffering: nginx caches no response it does not buffer.
-    "    location = /_tailnet_whois {",
+    `    location = ${WHOIS_LOCATION} {`,
     "      internal;",
     "      auth_request off;",
     `      proxy_pass http://unix:${options.whoisSocket}:/whois;`,
-    "      proxy_pass_request_body off; proxy_set_header Content-Length \"\"; proxy_set_header X-Caller $remote_addr;",
+    // Only the caller's address goes to the endpoint, none of the client's headers (cookies, tokens).
+    "      proxy_pass_request_body off; proxy_pass_request_headers off; proxy_set_header X-Caller $remote_addr;",
     "      proxy_buffering on; proxy_cache whois; proxy_cache_key $remote_addr; proxy_cache_valid 200 10s;",
     "    }",
-    "    auth_request /_tailnet_whois;",
+    `    auth_request ${WHOIS_LOCATION};`,
     ...IDENTITY.map((h) => `    auth_request_set ${variableOf(h)} $upstream_http_${h.replaceAll("-", "_")};`),
-    // Set here, each replaces the client's copy of the header; an empty value sends none.
+    // Set here, each replaces the client's copy of the header; an empty value sends none. A
+    // location that sets any proxy_set_header of its own inherits none of these (nginx's rule):
+    // proxied locations set none (unit test), only the whois location does, on purpose.
     ...IDENTITY.map((h) => `    proxy_set_header ${h} ${variableOf(h)};`),
     // The client's own Host, as it sent it (HTTP/2: its :authority).
     "    proxy_set_header Host $http_host;",

@@ -11,14 +11,19 @@ interface CompiledRoute {
 
 const elementsOf = (path: string): string[] => path.split("/").filter(Boolean);
 
+/**
+ * The order routes are tried in: longest path first, Exact before Prefix at equal length, so the
+ * first match is the best. The nginx data plane (nginx-config.ts) gives its locations in this order.
+ */
+export function byPrecedence(a: IngressRoute, b: IngressRoute): number {
+  return b.path.length - a.path.length || (a.pathType === "Exact" ? -1 : 0) - (b.pathType === "Exact" ? -1 : 0);
+}
+
 export class RoutingTable {
   private readonly routes: readonly CompiledRoute[];
 
   constructor(routes: readonly IngressRoute[]) {
-    // Sorted once: longest path first, Exact before Prefix, so the first match is the best.
-    this.routes = routes
-      .map((route) => ({ route, elements: elementsOf(route.path) }))
-      .sort((a, b) => b.route.path.length - a.route.path.length || (a.route.pathType === "Exact" ? -1 : 0) - (b.route.pathType === "Exact" ? -1 : 0));
+    this.routes = [...routes].sort(byPrecedence).map((route) => ({ route, elements: elementsOf(route.path) }));
   }
 
   /** The route for a request target ("/a/b?x=1"), or undefined for a 404. */
