@@ -44,11 +44,11 @@ import { acmeChartValues, startTailnetAcmeCa } from "../src/sandbox/tailnet-acme
 import { httpsFromDevice, type DeviceHttpsAnswer } from "../src/sandbox/device-https.ts";
 import { OFFLINE_TAILSCALED_KNOBS } from "../src/sandbox/tailscaled-env.ts";
 import { systemClock, waitFor } from "../src/shared/clock.ts";
-import { childrenOf, cmdline, medianOf, proxyProcesses, proxySupervisors, sumOf, type ProcessMemory } from "../src/sandbox/proc-memory.ts";
+import { medianOf, proxyPids, proxyProcesses, runProcesses, sumOf, type ProcessMemory } from "../src/sandbox/proc-memory.ts";
 import { tailscaledIn } from "../src/sandbox/proc-cpu.ts";
 import { namespacePrefix } from "../src/sandbox/runs.ts";
 import { startNginxInPod } from "./ingress/nginx-reference.ts";
-import { cpuTable, isBackend, isServeTailscaled, measureCpuPerMib, medianCpu, runProcesses, type CpuPerMib, type PathPids } from "./ingress/cpu-per-mib.ts";
+import { cpuTable, isBackend, isServeTailscaled, measureCpuPerMib, medianCpu, type CpuPerMib, type PathPids } from "./ingress/cpu-per-mib.ts";
 import { ClusterEnv, ingressCondition, OPERATOR_NAMESPACE } from "../test/helpers/cluster-env.ts";
 
 const { values } = parseArgs({
@@ -211,11 +211,9 @@ try {
 
   // The processes on each path, for the CPU accounts. serve's tailscaled is its proxy as well.
   const marker = `/${namespacePrefix(sandbox.run.id)}`;
-  const supervisors = proxySupervisors(marker);
   const ourProxy = (hostname: string): PathPids & { proxy: number } => {
-    const proxy = supervisors.get(hostname);
-    if (proxy === undefined) throw new Error(`the proxy process for ${hostname} was not found`);
-    return { proxy, proxyTailscaled: childrenOf(proxy).find((pid) => (cmdline(pid)[0] ?? "").endsWith("tailscaled")) };
+    const { supervisor, tailscaled } = proxyPids(sandbox.run.id, hostname);
+    return { proxy: supervisor, proxyTailscaled: tailscaled[0] };
   };
   const shared = { laptopTailscaled: tailscaledIn(laptop.host.namespace.name)[0], backend: runProcesses(marker, isBackend(BACKEND))[0] };
   const l7Pids = { ...shared, ...ourProxy(HOST.split(".")[0] ?? "") };

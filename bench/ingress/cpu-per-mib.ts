@@ -2,7 +2,6 @@
 // path and of the whole machine, per MiB carried. The L7 path does the L3 path's work plus TLS and
 // a second HTTP hop; this says how much of its extra cost is the proxy process's own and how much
 // lands elsewhere (both tailscaleds, the client), so a ratio against L3 can be read (ADR 0030).
-import { readFileSync } from "node:fs";
 import { cpuDuring } from "../../src/sandbox/proc-cpu.ts";
 import { findProcesses } from "../../src/sandbox/proc-memory.ts";
 import type { Clock } from "../../src/shared/clock.ts";
@@ -23,17 +22,6 @@ const LABELS: Record<Account | "rest" | "machine", string> = {
 
 /** ms of CPU per MiB carried, per account, plus "rest" (softirq, the cluster's own) and "machine" (all of it). */
 export type CpuPerMib = Record<Account | "rest" | "machine", number>;
-
-/** Processes of this sandbox run whose command line matches (the cgroup path names the run). */
-export function runProcesses(cgroupMarker: string, match: (argv: readonly string[]) => boolean): number[] {
-  return findProcesses(match).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(cgroupMarker);
-    } catch {
-      return false;
-    }
-  });
-}
 
 /**
  * CPU per MiB over the middle of a throughput run already started: from settleMs after its start

@@ -16,6 +16,7 @@ import { startAndAwait } from "../../src/sandbox/started-process.ts";
 import type { ProcessRunner } from "../../src/shared/exec.ts";
 import { ManagedProcess } from "../../src/shared/process.ts";
 import { nginxConfig } from "../../src/proxy/l7/nginx-config.ts";
+import { IDENTITY_HEADERS } from "../../src/proxy/l7/identity.ts";
 
 /** The nginx .deb the image builder downloaded for the sandbox's nginx image (make sandbox-images). */
 function nginxDeb(): string {
@@ -34,7 +35,7 @@ export interface NginxReference {
   stop(): Promise<unknown>;
 }
 
-const STUB_IDENTITY = { "tailscale-user-login": "alice@example.com", "tailscale-user-name": "Alice", "tailscale-node-name": "laptop.tailnet.test" };
+const STUB_IDENTITY = { [IDENTITY_HEADERS.login]: "alice@example.com", [IDENTITY_HEADERS.name]: "Alice", [IDENTITY_HEADERS.nodeName]: "laptop.tailnet.test" };
 
 export async function startNginxInPod(runner: ProcessRunner, options: {
   readonly dir: string;

@@ -18,10 +18,14 @@ export function processCpuSeconds(pid: number): number {
   }
 }
 
+/** The machine's total CPU ticks by state, from /proc/stat's first line (user nice system idle iowait irq softirq steal ...). */
+function cpuTicks(): number[] {
+  return readFileSync("/proc/stat", "utf8").split("\n").find((line) => line.startsWith("cpu "))?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+}
+
 /** Seconds all CPUs spent in softirq (packet processing that no process is charged for). */
 export function softirqSeconds(): number {
-  const cpu = readFileSync("/proc/stat", "utf8").split("\n").find((line) => line.startsWith("cpu "));
-  return Number(cpu?.split(/\s+/)[7] ?? 0) / TICKS_PER_SECOND;
+  return (cpuTicks()[6] ?? 0) / TICKS_PER_SECOND;
 }
 
 /**
@@ -29,8 +33,7 @@ export function softirqSeconds(): number {
  * (time the hypervisor gave to other guests).
  */
 export function machineBusySeconds(): number {
-  const cpu = readFileSync("/proc/stat", "utf8").split("\n").find((line) => line.startsWith("cpu "));
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = cpu?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = cpuTicks();
   return (user + nice + system + irq + softirq) / TICKS_PER_SECOND;
 }
 

@@ -115,15 +115,25 @@ export function cgroupMemory(pid: number): CgroupMemory {
   };
 }
 
+/** Processes of one sandbox run (its cgroup paths hold cgroupMarker) whose command line matches. */
+export function runProcesses(cgroupMarker: string, match: (argv: readonly string[]) => boolean): number[] {
+  return findProcesses(match).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(cgroupMarker);
+    } catch {
+      return false;
+    }
+  });
+}
+
 /**
  * The tailnet-proxy supervisors (not their init containers) running in this sandbox run's nodes,
  * by the tailnet hostname they serve (TS_HOSTNAME): other sandboxes may share the machine.
  */
 export function proxySupervisors(cgroupMarker: string): Map<string, number> {
   const found = new Map<string, number>();
-  for (const pid of findProcesses((argv) => argv.includes("/app/bin/tailnet-proxy.js") && !argv.includes("init"))) {
+  for (const pid of runProcesses(cgroupMarker, (argv) => argv.includes("/app/bin/tailnet-proxy.js") && !argv.includes("init"))) {
     try {
-      if (!readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(cgroupMarker)) continue;
       const hostname = /(?:^|\0)TS_HOSTNAME=([^\0]*)/.exec(readFileSync(`/proc/${pid}/environ`, "utf8"))?.[1];
       if (hostname !== undefined) found.set(hostname, pid);
     } catch {
@@ -136,12 +146,17 @@ export function proxySupervisors(cgroupMarker: string): Map<string, number> {
 /** A figure summed over processes (a pod's). */
 export const sumOf = (items: readonly ProcessMemory[], key: keyof Omit<ProcessMemory, "pid" | "name">): number => items.reduce((total, item) => total + item[key], 0);
 
-/** One proxy pod's processes in a sandbox run, by the proxy's tailnet hostname: tailnet-proxy and its tailscaled. */
-export function proxyProcesses(runId: string, hostname: string): ProcessMemory[] {
+/** One proxy pod's processes in a sandbox run, by the proxy's tailnet hostname: its supervisor and its tailscaled(s). */
+export function proxyPids(runId: string, hostname: string): { supervisor: number; tailscaled: number[] } {
   const supervisor = proxySupervisors(`/${namespacePrefix(runId)}`).get(hostname);
   if (supervisor === undefined) throw new Error(`no tailnet-proxy for ${hostname} in sandbox ${runId}`);
-  const daemons = childrenOf(supervisor).filter((pid) => cmdline(pid)[0]?.endsWith("tailscaled"));
-  return [processMemory(supervisor, "tailnet-proxy"), ...daemons.map((pid) => processMemory(pid, "tailscaled"))];
+  return { supervisor, tailscaled: childrenOf(supervisor).filter((pid) => cmdline(pid)[0]?.endsWith("tailscaled")) };
+}
+
+/** One proxy pod's processes in a sandbox run, by the proxy's tailnet hostname: tailnet-proxy and its tailscaled. */
+export function proxyProcesses(runId: string, hostname: string): ProcessMemory[] {
+  const { supervisor, tailscaled } = proxyPids(runId, hostname);
+  return [processMemory(supervisor, "tailnet-proxy"), ...tailscaled.map((pid) => processMemory(pid, "tailscaled"))];
 }
 
 /** Each figure's median over samples of the same processes (Go's and V8's heaps move between GCs). */

@@ -41,7 +41,8 @@ export function quoted(value: string): string {
 interface Location {
   readonly match: "=" | "prefix";
   readonly path: string;
-  readonly upstream: string;
+  /** The backend's origin (scheme://host:port); its upstream block is named in nginxConfig. */
+  readonly origin: string;
 }
 
 /** Each distinct backend origin gets an upstream block (nginx keeps connections alive only to those). */
@@ -61,21 +62,21 @@ export const WHOIS_LOCATION = "/_tailnet_whois";
  * nginx locations for the routes. Each route claims its locations in RoutingTable's order, and a
  * location already claimed stays with the route before it: the route RoutingTable tries first.
  */
-export function locationsFor(routes: readonly IngressRoute[], upstreams: ReadonlyMap<string, string>): Location[] {
+export function locationsFor(routes: readonly IngressRoute[]): Location[] {
   const claimed = new Map<string, Location>();
   const claim = (location: Location): void => {
     const key = `${location.match} ${location.path}`;
     if (!claimed.has(key) && !(location.match === "=" && location.path === WHOIS_LOCATION)) claimed.set(key, location);
   };
   for (const route of [...routes].sort(byPrecedence)) {
-    const upstream = upstreams.get(new URL(route.backend).origin) ?? "";
+    const origin = new URL(route.backend).origin;
     if (route.pathType === "Exact") {
-      claim({ match: "=", path: route.path, upstream });
+      claim({ match: "=", path: route.path, origin });
       continue;
     }
     const trimmed = route.path.replace(/\/+$/, "");
-    if (trimmed !== "") claim({ match: "=", path: trimmed, upstream });
-    claim({ match: "prefix", path: `${trimmed}/`, upstream });
+    if (trimmed !== "") claim({ match: "=", path: trimmed, origin });
+    claim({ match: "prefix", path: `${trimmed}/`, origin });
   }
   return [...claimed.values()];
 }
@@ -91,10 +92,10 @@ function hostPort(origin: string): string {
 const IDENTITY = Object.values(IDENTITY_HEADERS);
 const variableOf = (header: string): string => `$ts_${header.replaceAll("-", "_")}`;
 
-function proxiedLocation(location: Location, scheme: string): string[] {
+function proxiedLocation(location: Location, upstreams: ReadonlyMap<string, string>): string[] {
   return [
     `    location ${location.match === "=" ? "= " : ""}${quoted(location.path)} {`,
-    `      proxy_pass ${scheme}://${location.upstream};`,
+    `      proxy_pass ${new URL(location.origin).protocol}//${upstreams.get(location.origin) ?? ""};`,
     "    }",
   ];
 }
@@ -102,8 +103,7 @@ function proxiedLocation(location: Location, scheme: string): string[] {
 /** The whole nginx.conf for one Ingress proxy. */
 export function nginxConfig(routes: readonly IngressRoute[], options: NginxOptions): string {
   const upstreams = upstreamNames(routes);
-  const schemes = new Map([...upstreams].map(([origin, name]) => [name, new URL(origin).protocol.replace(":", "")]));
-  const locations = locationsFor(routes, upstreams);
+  const locations = locationsFor(routes);
   const dir = options.runDir;
   return [
     ...(options.user === undefined ? [] : [`user ${options.user};`]),
@@ -156,7 +156,7 @@ export function nginxConfig(routes: readonly IngressRoute[], options: NginxOptio
     "    proxy_set_header X-Forwarded-For $remote_addr;",
     "    proxy_set_header X-Forwarded-Proto https;",
     "    proxy_set_header X-Forwarded-Host $http_host;",
-    ...locations.flatMap((location) => proxiedLocation(location, schemes.get(location.upstream) ?? "http")),
+    ...locations.flatMap((location) => proxiedLocation(location, upstreams)),
     ...(locations.some((l) => l.match === "prefix" && l.path === "/") ? [] : ["    location / { return 404; }"]),
     "  }",
     "}",
