@@ -1,6 +1,7 @@
 // Ingress (L7) figures on the sandbox's real node (a benchmark, not a test). One backend (Node's
 // HTTP server in a pod, behind a ClusterIP Service) reached from a tailnet laptop four ways:
-//   l7:    our Ingress proxy, HTTPS (certificate from a sandbox CA in a TLS Secret), HTTP/1.1;
+//   l7:    our Ingress proxy, HTTPS (certificate from a sandbox CA in a TLS Secret), HTTP/1.1,
+//          nginx carrying the bytes (ADR 0035);
 //   l3:    our LoadBalancer Service proxy (the L3 path), plain HTTP to the same pods;
 //   serve: tailscaled's `tailscale serve` as Tailscale's operator configures an Ingress proxy
 //          (userspace tailscaled in a pod, a Web handler proxying to the Service's ClusterIP),
@@ -8,14 +9,12 @@
 //          only for the control plane's CertDomains and Headscale sends none, so it refuses even a
 //          certificate placed in its cert directory (ipnlocal resolveCertDomain). serve is thus
 //          spared the TLS work our proxy does.
-//   nginx: a reference for the L7 engine (ADR 0035): Debian's nginx in the Ingress proxy pod's
-//          network namespace and cpu cgroup, same certificate, same backend, port 8443, through the
-//          same tailscaled; identity headers from a stub (bench/ingress/nginx-reference.ts).
 // Each round measures, per path: throughput (one connection, --mib MiB bodies back to back, for
 // --seconds), with the CPU each process on the path and the whole machine spent per MiB in the
 // middle of that run (bench/ingress/cpu-per-mib.ts), and requests/s (--connections keep-alive
 // connections, 13-byte bodies), the paths alternating so that load from elsewhere on the machine
-// hits all alike. Plus the Ingress proxy pod's memory (supervisor, and with its tailscaled) right after the load.
+// hits all alike. Plus the Ingress proxy pod's memory (supervisor, nginx, and with its tailscaled)
+// right after the load.
 // Then, per certificate source, the time from Ingress create to Ready (with its MagicDNS name in
 // the status) and to the first HTTPS 200 that the laptop verifies: --rounds fresh Ingresses per
 // source, the sources alternating, each deleted once measured. "secret": a TLS Secret (present
@@ -47,7 +46,6 @@ import { systemClock, waitFor } from "../src/shared/clock.ts";
 import { medianOf, proxyPids, proxyProcesses, runProcesses, sumOf, type ProcessMemory } from "../src/sandbox/proc-memory.ts";
 import { tailscaledIn } from "../src/sandbox/proc-cpu.ts";
 import { namespacePrefix } from "../src/sandbox/runs.ts";
-import { startNginxInPod } from "./ingress/nginx-reference.ts";
 import { cpuTable, isBackend, isServeTailscaled, measureCpuPerMib, medianCpu, type CpuPerMib, type PathPids } from "./ingress/cpu-per-mib.ts";
 import { ClusterEnv, ingressCondition, OPERATOR_NAMESPACE } from "../test/helpers/cluster-env.ts";
 
@@ -70,8 +68,6 @@ const NS = "bench-l7";
 const HOST = `bulk.${TAILNET_DOMAIN}`;
 const SERVE_HOST = `serve-bench.${TAILNET_DOMAIN}`;
 const MEMORY_SAMPLES = 5;
-/** The nginx reference's port, in the Ingress proxy pod (bench/ingress/nginx-reference.ts). */
-const NGINX_PORT = 8443;
 
 /** ?bytes=N answers N bytes (default 13), with a content-length, from one shared buffer. */
 const BACKEND = `
@@ -211,17 +207,16 @@ try {
 
   // The processes on each path, for the CPU accounts. serve's tailscaled is its proxy as well.
   const marker = `/${namespacePrefix(sandbox.run.id)}`;
-  const ourProxy = (hostname: string): PathPids & { proxy: number } => {
-    const { supervisor, tailscaled } = proxyPids(sandbox.run.id, hostname);
-    return { proxy: supervisor, proxyTailscaled: tailscaled[0] };
+  // The proxy process: the Ingress proxy's nginx worker, which carries the bytes; the L3 proxy's
+  // supervisor, which carries none (the kernel forwards them).
+  const ourProxy = (hostname: string): PathPids => {
+    const { supervisor, tailscaled, nginxWorkers } = proxyPids(sandbox.run.id, hostname);
+    return { proxy: nginxWorkers[0] ?? supervisor, proxyTailscaled: tailscaled[0] };
   };
   const shared = { laptopTailscaled: tailscaledIn(laptop.host.namespace.name)[0], backend: runProcesses(marker, isBackend(BACKEND))[0] };
-  const l7Pids = { ...shared, ...ourProxy(HOST.split(".")[0] ?? "") };
-  const nginx = sandbox.track(await startNginxInPod(sandbox.runner, { dir: join(dir, "nginx"), podPid: l7Pids.proxy, port: NGINX_PORT, certFile: join(dir, "web.crt"), keyFile: join(dir, "web.key"), upstream: `${clusterIp}:80` }));
 
   const urls = {
     l7: { url: `https://${HOST}/`, args: ["--ca", caCert] },
-    nginx: { url: `https://${HOST}:${NGINX_PORT}/`, args: ["--ca", caCert] },
     l3: { url: `http://${l3Host}/`, args: [] as string[] },
     serve: { url: `http://${SERVE_HOST}/`, args: [] as string[] },
   };
@@ -237,8 +232,7 @@ try {
     await waitFor(`${path} answering`, async () => ((await run(path, "?bytes=1", 1).catch(() => undefined))?.errors === 0 ? true : undefined), { timeoutMs: 180_000, intervalMs: 1_000 });
   }
   const pathPids: Record<Path, PathPids> = {
-    l7: l7Pids,
-    nginx: { ...l7Pids, proxy: nginx.worker },
+    l7: { ...shared, ...ourProxy(HOST.split(".")[0] ?? "") },
     l3: { ...shared, ...ourProxy(l3Host.split(".")[0] ?? "") },
     serve: { ...shared, proxyTailscaled: runProcesses(marker, isServeTailscaled)[0] },
   };
@@ -262,11 +256,8 @@ try {
     loads.push(load());
     process.stderr.write(`round ${round + 1}/${rounds} (load ${load()}): ${paths.map((p) => `${p} ${throughput[p].at(-1)?.toFixed(0) ?? ""} Mbit/s ${rps[p].at(-1)?.toFixed(0) ?? ""} req/s`).join("; ")}\n`);
   }
-  // Out of the pod's cgroup before anything deletes the pod.
-  await nginx.stop();
-
   // The Ingress proxy pod's memory right after the load (its certificate from a Secret, so no ACME
-  // client loaded): the supervisor, and the pod with its tailscaled.
+  // client loaded): the supervisor, and the pod with nginx and tailscaled.
   const memorySamples: ProcessMemory[][] = [];
   for (let i = 0; i < MEMORY_SAMPLES; i++) {
     memorySamples.push(proxyProcesses(sandbox.run.id, HOST.split(".")[0] ?? ""));
@@ -275,6 +266,8 @@ try {
   const l7Pod = medianOf(memorySamples);
   const supervisor = l7Pod.find((p) => p.name === "tailnet-proxy");
   if (!supervisor) throw new Error("the Ingress proxy's supervisor was not measured");
+  const nginxProcesses = l7Pod.filter((p) => p.name.startsWith("nginx"));
+  if (nginxProcesses.length < 2) throw new Error("the Ingress proxy's nginx master and worker were not measured");
 
   // Ingress create -> Ready -> first verified HTTPS 200, per certificate source: a fresh Ingress
   // (a fresh device and name, so a certificate is really issued) each time, the sources alternating.
@@ -345,15 +338,10 @@ try {
   bench("ingress_serve_cpu_per_mib", cpu.serve.machine, "ms/MiB");
   bench("ingress_l7_cpu_per_mib_vs_l3", cpu.l7.machine, "ms/MiB", cpu.l3.machine);
   bench("ingress_l7_proxy_process_cpu_per_mib", cpu.l7.proxy, "ms/MiB");
-  bench("ingress_nginx_reference_https_throughput_vs_l3", t.nginx, "Mbit/s", t.l3);
-  bench("ingress_l7_https_throughput_vs_nginx_reference", t.l7, "Mbit/s", t.nginx);
-  bench("ingress_nginx_reference_cpu_per_mib_vs_l3", cpu.nginx.machine, "ms/MiB", cpu.l3.machine);
-  bench("ingress_nginx_reference_process_cpu_per_mib", cpu.nginx.proxy, "ms/MiB");
   bench("ingress_l3_requests", r.l3, "req/s");
   bench("ingress_serve_http_requests", r.serve, "req/s");
   bench("ingress_l7_https_requests_vs_l3", r.l7, "req/s", r.l3);
   bench("ingress_l7_https_requests_vs_serve", r.l7, "req/s", r.serve);
-  bench("ingress_nginx_reference_https_requests_vs_l3", r.nginx, "req/s", r.l3);
   const ready = { secret: median(toReady.secret), acme: median(toReady.acme) };
   const first = { secret: median(to200.secret), acme: median(to200.acme) };
   bench("ingress_create_to_status_secret", ready.secret, "s");
@@ -365,19 +353,19 @@ try {
   bench("ingress_l7_supervisor_rss", supervisor.rss, "MiB");
   bench("ingress_l7_supervisor_rss_anon", supervisor.rssAnon, "MiB");
   bench("ingress_l7_proxy_pod_rss", sumOf(l7Pod, "rss"), "MiB");
+  bench("ingress_l7_nginx_rss", sumOf(nginxProcesses, "rss"), "MiB");
   bench("ingress_load_average_1m", loadavg()[0] ?? 0, "load");
   const row = (label: string, p: Path): string =>
     `  ${label.padEnd(44)} ${t[p].toFixed(0).padStart(6)} Mbit/s (${(t[p] / t.l3).toFixed(2)}x L3)  ${r[p].toFixed(0).padStart(6)} req/s (${(r[p] / r.l3).toFixed(2)}x L3)\n`;
   process.stdout.write(`\nIngress paths, laptop -> backend pod, median of ${rounds} rounds x ${seconds} s (${values.mib} MiB bodies on 1 connection; 13-byte bodies on ${values.connections} keep-alive connections):\n`);
   process.stdout.write(row("our Ingress proxy (HTTPS, Secret certificate)", "l7"));
-  process.stdout.write(row("reference: nginx in the Ingress pod (HTTPS)", "nginx"));
   process.stdout.write(row("our L3 proxy (LoadBalancer Service, HTTP)", "l3"));
   process.stdout.write(row("tailscale serve, userspace (HTTP)", "serve"));
   process.stdout.write(`  L7 / serve: throughput ${(t.l7 / t.serve).toFixed(2)}x, requests ${(r.l7 / r.serve).toFixed(2)}x\n`);
   process.stdout.write(`\nCPU per MiB carried (ms), ${values.mib} MiB bodies, median of ${rounds} runs (the run's middle ${seconds - 2} s); serve's tailscaled is its proxy; rest = machine - named processes (softirq, the cluster):\n`);
-  process.stdout.write(cpuTable([{ label: "L7 (ours)", cpu: cpu.l7 }, { label: "L7 (nginx)", cpu: cpu.nginx }, { label: "L3 (ours)", cpu: cpu.l3 }, { label: "serve", cpu: cpu.serve }]));
+  process.stdout.write(cpuTable([{ label: "L7 (ours)", cpu: cpu.l7 }, { label: "L3 (ours)", cpu: cpu.l3 }, { label: "serve", cpu: cpu.serve }]));
   process.stdout.write(`  L7 - L3: ${(cpu.l7.machine - cpu.l3.machine).toFixed(2)} ms/MiB, of which the proxy process ${cpu.l7.proxy.toFixed(2)}, both tailscaleds ${(cpu.l7.laptopTailscaled + cpu.l7.proxyTailscaled - cpu.l3.laptopTailscaled - cpu.l3.proxyTailscaled).toFixed(2)}, the client ${(cpu.l7.client - cpu.l3.client).toFixed(2)}\n`);
-  process.stdout.write(`Ingress proxy memory after the load (median of ${MEMORY_SAMPLES} samples): supervisor ${supervisor.rss.toFixed(1)} MiB RSS (${supervisor.rssAnon.toFixed(1)} MiB private), pod with tailscaled ${sumOf(l7Pod, "rss").toFixed(1)} MiB RSS\n`);
+  process.stdout.write(`Ingress proxy memory after the load (median of ${MEMORY_SAMPLES} samples): supervisor ${supervisor.rss.toFixed(1)} MiB RSS (${supervisor.rssAnon.toFixed(1)} MiB private), nginx ${sumOf(nginxProcesses, "rss").toFixed(1)} MiB RSS, pod with tailscaled ${sumOf(l7Pod, "rss").toFixed(1)} MiB RSS\n`);
   process.stdout.write(`load average after each round: ${loads.join(" | ")}\n`);
   const list = (xs: readonly number[]): string => xs.map((x) => x.toFixed(1)).join(" / ");
   const certificateRow = (label: string, source: Source): string =>

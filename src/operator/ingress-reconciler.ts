@@ -12,7 +12,7 @@ import { splitKey } from "../runtime/reconciler.ts";
 import { ControlPlaneError } from "../control/control-plane.ts";
 import { controlPlaneProblem } from "./conditions.ts";
 import { funnelCondition, proxyFunnels } from "./ingress-funnel.ts";
-import type { IngressProxyConfig } from "../shared/ingress-config.ts";
+import { httpsEngine, type IngressProxyConfig } from "../shared/ingress-config.ts";
 import { STATE_SECRET_KEYS } from "../shared/state-keys.ts";
 import { ANNOTATIONS, FINALIZER } from "./names.ts";
 import { ingressIntent, isOurIngress, type IngressExposeIntent, type IngressIntentOptions } from "./ingress-intent.ts";
@@ -108,7 +108,8 @@ export class IngressReconciler {
     try {
       // The routing table and certificate exist before the proxy starts, so it never serves without them.
       await this.deps.kube.apply(l7ConfigSecret(parent, this.deps.provisioner.operatorNamespace, config, tls, this.deps.options.acme?.eabHmacKey));
-      device = await this.deps.provisioner.ensure(parent, { hostname: intent.hostname, tags: intent.tags, destinations: [], ingressSecret: ingressSecretName(parent) }, log);
+      // The proxy picks its HTTPS engine at start: a config that needs the other one restarts it.
+      device = await this.deps.provisioner.ensure(parent, { hostname: intent.hostname, tags: intent.tags, destinations: [], ingressSecret: ingressSecretName(parent), restartKey: httpsEngine(config) }, log);
     } catch (error) {
       if (error instanceof ControlPlaneError) {
         await this.setStatus(ingress, [{ type: INGRESS_CONDITIONS.ready, status: "False", reason: INGRESS_REASONS.controlPlaneError, message: controlPlaneProblem(error) }, ...extra], [], "Warning");

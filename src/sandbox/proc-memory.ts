@@ -146,17 +146,33 @@ export function proxySupervisors(cgroupMarker: string): Map<string, number> {
 /** A figure summed over processes (a pod's). */
 export const sumOf = (items: readonly ProcessMemory[], key: keyof Omit<ProcessMemory, "pid" | "name">): number => items.reduce((total, item) => total + item[key], 0);
 
-/** One proxy pod's processes in a sandbox run, by the proxy's tailnet hostname: its supervisor and its tailscaled(s). */
-export function proxyPids(runId: string, hostname: string): { supervisor: number; tailscaled: number[] } {
+/**
+ * One proxy pod's processes in a sandbox run, by the proxy's tailnet hostname: its supervisor, its
+ * tailscaled(s), and an Ingress proxy's nginx master and worker (their titles name them; the
+ * cache manager and loader are left out, the loader being gone a minute after the start).
+ */
+export function proxyPids(runId: string, hostname: string): { supervisor: number; tailscaled: number[]; nginxMaster?: number; nginxWorkers: number[] } {
   const supervisor = proxySupervisors(`/${namespacePrefix(runId)}`).get(hostname);
   if (supervisor === undefined) throw new Error(`no tailnet-proxy for ${hostname} in sandbox ${runId}`);
-  return { supervisor, tailscaled: childrenOf(supervisor).filter((pid) => cmdline(pid)[0]?.endsWith("tailscaled")) };
+  const children = childrenOf(supervisor);
+  const nginxMaster = children.find((pid) => cmdline(pid)[0]?.startsWith("nginx: master process"));
+  return {
+    supervisor,
+    tailscaled: children.filter((pid) => cmdline(pid)[0]?.endsWith("tailscaled")),
+    ...(nginxMaster === undefined ? {} : { nginxMaster }),
+    nginxWorkers: nginxMaster === undefined ? [] : childrenOf(nginxMaster).filter((pid) => cmdline(pid)[0]?.startsWith("nginx: worker process")),
+  };
 }
 
-/** One proxy pod's processes in a sandbox run, by the proxy's tailnet hostname: tailnet-proxy and its tailscaled. */
+/** One proxy pod's processes in a sandbox run, by the proxy's tailnet hostname (proxyPids). */
 export function proxyProcesses(runId: string, hostname: string): ProcessMemory[] {
-  const { supervisor, tailscaled } = proxyPids(runId, hostname);
-  return [processMemory(supervisor, "tailnet-proxy"), ...tailscaled.map((pid) => processMemory(pid, "tailscaled"))];
+  const { supervisor, tailscaled, nginxMaster, nginxWorkers } = proxyPids(runId, hostname);
+  return [
+    processMemory(supervisor, "tailnet-proxy"),
+    ...tailscaled.map((pid) => processMemory(pid, "tailscaled")),
+    ...(nginxMaster === undefined ? [] : [processMemory(nginxMaster, "nginx master")]),
+    ...nginxWorkers.map((pid) => processMemory(pid, "nginx worker")),
+  ];
 }
 
 /** Each figure's median over samples of the same processes (Go's and V8's heaps move between GCs). */

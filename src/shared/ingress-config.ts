@@ -66,3 +66,15 @@ export function parseIngressConfig(json: string): IngressProxyConfig {
   if (!parsed.success) throw new Error(`invalid ingress config: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   return parsed.data;
 }
+
+/**
+ * What serves the proxy's HTTPS port (ADR 0035): nginx carries an Ingress's bytes; the proxy's
+ * own stack serves where only it can: the API server (impersonation per request), an ACME
+ * TLS-ALPN-01 challenge (answered inside the handshake on port 443), and plain HTTP (port 80
+ * only). Chosen at start: the operator restarts the proxy when it changes (the pod's restart key).
+ */
+export function httpsEngine(config: IngressProxyConfig): "nginx" | "node" {
+  if (config.apiServer !== undefined || config.certificateSource === "none") return "node";
+  if (config.certificateSource === "acme" && config.acme?.challenge === "tls-alpn-01") return "node";
+  return "nginx";
+}

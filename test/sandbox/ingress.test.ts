@@ -114,6 +114,10 @@ describe("Ingress (L7)", () => {
     assert.equal(echoed(await https(laptop, `https://${WEB}/exact`)).name, "echo-a");
     assert.equal(echoed(await https(laptop, `https://${WEB}/exact/more`)).name, "echo-b", "Exact does not match below it");
     assert.equal(echoed(await https(laptop, `https://${WEB}/ab`)).name, "echo-b", "/a is not a prefix of /ab");
+    // Routed on the path as a backend reads it (decoded, dot segments resolved), so an escape
+    // cannot reach a backend another rule's path names; the backend gets the path as sent.
+    const escaped = echoed(await https(laptop, `https://${WEB}/%61/x`));
+    assert.deepEqual([escaped.name, escaped.path], ["echo-a", "/%61/x"]);
     const h2 = await https(laptop, `https://${WEB}/a/h2`, ["--http2"]);
     assert.equal(h2.alpn, "h2");
     assert.equal(echoed(h2).name, "echo-a");
@@ -122,12 +126,13 @@ describe("Ingress (L7)", () => {
   });
 
   it("passes the caller's tailnet identity to backends and strips spoofed identity headers", async () => {
-    const spoof = ["--header", "Tailscale-User-Login: mallory@example.com", "--header", "Tailscale-Node-Tags: tag:admin", "--header", "X-Forwarded-For: 1.2.3.4"];
+    const spoof = ["--header", "Tailscale-User-Login: mallory@example.com", "--header", "Tailscale-Node-Tags: tag:admin", "--header", "Tailscale-App-Capabilities: {}", "--header", "X-Forwarded-For: 1.2.3.4"];
     const fromLaptop = echoed(await https(laptop, `https://${WEB}/a/me`, spoof)).headers;
     const laptopIp = (await laptop.status()).tailscaleIps.find((ip) => !ip.includes(":"));
     assert.match(fromLaptop["tailscale-user-login"] ?? "", /tester/);
     assert.ok(fromLaptop["tailscale-user-name"]);
     assert.equal(fromLaptop["tailscale-node-tags"], undefined);
+    assert.equal(fromLaptop["tailscale-app-capabilities"], undefined, "every Tailscale-* header a client sends is removed");
     assert.equal(fromLaptop["x-forwarded-for"], laptopIp);
     assert.equal(fromLaptop["x-forwarded-proto"], "https");
     assert.equal(fromLaptop["x-forwarded-host"], WEB);

@@ -77,6 +77,20 @@ describe("nginxConfig", () => {
     assert.match(conf, /ssl_certificate \$tls_pem;\n {4}ssl_certificate_key \$tls_pem;/);
   });
 
+  it("listens on the addresses given, IPv6 in brackets, and on every address without them", () => {
+    const conf = nginxConfig(routes, { ...options, addresses: ["100.64.0.7", "fd7a:115c:a1e0::7"] });
+    assert.deepEqual([...conf.matchAll(/ listen (.*);/g)].map((m) => m[1]), ["100.64.0.7:443 ssl http2", "[fd7a:115c:a1e0::7]:443 ssl http2"]);
+    assert.deepEqual([...nginxConfig(routes, options).matchAll(/ listen (.*);/g)].map((m) => m[1]), ["443 ssl http2"]);
+    assert.throws(() => nginxConfig(routes, { ...options, addresses: ["localhost; include /etc"] }), /not an IP address/);
+  });
+
+  it("removes every Tailscale-* header a client sends where the headers-more module is given, before the identity is set", () => {
+    const conf = nginxConfig(routes, { ...options, headersMoreModule: "/usr/lib/nginx/modules/more.so" });
+    assert.match(conf, /^load_module "\/usr\/lib\/nginx\/modules\/more.so";\n/);
+    assert.match(conf, /more_clear_input_headers "Tailscale-\*";\n {4}auth_request /);
+    assert.doesNotMatch(nginxConfig(routes, options), /load_module|more_clear/);
+  });
+
   it("gives proxied locations no headers of their own, so they inherit the identity and X-Forwarded-* ones", () => {
     const conf = nginxConfig(routes, options);
     const proxied = [...conf.matchAll(/ {4}location (?!= \/_tailnet_whois)[^{]*\{\n((?: {6}.*\n)*) {4}\}/g)].map((m) => m[1] ?? "");
@@ -89,7 +103,7 @@ describe("nginxConfig", () => {
     assert.equal(conf.match(/location = "?\/_tailnet_whois"? \{/g)?.length, 1, "one location = /_tailnet_whois: nginx refuses a duplicate");
     assert.match(conf, /location "\/_tailnet_whois\/" \{/, "the Prefix rule keeps the paths below it");
     // Only the caller's address reaches the identity endpoint.
-    assert.match(conf, /proxy_pass_request_headers off; proxy_set_header X-Caller \$remote_addr;/);
+    assert.match(conf, /proxy_pass_request_headers off; proxy_set_header x-caller \$remote_addr; proxy_set_header x-caller-port \$remote_port;/);
   });
 
   it("quotes what it is given", () => {

@@ -12,11 +12,17 @@
 import type { IngressRoute } from "../../shared/ingress-config.ts";
 import { IDENTITY_HEADERS } from "./identity.ts";
 import { byPrecedence } from "./routing-table.ts";
+import { CALLER_HEADERS } from "./whois-endpoint.ts";
 
 export interface NginxOptions {
   /** Directory for nginx's pid file, temp files and the identity cache. */
   readonly runDir: string;
   readonly httpsPort: number;
+  /**
+   * The addresses to listen on: the device's tailnet IPs, so that HTTPS is not served on the pod's
+   * cluster IP and each connection's source is the caller. Every address where absent.
+   */
+  readonly addresses?: readonly string[];
   /**
    * The certificate chain and its key in one PEM file, read at each handshake, so that replacing
    * it (by a rename) needs no reload. One file: with two, a handshake between the two renames
@@ -27,6 +33,12 @@ export interface NginxOptions {
   readonly whoisSocket: string;
   /** nginx's worker user; the pod's own user where unset. */
   readonly user?: string;
+  /**
+   * The headers-more module (Debian's libnginx-mod-http-headers-more-filter), which removes every
+   * Tailscale-* header a client sends, as the identity headers' contract says (identity.ts);
+   * without it only the identity headers' own names are replaced.
+   */
+  readonly headersMoreModule?: string;
 }
 
 /**
@@ -89,6 +101,16 @@ function hostPort(origin: string): string {
   return `${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`;
 }
 
+/** nginx's listen addresses: IPv6 in brackets, the port written out. */
+function listenOn(options: NginxOptions): string[] {
+  const port = String(options.httpsPort);
+  if (!options.addresses?.length) return [port];
+  return options.addresses.map((address) => {
+    if (!/^[0-9A-Fa-f.:]+$/.test(address)) throw new Error(`listen address ${JSON.stringify(address)} is not an IP address`);
+    return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+  });
+}
+
 const IDENTITY = Object.values(IDENTITY_HEADERS);
 const variableOf = (header: string): string => `$ts_${header.replaceAll("-", "_")}`;
 
@@ -106,6 +128,7 @@ export function nginxConfig(routes: readonly IngressRoute[], options: NginxOptio
   const locations = locationsFor(routes);
   const dir = options.runDir;
   return [
+    ...(options.headersMoreModule === undefined ? [] : [`load_module ${quoted(options.headersMoreModule)};`]),
     ...(options.user === undefined ? [] : [`user ${options.user};`]),
     // One worker: a proxy pod asks for a sliver of a CPU, and one worker is the engine the bench measures.
     "worker_processes 1;",
@@ -129,7 +152,7 @@ export function nginxConfig(routes: readonly IngressRoute[], options: NginxOptio
     "  map $http_upgrade $connection_upgrade { default upgrade; \"\" \"\"; }",
     ...[...upstreams].map(([origin, name]) => `  upstream ${name} { server ${hostPort(origin)}; keepalive 16; }`),
     "  server {",
-    `    listen ${String(options.httpsPort)} ssl http2;`,
+    ...listenOn(options).map((address) => `    listen ${address} ssl http2;`),
     "    ssl_certificate $tls_pem;",
     "    ssl_certificate_key $tls_pem;",
     // The caller's identity, asked once per caller address per 10 s (WhoisCache's lifetime).
@@ -139,9 +162,12 @@ export function nginxConfig(routes: readonly IngressRoute[], options: NginxOptio
     "      auth_request off;",
     `      proxy_pass http://unix:${options.whoisSocket}:/whois;`,
     // Only the caller's address goes to the endpoint, none of the client's headers (cookies, tokens).
-    "      proxy_pass_request_body off; proxy_pass_request_headers off; proxy_set_header X-Caller $remote_addr;",
+    `      proxy_pass_request_body off; proxy_pass_request_headers off; proxy_set_header ${CALLER_HEADERS.address} $remote_addr; proxy_set_header ${CALLER_HEADERS.port} $remote_port;`,
     "      proxy_buffering on; proxy_cache whois; proxy_cache_key $remote_addr; proxy_cache_valid 200 10s;",
     "    }",
+    // Before the identity is asked (rewrite phase, then access): the client's copies are gone, the
+    // proxy's are set below.
+    ...(options.headersMoreModule === undefined ? [] : ["    more_clear_input_headers \"Tailscale-*\";"]),
     `    auth_request ${WHOIS_LOCATION};`,
     ...IDENTITY.map((h) => `    auth_request_set ${variableOf(h)} $upstream_http_${h.replaceAll("-", "_")};`),
     // Set here, each replaces the client's copy of the header; an empty value sends none. A

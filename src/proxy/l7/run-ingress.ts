@@ -1,15 +1,19 @@
 // tailnet-proxy for an Ingress or the API server (TS_INGRESS_SECRET set): tailscaled with a
-// kernel TUN, and the L7 server listening on the device's tailnet IPs, so each connection's source
-// address is the caller's and whois names them. Routes and certificate follow the ingress Secret
+// kernel TUN, and HTTPS served on the device's tailnet IPs, so each connection's source address is
+// the caller's and whois names them: by nginx for an Ingress's routes (ADR 0035), by the L7 server
+// where only it can (the API server, TLS-ALPN-01, plain HTTP, Funnel's forwarded connections; and
+// port 80 always). Routes and certificate follow the ingress Secret
 // (for the API server proxy: its mode, and no routes); no firewall rules are needed (nothing is
 // forwarded at the IP layer).
+import { createServer } from "node:net";
+import { join } from "node:path";
 import { ProcessRunner } from "../../shared/exec.ts";
 import { systemClock } from "../../shared/clock.ts";
 import type { Logger } from "../log.ts";
 import { joinTailnet } from "../login-report.ts";
 import { holdUntilReachable } from "../reachable.ts";
 import { FUNNEL_ON, STATE_SECRET_KEYS as STATE_KEYS } from "../../shared/state-keys.ts";
-import { INGRESS_SECRET_KEYS, parseIngressConfig, type IngressProxyConfig } from "../../shared/ingress-config.ts";
+import { INGRESS_SECRET_KEYS, httpsEngine, parseIngressConfig, type IngressProxyConfig } from "../../shared/ingress-config.ts";
 import type { ProxyConfig } from "../config.ts";
 import { Tailscaled, logRestart, requireTailscaleBinaries } from "../tailscaled.ts";
 import { KubeStateSecret } from "../state-secret.ts";
@@ -26,15 +30,27 @@ import { L7Server } from "./l7-server.ts";
 import { FUNNEL_FORWARD, reconcileFunnel } from "./funnel.ts";
 import { IngressUpstream } from "./ingress-upstream.ts";
 import type { UpstreamPolicy } from "./upstream.ts";
+import { HEADERS_MORE_MODULE, NginxEngine } from "./nginx-engine.ts";
+import { nginxConfig } from "./nginx-config.ts";
+import { WhoisEndpoint } from "./whois-endpoint.ts";
 import { ApiServerUpstream, inClusterApiServer, type InClusterApiServer } from "../apiserver/apiserver-upstream.ts";
 
 const PORTS = { https: 443, http: 80 } as const;
 
+/** Binds and releases a port on address: fails (EADDRNOTAVAIL) while the address is not usable yet. */
+function bindOnce(address: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen({ host: address, port: 0 }, () => probe.close(() => { resolve(); }));
+  });
+}
+
 /** A fresh tailnet IPv6 address can be unusable for a moment (EADDRNOTAVAIL): try for a while. */
-async function listenWithRetry(server: L7Server, address: string, port: number, kind: "https" | "http", log: Logger): Promise<void> {
+async function listenWithRetry(listen: () => Promise<unknown>, address: string, port: number, log: Logger): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
-      await server.listen(address, port, kind);
+      await listen();
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EADDRNOTAVAIL" || attempt >= 40) throw error;
@@ -80,7 +96,10 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
       stopping.abort();
     });
   }
-  const outcome = { daemonDied: false };
+  const outcome = { daemonDied: false, nginxDied: false };
+  // nginx serves HTTPS where the first config says so (httpsEngine); created once that is known.
+  let nginx: NginxEngine | undefined;
+  let whoisEndpoint: WhoisEndpoint | undefined;
   let ingress: IngressProxyConfig | undefined;
   let table = new RoutingTable([]);
   const listeners = new Set<(data: SecretData) => void>();
@@ -122,7 +141,12 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
           acmeStore,
           logger: log,
         }),
-      serve: (certificate) => { server.setCertificate(certificate); },
+      serve: (certificate) => {
+        server.setCertificate(certificate);
+        nginx?.setCertificate(certificate).catch((error: unknown) => {
+          log.error({ err: error }, "cannot write the certificate for nginx; it serves the previous one");
+        });
+      },
       report: (problem) =>
         state.write({ [STATE_KEYS.certificateError]: problem }).catch((error: unknown) => {
           log.warn({ err: error }, "cannot report the certificate state to the state Secret");
@@ -165,22 +189,64 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
         log.warn({ err: error }, "cannot configure Funnel; serving on the tailnet as before");
       });
     };
+    const nginxConfigFor = (config: IngressProxyConfig, engine: NginxEngine): string =>
+      nginxConfig(config.routes, { runDir: engine.files.dir, httpsPort: PORTS.https, addresses: device.ips, pemFile: engine.files.pem, whoisSocket: engine.files.whoisSocket, user: "root", headersMoreModule: HEADERS_MORE_MODULE });
+    const startNginx = async (engine: NginxEngine): Promise<void> => {
+      whoisEndpoint = new WhoisEndpoint((address, port) => identities.headersFor(address, port), log);
+      await whoisEndpoint.listen(engine.files.whoisSocket);
+      // nginx cannot wait for an address the way listenWithRetry does: it starts once all are usable.
+      for (const ip of device.ips) {
+        await listenWithRetry(() => bindOnce(ip), ip, PORTS.https, log);
+      }
+      const probeHost = device.ips[0];
+      if (probeHost === undefined) throw new Error("the device has no tailnet IP to serve on");
+      // The routes as they are now; a change from here on is queued behind the start (apply).
+      if (!ingress) throw new Error("no ingress config to serve");
+      await engine.start(nginxConfigFor(ingress, engine), { host: probeHost, port: PORTS.https });
+      log.info({ pid: engine.pid }, "nginx serving HTTPS");
+      void engine.exited.then((exit) => {
+        if (isStopping()) return;
+        log.error({ exit }, "nginx exited");
+        outcome.nginxDied = true;
+        stopping.abort();
+      });
+    };
     let httpsOpening: Promise<void> | undefined;
     const openHttps = (): Promise<void> =>
       (httpsOpening ??= (async () => {
-        for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.https, "https", log);
+        if (nginx) {
+          await startNginx(nginx);
+          return;
+        }
+        for (const ip of device.ips) await listenWithRetry(() => server.listen(ip, PORTS.https, "https"), ip, PORTS.https, log);
       })());
+    let engine: "nginx" | "node" | undefined;
     const apply = (data: SecretData): void => {
       try {
         ingress = parseIngressConfig(data[INGRESS_SECRET_KEYS.config] ?? "");
         table = new RoutingTable(ingress.routes);
         log.info({ routes: ingress.routes.length, source: ingress.certificateSource, redirect: ingress.httpRedirect, funnel: ingress.funnel }, "routing table loaded");
+        const wanted = httpsEngine(ingress);
+        if (engine === undefined) {
+          engine = wanted;
+          if (engine === "nginx") nginx = new NginxEngine(join(config.TS_STATE_DIR, "nginx"), runner);
+        } else if (wanted !== engine) {
+          log.info({ serving: engine, wanted }, "this config is served by another HTTPS engine: the operator restarts the proxy with it");
+        }
+        if (nginx && httpsOpening) {
+          nginx.update(nginxConfigFor(ingress, nginx)).then((reloaded) => {
+            if (reloaded) log.info("nginx reloaded with the new routes");
+          }, (error: unknown) => {
+            log.error({ err: error }, "nginx rejected the new routes; it serves the previous ones");
+          });
+        }
         // Plain HTTP has no certificate to keep (the pod restarts when that changes: restartKey).
         if (ingress.certificateSource !== "none") supervisor.update(ingress, data);
         // ACME's TLS-ALPN-01 challenge is answered on 443, so an ACME source gets the port before
         // its first certificate (whichever challenge it uses now or after a settings change);
-        // other clients then fail the handshake instead of finding the port closed.
-        if (ingress.certificateSource === "acme") {
+        // other clients then fail the handshake instead of finding the port closed. nginx's
+        // configs (HTTP-01) open it with the first certificate.
+        if (ingress.certificateSource === "acme" && engine === "node") {
           openHttps().catch((error: unknown) => {
             log.error({ err: error }, "cannot listen on the HTTPS port");
           });
@@ -192,7 +258,7 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
         log.error({ err: error }, "ignoring an unreadable ingress config");
       }
     };
-    for (const ip of device.ips) await listenWithRetry(server, ip, PORTS.http, "http", log);
+    for (const ip of device.ips) await listenWithRetry(() => server.listen(ip, PORTS.http, "http"), ip, PORTS.http, log);
     apply(first);
     listeners.add(apply);
     if (!ingress) throw new Error(`the ingress Secret ${ingressSecret} holds no valid ${INGRESS_SECRET_KEYS.config}`);
@@ -218,10 +284,13 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
     while (!isStopping()) await systemClock.sleep(5_000, stopping.signal).catch(() => undefined);
   } finally {
     health.setHealthy(false);
+    await nginx?.stop();
+    await whoisEndpoint?.close();
     await server.close();
     localApi.close();
     await tailscaled.stop();
     await health.close();
   }
   if (outcome.daemonDied) throw new Error("tailscaled exited");
+  if (outcome.nginxDied) throw new Error("nginx exited");
 }
