@@ -51,7 +51,7 @@ test: deps bins ## Everything CI runs: typecheck, lint, unit, chart and sandbox 
 demo: deps bins sandbox-images ## Start the sandbox and show it working, then tear it down (ARGS=--keep keeps it)
 	$(LAUNCH) $(NODE) src/demo/main.ts $(ARGS)
 
-bench: deps bins images ## Print figures: sandbox start-up and memory, Service exposure, firewall backends, egress throughput, proxy footprint and data path, API server proxy latency, Ingress (L7 vs L3 vs tailscale serve vs an nginx reference, CPU per MiB per process; create -> first HTTPS 200 with a TLS Secret and with ACME), operators side by side at scale (SCALE_SERVICES=1000)
+bench: deps bins images ## Print figures: sandbox start-up and memory, Service exposure, firewall backends, egress throughput, proxy footprint and data path, API server proxy latency, Ingress (L7 on nginx vs L3 vs tailscale serve, CPU per MiB per process; create -> first HTTPS 200 with a TLS Secret and with ACME), operators side by side at scale (SCALE_SERVICES=1000)
 	@BUILD_ONLY="containerboot k8s_operator" bash scripts/build-bins.sh
 	$(NODE) scripts/images/build.ts
 	$(LAUNCH) $(NODE) bench/sandbox-startup.ts
