@@ -2,12 +2,15 @@
 // their output in a log file, stopped with SIGTERM then SIGKILL, and awaited so none outlives us.
 import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, closeSync, readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 
 export interface SpawnOptions {
   readonly name: string;
   readonly argv: readonly string[];
-  /** Where stdout and stderr go; without one they are the parent's own. */
+  /** Where stdout and stderr go; without one (or onLine) they are the parent's own. */
   readonly logFile?: string;
+  /** Each line the process writes to stdout or stderr, instead of a log file. */
+  readonly onLine?: (line: string) => void;
   readonly env?: NodeJS.ProcessEnv;
   readonly cwd?: string;
   /**
@@ -57,9 +60,15 @@ export class ManagedProcess {
       const child = spawn(file, args, {
         env: options.env ?? process.env,
         cwd: options.cwd,
-        stdio: fd === undefined ? "inherit" : ["ignore", fd, fd],
+        stdio: fd !== undefined ? ["ignore", fd, fd] : options.onLine ? ["ignore", "pipe", "pipe"] : "inherit",
         detached: options.group ?? false,
       });
+      const onLine = options.onLine;
+      if (onLine) {
+        for (const stream of [child.stdout, child.stderr]) {
+          if (stream) createInterface({ input: stream, crlfDelay: Infinity }).on("line", onLine);
+        }
+      }
       return new ManagedProcess(options, child);
     } finally {
       if (fd !== undefined) closeSync(fd);

@@ -47,10 +47,18 @@ describe("nginxConfig", () => {
   it("keeps connections alive to each backend once, by scheme", () => {
     const conf = nginxConfig(routes, options);
     assert.equal(conf.match(/^ {2}upstream /gm)?.length, 5);
-    assert.match(conf, /upstream backend_4 \{ server 10\.96\.0\.5:443; keepalive 16; \}/);
-    assert.match(conf, /upstream backend_0 \{ server 10\.96\.0\.1:80; keepalive 16; \}/, "a default port written out");
+    assert.match(conf, /upstream backend_4 \{ server 10\.96\.0\.5:443; keepalive 16; keepalive_timeout 4s; \}/);
+    assert.match(conf, /upstream backend_0 \{ server 10\.96\.0\.1:80; keepalive 16; keepalive_timeout 4s; \}/, "a default port written out");
     assert.match(conf, /location "\/api\/health\/" \{\n {6}proxy_pass https:\/\/backend_4;/);
     assert.match(conf, /location = "\/api\/health" \{\n {6}proxy_pass http:\/\/backend_3;/, "the Exact rule keeps the exact location");
+  });
+
+  it("bounds what a stuck identity lookup or a reload can hold, and ignores a backend's X-Accel-* headers", () => {
+    const conf = nginxConfig(routes, options);
+    assert.match(conf, /^worker_shutdown_timeout 60s;$/m);
+    assert.match(conf, /location = \/_tailnet_whois \{[^}]*proxy_read_timeout 5s;/);
+    assert.match(conf, /^ {2}proxy_ignore_headers X-Accel-Redirect X-Accel-Buffering X-Accel-Limit-Rate X-Accel-Charset X-Accel-Expires;$/m);
+    assert.match(conf, /location = \/_tailnet_whois \{[^}]*proxy_ignore_headers X-Accel-Redirect X-Accel-Buffering X-Accel-Limit-Rate X-Accel-Charset;/, "the whois endpoint's X-Accel-Expires is honoured");
   });
 
   it("answers 404 where no rule covers /, and not where one does", () => {
@@ -109,7 +117,19 @@ describe("nginxConfig", () => {
   it("quotes what it is given", () => {
     assert.equal(quoted('/a "b"\\c$d'), '"/a \\"b\\"\\\\c$d"');
     assert.throws(() => quoted("/a\nb"), /control character/);
-    assert.throws(() => nginxConfig([{ pathType: "Prefix", path: "/x;\n}", backend: "http://10.0.0.1:80" }], options), /control character/);
+  });
+
+  it("writes paths as nginx compares them (decoded), and leaves out a rule no location can express", () => {
+    const conf = nginxConfig([
+      { pathType: "Prefix", path: "/caf%C3%A9", backend: "http://10.0.0.1:80" },
+      { pathType: "Exact", path: "/x;%0A}", backend: "http://10.0.0.2:80" },
+      { pathType: "Prefix", path: "/y\n}", backend: "http://10.0.0.2:80" },
+      { pathType: "Exact", path: "/100%", backend: "http://10.0.0.3:80" },
+    ], options);
+    assert.match(conf, /location = "\/café" \{/);
+    assert.match(conf, /location = "\/100%" \{/, "not percent-encoding: as written");
+    assert.doesNotMatch(conf, /\/x;|\/y/, "a control character routes nothing");
+    assert.doesNotThrow(() => nginxConfig([{ pathType: "Prefix", path: "/x;\n}", backend: "http://10.0.0.1:80" }], options));
     assert.throws(() => nginxConfig([{ pathType: "Prefix", path: "/", backend: "http://a;b:80" }], options), /not an address/);
   });
 });

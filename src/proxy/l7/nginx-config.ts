@@ -67,6 +67,21 @@ function upstreamNames(routes: readonly IngressRoute[]): Map<string, string> {
   return names;
 }
 
+/**
+ * A route's path as nginx compares it: nginx matches locations against the request's decoded
+ * path, so `/caf%C3%A9` must be written `/café`. A path that decodes to a control character
+ * cannot be written in nginx's configuration, and no client sends one raw: it routes nothing.
+ */
+function locationPath(path: string): string | undefined {
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    // Not valid percent-encoding: nginx leaves such a sequence as it is, and so does the match.
+  }
+  return [...decoded].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f) ? undefined : decoded;
+}
+
 /** The identity subrequest's location: an Ingress path that is exactly this is not routed. */
 export const WHOIS_LOCATION = "/_tailnet_whois";
 
@@ -82,11 +97,13 @@ export function locationsFor(routes: readonly IngressRoute[]): Location[] {
   };
   for (const route of [...routes].sort(byPrecedence)) {
     const origin = new URL(route.backend).origin;
+    const path = locationPath(route.path);
+    if (path === undefined) continue;
     if (route.pathType === "Exact") {
-      claim({ match: "=", path: route.path, origin });
+      claim({ match: "=", path, origin });
       continue;
     }
-    const trimmed = route.path.replace(/\/+$/, "");
+    const trimmed = path.replace(/\/+$/, "");
     if (trimmed !== "") claim({ match: "=", path: trimmed, origin });
     claim({ match: "prefix", path: `${trimmed}/`, origin });
   }
@@ -112,6 +129,7 @@ function listenOn(options: NginxOptions): string[] {
 }
 
 const IDENTITY = Object.values(IDENTITY_HEADERS);
+const X_ACCEL = ["X-Accel-Redirect", "X-Accel-Buffering", "X-Accel-Limit-Rate", "X-Accel-Charset", "X-Accel-Expires"];
 const variableOf = (header: string): string => `$ts_${header.replaceAll("-", "_")}`;
 
 function proxiedLocation(location: Location, upstreams: ReadonlyMap<string, string>): string[] {
@@ -132,6 +150,9 @@ export function nginxConfig(routes: readonly IngressRoute[], options: NginxOptio
     ...(options.user === undefined ? [] : [`user ${options.user};`]),
     // One worker: a proxy pod asks for a sliver of a CPU, and one worker is the engine the bench measures.
     "worker_processes 1;",
+    // A reload (a route change) lets the old worker finish its requests, but not hold a WebSocket
+    // or a watch open for ever beside the new one.
+    "worker_shutdown_timeout 60s;",
     `pid ${quoted(`${dir}/nginx.pid`)};`,
     "error_log stderr warn;",
     "events { worker_connections 4096; }",
@@ -142,15 +163,23 @@ export function nginxConfig(routes: readonly IngressRoute[], options: NginxOptio
     // through one 64 KiB buffer, never a temp file.
     "  proxy_buffering off; proxy_request_buffering off; proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_busy_buffers_size 128k; proxy_max_temp_file_size 0;",
     "  proxy_http_version 1.1;",
-    "  proxy_read_timeout 1h; proxy_send_timeout 1h;",
+    // Streams, long polls and idle WebSockets are the backend's business (as on the L7 server,
+    // which has no timeouts): an hour, in each direction.
+    "  proxy_read_timeout 1h; proxy_send_timeout 1h; send_timeout 1h; client_body_timeout 1h;",
     "  client_max_body_size 0;",
+    // Header lines up to 16 KiB, as node's HTTP server takes them (large cookies, tokens).
+    "  large_client_header_buffers 4 16k;",
+    // The backend's own Server and Date go to the client, and its X-Accel-* headers mean nothing
+    // here (an app written for an nginx in front of it must not trigger internal redirects).
+    "  proxy_pass_header Server; proxy_pass_header Date;",
+    `  proxy_ignore_headers ${X_ACCEL.join(" ")};`,
     ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((kind) => `  ${kind}_temp_path ${quoted(`${dir}/tmp/${kind}`)};`),
     `  proxy_cache_path ${quoted(`${dir}/whois-cache`)} levels=1 keys_zone=whois:1m inactive=60s;`,
     // A variable path is read at each handshake: a rotated certificate without a reload, which
     // would close the idle keep-alive connections of the old worker.
     `  map $ssl_server_name $tls_pem { default ${quoted(options.pemFile)}; }`,
     "  map $http_upgrade $connection_upgrade { default upgrade; \"\" \"\"; }",
-    ...[...upstreams].map(([origin, name]) => `  upstream ${name} { server ${hostPort(origin)}; keepalive 16; }`),
+    ...[...upstreams].map(([origin, name]) => `  upstream ${name} { server ${hostPort(origin)}; keepalive 16; keepalive_timeout 4s; }`),
     "  server {",
     ...listenOn(options).map((address) => `    listen ${address} ssl http2;`),
     "    ssl_certificate $tls_pem;",
@@ -164,6 +193,10 @@ export function nginxConfig(routes: readonly IngressRoute[], options: NginxOptio
     // Only the caller's address goes to the endpoint, none of the client's headers (cookies, tokens).
     `      proxy_pass_request_body off; proxy_pass_request_headers off; proxy_set_header ${CALLER_HEADERS.address} $remote_addr; proxy_set_header ${CALLER_HEADERS.port} $remote_port;`,
     "      proxy_buffering on; proxy_cache whois; proxy_cache_key $remote_addr; proxy_cache_valid 200 10s;",
+    // X-Accel-Expires: 0 is how the endpoint says "do not cache" (an unknown caller).
+    `      proxy_ignore_headers ${X_ACCEL.filter((h) => h !== "X-Accel-Expires").join(" ")};`,
+    // LocalAPI answers whois in milliseconds; a request does not wait longer than WhoisCache would.
+    "      proxy_connect_timeout 5s; proxy_send_timeout 5s; proxy_read_timeout 5s;",
     "    }",
     // Before the identity is asked (rewrite phase, then access): the client's copies are gone, the
     // proxy's are set below.

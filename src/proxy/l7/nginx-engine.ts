@@ -8,12 +8,15 @@ import { join } from "node:path";
 import type { CommandRunner } from "../../shared/exec.ts";
 import { ManagedProcess, type ExitStatus } from "../../shared/process.ts";
 import type { ServedCertificate } from "../tls/certificate-source.ts";
+import type { Logger } from "../log.ts";
 
 const NGINX = "nginx";
 /** Where Debian's nginx module packages put their modules (the proxy image: images/proxy/image.yaml). */
 export const HEADERS_MORE_MODULE = "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so";
 /** nginx opens its listeners before it writes its pid file; this bounds the wait for either. */
 const START_TIMEOUT_MS = 15_000;
+/** Within a pod's default termination grace period (30 s), with the supervisor's own shutdown. */
+const STOP_GRACE_MS = 10_000;
 
 export interface NginxFiles {
   readonly dir: string;
@@ -37,17 +40,36 @@ function accepting(host: string, port: number): Promise<boolean> {
   });
 }
 
+type Level = "debug" | "info" | "warn" | "error";
+const LEVELS: Readonly<Record<string, Level>> = { emerg: "error", alert: "error", crit: "error", error: "error", warn: "warn", notice: "info", info: "info", debug: "debug" };
+
+/**
+ * One line of nginx's error log as a structured log line. The pod runs nginx as root without
+ * CAP_SETGID, so each worker's initgroups fails ("[emerg]", though the worker carries on, as
+ * the same root): known and harmless, so at debug.
+ */
+export function nginxLogLine(line: string): { level: Level; message: string } {
+  // "date [level] pid#tid: [*connection ]message", or "nginx: [level] message" before the log is open.
+  const parsed = /^(?:\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: (?:\*\d+ )?|nginx: \[(\w+)\] )(.*)$/.exec(line);
+  if (!parsed) return { level: "info", message: line };
+  const message = parsed[3] ?? "";
+  if (/^initgroups\(root, 0\) failed/.test(message)) return { level: "debug", message };
+  return { level: LEVELS[parsed[1] ?? parsed[2] ?? ""] ?? "info", message };
+}
+
 export class NginxEngine {
   readonly files: NginxFiles;
   private readonly runner: CommandRunner;
+  private readonly log: Logger;
   private process: ManagedProcess | undefined;
   private written: string | undefined;
   /** Every change to nginx's files and process, one at a time, in the order asked. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(dir: string, runner: CommandRunner) {
+  constructor(dir: string, runner: CommandRunner, log: Logger) {
     this.files = nginxFiles(dir);
     this.runner = runner;
+    this.log = log.child({ component: "nginx" });
   }
 
   get exited(): Promise<ExitStatus> {
@@ -101,8 +123,15 @@ export class NginxEngine {
 
   private async run(config: string, probe: { readonly host: string; readonly port: number }): Promise<void> {
     await this.write(config);
-    // nginx's output is the container's output; it logs only warnings and errors.
-    const child = ManagedProcess.start({ name: "nginx", argv: this.argv(this.files.conf, "-g", "daemon off;") });
+    // nginx logs warnings and errors only; they become the supervisor's structured lines.
+    const child = ManagedProcess.start({
+      name: "nginx",
+      argv: this.argv(this.files.conf, "-g", "daemon off;"),
+      onLine: (line) => {
+        const { level, message } = nginxLogLine(line);
+        this.log[level](message);
+      },
+    });
     this.process = child;
     const deadline = Date.now() + START_TIMEOUT_MS;
     let exited: ExitStatus | undefined;
@@ -130,7 +159,17 @@ export class NginxEngine {
     });
   }
 
+  /**
+   * A graceful stop (SIGQUIT: the workers finish the requests under way) for up to STOP_GRACE_MS,
+   * then a fast one: the pod's termination grace period bounds the whole.
+   */
   async stop(): Promise<void> {
-    await this.process?.stop(5_000);
+    const child = this.process;
+    if (!child?.running) return;
+    child.signal("SIGQUIT");
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = await Promise.race([child.exited.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => { resolve(false); }, STOP_GRACE_MS)))]);
+    clearTimeout(timer);
+    if (!graceful) await child.stop(3_000);
   }
 }

@@ -211,6 +211,14 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
         stopping.abort();
       });
     };
+    const reloadNginx = (engine: NginxEngine, config: IngressProxyConfig): void => {
+      // Queued behind any start or earlier change; nothing else in apply waits for it.
+      Promise.resolve().then(() => engine.update(nginxConfigFor(config, engine))).then((reloaded) => {
+        if (reloaded) log.info("nginx reloaded with the new routes");
+      }, (error: unknown) => {
+        log.error({ err: error }, "nginx cannot serve the new routes; it serves the previous ones");
+      });
+    };
     let httpsOpening: Promise<void> | undefined;
     const openHttps = (): Promise<void> =>
       (httpsOpening ??= (async () => {
@@ -229,16 +237,9 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
         const wanted = httpsEngine(ingress);
         if (engine === undefined) {
           engine = wanted;
-          if (engine === "nginx") nginx = new NginxEngine(join(config.TS_STATE_DIR, "nginx"), runner);
+          if (engine === "nginx") nginx = new NginxEngine(join(config.TS_STATE_DIR, "nginx"), runner, log);
         } else if (wanted !== engine) {
           log.info({ serving: engine, wanted }, "this config is served by another HTTPS engine: the operator restarts the proxy with it");
-        }
-        if (nginx && httpsOpening) {
-          nginx.update(nginxConfigFor(ingress, nginx)).then((reloaded) => {
-            if (reloaded) log.info("nginx reloaded with the new routes");
-          }, (error: unknown) => {
-            log.error({ err: error }, "nginx rejected the new routes; it serves the previous ones");
-          });
         }
         // Plain HTTP has no certificate to keep (the pod restarts when that changes: restartKey).
         if (ingress.certificateSource !== "none") supervisor.update(ingress, data);
@@ -253,6 +254,8 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
         }
         // Funnel hands HTTPS connections over, so it waits until there is HTTPS to hand them to.
         if (httpsServing) followFunnel(ingress.funnel);
+        // Once nginx is started or starting; a start reads the routes as they are then.
+        if (nginx && httpsOpening) reloadNginx(nginx, ingress);
       } catch (error) {
         // Keep serving the last good table: the operator validated it, so this is a bug or a hand edit.
         log.error({ err: error }, "ignoring an unreadable ingress config");
