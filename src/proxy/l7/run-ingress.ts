@@ -203,7 +203,7 @@ export async function runIngress(config: ProxyConfig, ingressSecret: string, log
       // The routes as they are now; a change from here on is queued behind the start (apply).
       if (!ingress) throw new Error("no ingress config to serve");
       await engine.start(nginxConfigFor(ingress, engine), { host: probeHost, port: PORTS.https });
-      log.info({ pid: engine.pid }, "nginx serving HTTPS");
+      log.info({ nginxPid: engine.pid }, "nginx serving HTTPS");
       void engine.exited.then((exit) => {
         if (isStopping()) return;
         log.error({ exit }, "nginx exited");
