@@ -5,7 +5,7 @@
 // log lines from nginx or at warn and above. ADR 0035 ("Result") has what it found.
 //
 //   node bench/ingress-first-request.ts [--ingresses 6]
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PatchStrategy, type KubernetesObject, type V1Ingress } from "@kubernetes/client-node";
@@ -13,6 +13,7 @@ import { Sandbox, TAILNET_DOMAIN } from "../src/sandbox/sandbox.ts";
 import { installOperator } from "../src/sandbox/operator-install.ts";
 import { readImageIndex, requireImage } from "../src/sandbox/cluster/image-import.ts";
 import { nodeToolArgv } from "../src/sandbox/tools.ts";
+import { createCa, issueServingCert } from "../src/sandbox/pki.ts";
 import { waitFor } from "../src/shared/clock.ts";
 import { ClusterEnv, ingressCondition, OPERATOR_NAMESPACE } from "../test/helpers/cluster-env.ts";
 
@@ -44,14 +45,8 @@ try {
   const image = requireImage(readImageIndex(), "proxy").ref;
   const dir = join(sandbox.run.dir, "first-request");
   await mkdir(dir, { recursive: true });
-  const caCert = join(dir, "ca.crt");
-  const openssl = (args: string[]): Promise<unknown> => sandbox.runner.run(["openssl", ...args]);
-  await openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", join(dir, "ca.key")]);
-  await openssl(["req", "-x509", "-new", "-key", join(dir, "ca.key"), "-subj", "/CN=first-request-ca", "-days", "2", "-out", caCert]);
-  await openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", join(dir, "web.key")]);
-  await openssl(["req", "-new", "-key", join(dir, "web.key"), "-subj", "/CN=web", "-out", join(dir, "web.csr")]);
-  await writeFile(join(dir, "web.ext"), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:*.${TAILNET_DOMAIN}\n`);
-  await openssl(["x509", "-req", "-in", join(dir, "web.csr"), "-CA", caCert, "-CAkey", join(dir, "ca.key"), "-set_serial", "0x1", "-days", "2", "-extfile", join(dir, "web.ext"), "-out", join(dir, "web.crt")]);
+  const ca = await createCa(sandbox.runner, dir, "first-request");
+  const web = await issueServingCert(sandbox.runner, ca, dir, "web", { ips: [], dns: [`*.${TAILNET_DOMAIN}`] });
   const laptop = await sandbox.addDevice("laptop");
   await installOperator(sandbox, { values: { replicaCount: 1 } });
   await env.ensureNamespace(NS);
@@ -59,9 +54,9 @@ try {
   const labels = { app: "echo" };
   await apply({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "echo", namespace: NS }, spec: { replicas: 1, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: "echo", image, imagePullPolicy: "IfNotPresent", command: ["/usr/local/bin/node", "-e", "require('node:http').createServer((q, s) => s.end('ok')).listen(8080)"] }] } } } } as KubernetesObject);
   await apply({ apiVersion: "v1", kind: "Service", metadata: { name: "echo", namespace: NS }, spec: { selector: labels, ports: [{ port: 80, targetPort: 8080 }] } } as KubernetesObject);
-  await apply({ apiVersion: "v1", kind: "Secret", type: "kubernetes.io/tls", metadata: { name: "tls", namespace: NS }, data: { "tls.crt": (await readFile(join(dir, "web.crt"))).toString("base64"), "tls.key": (await readFile(join(dir, "web.key"))).toString("base64") } } as KubernetesObject);
+  await apply({ apiVersion: "v1", kind: "Secret", type: "kubernetes.io/tls", metadata: { name: "tls", namespace: NS }, data: { "tls.crt": (await readFile(web.cert)).toString("base64"), "tls.key": (await readFile(web.key)).toString("base64") } } as KubernetesObject);
   const fetch = (url: string): Promise<string> =>
-    sandbox.runner.run(laptop.exec(nodeToolArgv("https-client.ts", ["get", url, "--ca", caCert])), { timeoutMs: 20_000 }).then((r) => r.stdout, (e: unknown) => `error: ${String(e).slice(-160)}`);
+    sandbox.runner.run(laptop.exec(nodeToolArgv("https-client.ts", ["get", url, "--ca", ca.cert])), { timeoutMs: 20_000 }).then((r) => r.stdout, (e: unknown) => `error: ${String(e).slice(-160)}`);
 
   const count = Number(values.ingresses);
   for (let i = 1; i <= count; i++) {
